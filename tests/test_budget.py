@@ -1,0 +1,45 @@
+"""The budget helper: sizes the shared table and reports each layout's parameter count."""
+
+import pytest
+
+from unified_embedding.budget import parse_budget, plan_budget
+from unified_embedding.schemas import criteo, frappe
+from unified_embedding.spec import SpecError, TableSpec
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("4MB", 4_000_000), ("1.5 mb", 1_500_000), ("512KiB", 524_288), ("2e6", 2_000_000), (100, 100)],
+)
+def test_parse_budget(text: str, expected: int) -> None:
+    assert parse_budget(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "4 parsecs", "-1MB", "0"])
+def test_parse_budget_names_bad_value(text: str) -> None:
+    with pytest.raises(SpecError, match="budget"):
+        parse_budget(text)
+
+
+def test_plan_spends_the_budget() -> None:
+    spec = criteo()
+    plan = plan_budget(spec, parse_budget("1MB"))
+    params = 1_000_000 // 4
+    numeric = 13 * 2 * 16
+    assert plan.table.rows == (params - numeric) // 8
+    assert plan.params.unified <= params < plan.params.unified + 8
+    assert plan.params.per_feature <= params
+    assert set(plan.per_feature_rows) == {f"C{i}" for i in range(1, 27)}
+    assert plan.params.collisionless is None  # cardinalities unknown
+
+
+def test_plan_keeps_sub_tables_even_and_counts_collisionless() -> None:
+    spec = frappe().replace(table=TableSpec(rows=8, width=8, num_tables=4))
+    plan = plan_budget(spec, 40_000, cardinalities={f"f{i}": 100 for i in range(10)})
+    assert plan.table.rows % 4 == 0 and plan.table.num_tables == 4
+    assert plan.params.collisionless == 10 * 102 * 16
+
+
+def test_plan_rejects_budget_too_small() -> None:
+    with pytest.raises(SpecError, match=r"Received: `budget_bytes=100`"):
+        plan_budget(criteo(), 100)

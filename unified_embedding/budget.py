@@ -1,0 +1,136 @@
+"""Size the shared table from a parameter budget, and count what each layout would cost.
+
+    plan = plan_budget(criteo(), parse_budget("1MB"))
+    plan.table                  # TableSpec(rows=..., width=8): the shared table for the budget
+    plan.params.unified         # == UnifiedEmbedding(spec.replace(table=plan.table)).count_params()
+    plan.params.per_feature     # per-field hash tables splitting the same budget equally
+    plan.params.collisionless   # one row per distinct value (needs cardinalities)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from unified_embedding.layers.vocabulary import vocabulary_rows
+from unified_embedding.spec import FeatureSpec, SpecError, TableSpec
+
+BYTES_PER_PARAM = 4  # float32 tables
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20,
+          "gib": 2**30}  # fmt: skip
+_BUDGET = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-z]*)\s*$")
+
+
+def parse_budget(text: str | float) -> int:
+    """`"1.5MB"`, `"512KiB"`, `"2e6"` or a number of bytes -> bytes."""
+    match = _BUDGET.match(str(text).lower())
+    if not match or match.group(2) not in _UNITS:
+        raise SpecError(
+            f"`budget` should be a size like `4MB`, `512KiB` or a byte count. Received: `{text!r}`"
+        )
+    value = float(match.group(1)) * _UNITS[match.group(2)]
+    if value <= 0 or not math.isfinite(value):
+        raise SpecError(f"`budget` should be positive. Received: `{text!r}`")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class LayoutParams:
+    """Trainable parameters of each embedding layout for the same fields."""
+
+    unified: int
+    per_feature: int
+    collisionless: int | None
+
+
+@dataclass(frozen=True)
+class BudgetPlan:
+    budget_bytes: int
+    table: TableSpec
+    per_feature_rows: dict[str, int]
+    params: LayoutParams
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def numeric_params(spec: FeatureSpec) -> int:
+    return 2 * spec.embedding_dim * len(spec.numeric_fields)  # value vector + missing vector
+
+
+def unified_fixed_params(spec: FeatureSpec) -> int:
+    """Unified-layout parameters outside the shared table (numeric, vocabularies, projections)."""
+    total = numeric_params(spec)
+    for f in spec.categorical_fields:
+        if f.vocabulary is not None:
+            total += vocabulary_rows(f.name, f.vocabulary) * spec.embedding_dim
+        elif f.probes * spec.table.width != spec.embedding_dim:
+            total += f.probes * spec.table.width * spec.embedding_dim
+    return total
+
+
+def unified_params(spec: FeatureSpec) -> int:
+    return spec.table.params + unified_fixed_params(spec)
+
+
+def split_rows_equally(spec: FeatureSpec, params: int) -> dict[str, int]:
+    """Rows per categorical field when per-field tables share `params` equally."""
+    fields = spec.categorical_fields
+    rows = params // (len(fields) * spec.embedding_dim)
+    if rows < 1:
+        raise SpecError(
+            f"`params` is too small for {len(fields)} per-field tables of dim "
+            f"{spec.embedding_dim}. Received: `params={params}`"
+        )
+    return {f.name: rows for f in fields}
+
+
+def per_feature_params(spec: FeatureSpec, rows_per_field: Mapping[str, int]) -> int:
+    return sum(rows_per_field.values()) * spec.embedding_dim + numeric_params(spec)
+
+
+def collisionless_params(spec: FeatureSpec, cardinalities: Mapping[str, int]) -> int | None:
+    """Rows for every distinct value plus missing and out-of-vocabulary; None when unknown."""
+    rows = 0
+    for f in spec.categorical_fields:
+        if f.name in cardinalities:
+            rows += cardinalities[f.name] + 2
+        elif f.vocabulary is not None:
+            rows += vocabulary_rows(f.name, f.vocabulary)
+        else:
+            return None
+    return rows * spec.embedding_dim + numeric_params(spec)
+
+
+def plan_budget(
+    spec: FeatureSpec,
+    budget_bytes: int,
+    cardinalities: Mapping[str, int] | None = None,
+    bytes_per_param: int = BYTES_PER_PARAM,
+) -> BudgetPlan:
+    """The shared table (keeping the spec's width and sub-tables) that spends `budget_bytes`."""
+    params = budget_bytes // bytes_per_param
+    fixed = unified_fixed_params(spec)
+    table = spec.table
+    rows = (params - fixed) // table.width // table.num_tables * table.num_tables
+    if rows < table.num_tables:
+        raise SpecError(
+            f"`budget` leaves no room for the shared table: {fixed} parameters go to numeric "
+            f"fields, vocabularies and projections. Received: `budget_bytes={budget_bytes}`"
+        )
+    sized = spec.replace(table=dataclasses.replace(table, rows=rows))
+    per_field = split_rows_equally(spec, params - numeric_params(spec))
+    return BudgetPlan(
+        budget_bytes=budget_bytes,
+        table=sized.table,
+        per_feature_rows=per_field,
+        params=LayoutParams(
+            unified=unified_params(sized),
+            per_feature=per_feature_params(spec, per_field),
+            collisionless=collisionless_params(spec, cardinalities or {}),
+        ),
+    )

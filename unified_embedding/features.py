@@ -1,0 +1,72 @@
+"""Raw feature values -> model inputs, as the spec says: the one function pipeline and model share.
+
+    encode_features(spec, {"I1": ["3", ""], "C1": ["68fd1e64", ""]})
+    -> {"I1": float32 (batch,) log1p(3), NaN for missing
+        "C1": int64 (batch, probes) fingerprints}
+
+Multi-valued fields come out ragged: int64 (batch, (values), probes). Hashing happens in
+`hashing.fingerprint`; the table size is applied later by the embedding layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import tensorflow as tf
+
+from unified_embedding.hashing import fingerprint
+from unified_embedding.spec import FeatureSpec, FieldSpec
+
+Features = dict[str, tf.Tensor | tf.RaggedTensor]
+
+
+def parse_numeric(values: tf.Tensor) -> tf.Tensor:
+    """Strings (empty = missing) or numbers -> float32, NaN where missing."""
+    values = tf.convert_to_tensor(values)
+    if values.dtype == tf.string:
+        values = tf.strings.to_number(
+            tf.where(tf.equal(tf.strings.strip(values), ""), "nan", values), out_type=tf.float32
+        )
+    return tf.cast(values, tf.float32)
+
+
+def transform_numeric(values: tf.Tensor, transform: str) -> tf.Tensor:
+    """The spec's numeric transform; NaN (missing) stays NaN."""
+    if transform == "identity":
+        return values
+    magnitude = tf.abs(values)
+    if transform == "log1p":
+        return tf.sign(values) * tf.math.log1p(magnitude)
+    if transform == "log_square":
+        squared = tf.sign(values) * tf.floor(tf.square(tf.math.log(tf.maximum(magnitude, 1.0))))
+        return tf.where(magnitude > 2.0, squared, values)
+    raise ValueError(f"unknown numeric transform. Received: `transform={transform!r}`")
+
+
+def as_strings(values: tf.Tensor | tf.RaggedTensor) -> tf.Tensor | tf.RaggedTensor:
+    """Categorical values as strings; integer ids are formatted the way text files spell them."""
+    if isinstance(values, tf.RaggedTensor):
+        return tf.ragged.map_flat_values(as_strings, values)
+    values = tf.convert_to_tensor(values)
+    return values if values.dtype == tf.string else tf.strings.as_string(values)
+
+
+def encode_field(field: FieldSpec, values: tf.Tensor | tf.RaggedTensor) -> tf.Tensor:
+    """One field's raw values (batch,) -> its model input."""
+    if field.kind == "numeric":
+        return transform_numeric(parse_numeric(values), field.transform)
+    values = as_strings(values)
+    if field.kind == "multi_valued" and not isinstance(values, tf.RaggedTensor):
+        assert field.separator is not None
+        values = tf.strings.split(values, sep=field.separator)
+    return fingerprint(values, field.name, field.probes)
+
+
+def encode_features(
+    spec: FeatureSpec, raw: Mapping[str, tf.Tensor | tf.RaggedTensor]
+) -> Features:
+    """Every field of `spec` from `raw` (extra keys, e.g. the label, are ignored)."""
+    missing = [f.name for f in spec.fields if f.name not in raw]
+    if missing:
+        raise KeyError(f"raw features are missing fields {missing} of spec `{spec.name}`")
+    return {f.name: encode_field(f, raw[f.name]) for f in spec.fields}
