@@ -9,7 +9,13 @@ from unified_embedding.spec import SpecError, TableSpec
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("4MB", 4_000_000), ("1.5 mb", 1_500_000), ("512KiB", 524_288), ("2e6", 2_000_000), (100, 100)],
+    [
+        ("4MB", 4_000_000),
+        ("1.5 mb", 1_500_000),
+        ("512KiB", 524_288),
+        ("2e6", 2_000_000),
+        (100, 100),
+    ],
 )
 def test_parse_budget(text: str, expected: int) -> None:
     assert parse_budget(text) == expected

@@ -43,12 +43,11 @@ def test_json_round_trip_all_kinds(tmp_path: Path) -> None:
 
 
 def test_fingerprint_stable_across_processes() -> None:
-    script = (
-        "from unified_embedding.schemas import criteo; print(criteo().fingerprint)"
-    )
+    script = "from unified_embedding.schemas import criteo; print(criteo().fingerprint)"
     runs = {
-        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-        .stdout.strip()
+        subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True
+        ).stdout.strip()
         for _ in range(2)
     }
     assert runs == {load_schema("criteo").fingerprint}
@@ -61,15 +60,18 @@ def test_fingerprint_stable_across_processes() -> None:
         lambda s: s.replace(table=TableSpec(rows=1000, width=4, num_tables=2)),
         lambda s: s.replace(table=TableSpec(rows=1000, width=8, num_tables=1)),
         lambda s: s.replace(embedding_dim=8),
-        lambda s: s.replace(fields=(dataclasses.replace(s.fields[0], transform="identity"),
-                                    *s.fields[1:])),
-        lambda s: s.replace(fields=(s.fields[0], dataclasses.replace(s.fields[1], probes=2),
-                                    *s.fields[2:])),
+        lambda s: s.replace(
+            fields=(dataclasses.replace(s.fields[0], transform="identity"), *s.fields[1:])
+        ),
+        lambda s: s.replace(
+            fields=(s.fields[0], dataclasses.replace(s.fields[1], probes=2), *s.fields[2:])
+        ),
         lambda s: s.replace(fields=(*s.fields[:3], FieldSpec("v", vocabulary=("a", "c")))),
         lambda s: s.replace(fields=tuple(reversed(s.fields))),
         lambda s: s.replace(fields=s.fields[:-1]),
-        lambda s: s.replace(input_format=InputFormat(columns=("label", "n", "c", "m", "v"),
-                                                     delimiter=",")),
+        lambda s: s.replace(
+            input_format=InputFormat(columns=("label", "n", "c", "m", "v"), delimiter=",")
+        ),
         lambda s: s.replace(label="n", fields=s.fields[1:]),
     ],
 )
@@ -102,13 +104,17 @@ def test_tampered_spec_json_is_rejected() -> None:
         (lambda: InputFormat(columns=("a", "a")), r"duplicates \['a'\]"),
         (lambda: InputFormat(columns=("a",), delimiter="::"), r"`delimiter='::'`"),
         (
-            lambda: FeatureSpec("s", InputFormat(("y", "a")), "y", (FieldSpec("a"), FieldSpec("a"))),
+            lambda: FeatureSpec(
+                "s", InputFormat(("y", "a")), "y", (FieldSpec("a"), FieldSpec("a"))
+            ),
             r"duplicates \['a'\]",
         ),
         (lambda: FeatureSpec("s", InputFormat(("y", "a")), "z", (FieldSpec("a"),)), r"`label='z'`"),
         (lambda: FeatureSpec("s", InputFormat(("y", "a")), "y", (FieldSpec("b"),)), r"\['b'\]"),
         (
-            lambda: FeatureSpec("s", InputFormat(("y", "a")), "y", (FieldSpec("a"),), embedding_dim=0),
+            lambda: FeatureSpec(
+                "s", InputFormat(("y", "a")), "y", (FieldSpec("a"),), embedding_dim=0
+            ),
             r"`embedding_dim=0`",
         ),
     ],
@@ -127,7 +133,9 @@ def test_unknown_keys_are_named() -> None:
 
 def test_builtin_schemas_name_fields_as_the_data_does() -> None:
     criteo = load_schema("criteo")
-    assert criteo.field_names == tuple([f"I{i}" for i in range(1, 14)] + [f"C{i}" for i in range(1, 27)])
+    assert criteo.field_names == tuple(
+        [f"I{i}" for i in range(1, 14)] + [f"C{i}" for i in range(1, 27)]
+    )
     assert all(f.kind == "numeric" for f in criteo.fields[:13])
     avazu = load_schema("avazu")
     assert avazu.label == "click" and "id" not in avazu.field_names and len(avazu.fields) == 22

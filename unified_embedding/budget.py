@@ -1,10 +1,10 @@
 """Size the shared table from a parameter budget, and count what each layout would cost.
 
-    plan = plan_budget(criteo(), parse_budget("1MB"))
-    plan.table                  # TableSpec(rows=..., width=8): the shared table for the budget
-    plan.params.unified         # == UnifiedEmbedding(spec.replace(table=plan.table)).count_params()
-    plan.params.per_feature     # per-field hash tables splitting the same budget equally
-    plan.params.collisionless   # one row per distinct value (needs cardinalities)
+plan = plan_budget(criteo(), parse_budget("1MB"))
+plan.table                  # TableSpec(rows=..., width=8): the shared table for the budget
+plan.params.unified         # == UnifiedEmbedding(spec.replace(table=plan.table)).count_params()
+plan.params.per_feature     # per-field hash tables splitting the same budget equally
+plan.params.collisionless   # one row per distinct value (needs cardinalities)
 """
 
 from __future__ import annotations

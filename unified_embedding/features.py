@@ -62,9 +62,7 @@ def encode_field(field: FieldSpec, values: tf.Tensor | tf.RaggedTensor) -> tf.Te
     return fingerprint(values, field.name, field.probes)
 
 
-def encode_features(
-    spec: FeatureSpec, raw: Mapping[str, tf.Tensor | tf.RaggedTensor]
-) -> Features:
+def encode_features(spec: FeatureSpec, raw: Mapping[str, tf.Tensor | tf.RaggedTensor]) -> Features:
     """Every field of `spec` from `raw` (extra keys, e.g. the label, are ignored)."""
     missing = [f.name for f in spec.fields if f.name not in raw]
     if missing:

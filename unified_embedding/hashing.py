@@ -25,7 +25,7 @@ MISSING = "\x00missing"
 _SALT_NAMESPACE = "unified-embedding/v1"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def probe_key(field: str, probe: int) -> tuple[int, int]:
     """The 128-bit SipHash key of (field, probe), from the field's name; stable everywhere."""
     digest = hashlib.blake2b(f"{_SALT_NAMESPACE}/{field}/{probe}".encode(), digest_size=16).digest()
@@ -51,7 +51,9 @@ def fingerprint(values: tf.Tensor | tf.RaggedTensor, field: str, probes: int) ->
     values = fill_missing(tf.convert_to_tensor(values, dtype=tf.string))
     return tf.stack(
         [
-            tf.strings.to_hash_bucket_strong(values, FINGERPRINT_BUCKETS, key=list(probe_key(field, j)))
+            tf.strings.to_hash_bucket_strong(
+                values, FINGERPRINT_BUCKETS, key=list(probe_key(field, j))
+            )
             for j in range(probes)
         ],
         axis=-1,
@@ -63,8 +65,10 @@ def bucketize(fingerprints: tf.Tensor, rows: int) -> tf.Tensor:
     return tf.math.floormod(fingerprints, tf.constant(rows, dtype=tf.int64))
 
 
-def bucket_ids(values: tf.Tensor | tf.RaggedTensor, field: str, probes: int, rows: int) -> tf.Tensor:
-    """Both steps at once: raw values -> rows of a `rows`-row table, shape `values.shape + [probes]`."""
+def bucket_ids(
+    values: tf.Tensor | tf.RaggedTensor, field: str, probes: int, rows: int
+) -> tf.Tensor:
+    """Both steps: raw values -> rows of a `rows`-row table, shape `values.shape + [probes]`."""
     ids = fingerprint(values, field, probes)
     if isinstance(ids, tf.RaggedTensor):
         return tf.ragged.map_flat_values(bucketize, ids, rows)

@@ -100,7 +100,9 @@ def load_schema(name_or_path: str | Path) -> FeatureSpec:
 def from_short_form(data: Mapping[str, Any]) -> FeatureSpec:
     unknown = sorted(set(data) - _SHORT_KEYS)
     if unknown:
-        raise SpecError(f"unknown keys in schema: {unknown}; expected some of {sorted(_SHORT_KEYS)}")
+        raise SpecError(
+            f"unknown keys in schema: {unknown}; expected some of {sorted(_SHORT_KEYS)}"
+        )
     try:
         columns, label = tuple(data["columns"]), data["label"]
     except KeyError as e:

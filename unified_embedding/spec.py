@@ -1,4 +1,4 @@
-"""The feature contract (`spec.json`): what the pipeline writes, the model reads, the service checks.
+"""The feature contract (`spec.json`): what the pipeline writes, the model reads, serving checks.
 
 A `FeatureSpec` names the input format, the label, every field and the one shared embedding table.
 Hash salts are derived from field names (see `hashing.py`), never from field positions, so adding,
@@ -150,7 +150,7 @@ class TableSpec:
             value = getattr(self, name)
             _check(
                 isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-                f"`{name}` should be a positive integer. Received: `{name}={value!r}` for the table",
+                f"`{name}` should be a positive integer. Received: `{name}={value!r}` (table)",
             )
         _check(
             self.rows % self.num_tables == 0,
@@ -226,8 +226,7 @@ class FeatureSpec:
         missing = [n for n in names if n not in columns]
         _check(
             not missing,
-            f"every field should be an input column. Received fields {missing} "
-            f"not in `columns`",
+            f"every field should be an input column. Received fields {missing} not in `columns`",
         )
         _check(
             isinstance(self.embedding_dim, int) and self.embedding_dim >= 1,
@@ -240,8 +239,10 @@ class FeatureSpec:
         for f in self.fields:
             if f.name == name:
                 return f
-        raise SpecError(f"unknown field. Received: `field={name!r}`; spec `{self.name}` has "
-                        f"{[f.name for f in self.fields]}")
+        raise SpecError(
+            f"unknown field. Received: `field={name!r}`; spec `{self.name}` has "
+            f"{[f.name for f in self.fields]}"
+        )
 
     @property
     def field_names(self) -> tuple[str, ...]:

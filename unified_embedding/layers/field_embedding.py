@@ -1,0 +1,130 @@
+"""The contract shared by every embedding layout: encoded features in, one vector per field out.
+
+Inputs are what `features.encode_features` returns: int64 fingerprints (batch, probes) for
+categorical fields, ragged (batch, (values), probes) for multi-valued fields, float32 (batch,) for
+numeric fields (NaN = missing). Output: (batch, fields, embedding_dim) in the spec's field order.
+
+Numeric field i: `x_i * v_i` (Song et al.'s AutoInt), plus a learned vector `m_i` when x is missing.
+Multi-valued fields are the mean of their values' embeddings. Layouts only decide how a
+categorical field's fingerprints become a vector (`embed_fields`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import tensorflow as tf
+import tf_keras as keras
+
+from unified_embedding.spec import FeatureSpec, FieldSpec
+
+
+class FieldEmbedding(keras.layers.Layer):
+    """Base class; subclasses implement `build_tables` and `embed_fields`."""
+
+    def __init__(self, spec: FeatureSpec | Mapping[str, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spec = spec if isinstance(spec, FeatureSpec) else FeatureSpec.from_dict(spec)
+
+    @property
+    def output_dim(self) -> int:
+        return self.spec.embedding_dim
+
+    def build(self, input_shape: Any = None) -> None:
+        count = len(self.spec.numeric_fields)
+        if count:
+            shape = (count, self.output_dim)
+            self.numeric_vectors = self.add_weight(
+                "numeric_vectors", shape, initializer="glorot_uniform"
+            )
+            self.numeric_missing = self.add_weight("numeric_missing", shape, initializer="zeros")
+        self.build_tables()
+        super().build(input_shape)
+
+    def build_tables(self) -> None:
+        raise NotImplementedError
+
+    def table_initializer(self) -> keras.initializers.Initializer:
+        """A fresh `embeddings_initializer`: one unseeded instance reused gives identical tables."""
+        initializer = self.embeddings_initializer
+        return type(initializer).from_config(initializer.get_config())
+
+    def embed_fields(
+        self, fields: Sequence[FieldSpec], ids: Sequence[tf.Tensor]
+    ) -> list[tf.Tensor]:
+        """Fingerprints (n, probes) of each field -> its vectors (n, embedding_dim)."""
+        raise NotImplementedError
+
+    def call(self, features: Mapping[str, tf.Tensor | tf.RaggedTensor]) -> tf.Tensor:
+        out: dict[str, tf.Tensor] = {}
+        single = [f for f in self.spec.fields if f.kind == "categorical"]
+        if single:
+            vectors = self.embed_fields(single, [features[f.name] for f in single])
+            out.update(zip([f.name for f in single], vectors, strict=True))
+        for f in self.spec.fields:
+            if f.kind == "multi_valued":
+                out[f.name] = self._pooled(f, features[f.name])
+        numeric = self.spec.numeric_fields
+        if numeric:
+            values = tf.stack([tf.cast(features[f.name], self.compute_dtype) for f in numeric], 1)
+            vectors = self._numeric(values)  # (batch, numeric fields, dim)
+            out.update({f.name: vectors[:, i] for i, f in enumerate(numeric)})
+        return tf.stack([out[name] for name in self.spec.field_names], axis=1)
+
+    def _numeric(self, values: tf.Tensor) -> tf.Tensor:
+        missing = tf.math.is_nan(values)
+        present = tf.where(missing, tf.zeros_like(values), values)
+        return present[..., None] * tf.cast(self.numeric_vectors, self.compute_dtype) + tf.cast(
+            missing, self.compute_dtype
+        )[..., None] * tf.cast(self.numeric_missing, self.compute_dtype)
+
+    def _pooled(self, field: FieldSpec, ids: tf.RaggedTensor) -> tf.Tensor:
+        if not isinstance(ids, tf.RaggedTensor):  # (batch, values, probes) padded densely
+            ids = tf.RaggedTensor.from_tensor(ids, ragged_rank=1)
+        rows = self.embed_fields([field], [ids.flat_values])[0]  # (all values, dim)
+        per_row = tf.RaggedTensor.from_row_splits(rows, ids.row_splits)
+        total = tf.reduce_sum(per_row, axis=1)
+        count = tf.cast(per_row.row_lengths(), total.dtype)[:, None]
+        return tf.math.divide_no_nan(total, count)  # an empty list embeds as zeros
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "spec": self.spec.to_dict()}
+
+
+class PerFieldTables(FieldEmbedding):
+    """Base of layouts with one `rows_f x d` table per categorical field (stored as one variable
+    with per-field offsets, so all fields share one gather). Subclasses give `table_rows` and
+    `local_rows`, and set `embeddings_initializer`."""
+
+    embeddings_initializer: keras.initializers.Initializer
+
+    def table_rows(self) -> dict[str, int]:
+        raise NotImplementedError
+
+    def local_rows(self, field: FieldSpec, fingerprints: tf.Tensor) -> tf.Tensor:
+        """Probe-0 fingerprints (n,) of `field` -> rows of its own table."""
+        raise NotImplementedError
+
+    def build_tables(self) -> None:
+        self.offsets: dict[str, int] = {}
+        total = 0
+        for name, rows in self.table_rows().items():
+            self.offsets[name] = total
+            total += rows
+        self.table = self.add_weight(
+            "tables", (total, self.output_dim), initializer=self.table_initializer()
+        )
+
+    def embed_fields(
+        self, fields: Sequence[FieldSpec], ids: Sequence[tf.Tensor]
+    ) -> list[tf.Tensor]:
+        rows = tf.stack(
+            [
+                self.offsets[f.name] + self.local_rows(f, i[:, 0])
+                for f, i in zip(fields, ids, strict=True)
+            ],
+            axis=1,
+        )
+        vectors = tf.cast(tf.gather(self.table, rows), self.compute_dtype)  # (n, fields, dim)
+        return tf.unstack(vectors, num=len(fields), axis=1)
