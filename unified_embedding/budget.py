@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from unified_embedding.layers.vocabulary import vocabulary_rows
 from unified_embedding.spec import FeatureSpec, SpecError, TableSpec
+from unified_embedding.vocabulary import vocabulary_rows
 
 BYTES_PER_PARAM = 4  # float32 tables
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20,

@@ -13,8 +13,8 @@ import tensorflow as tf
 import tf_keras as keras
 
 from unified_embedding.layers.field_embedding import PerFieldTables
-from unified_embedding.layers.vocabulary import lookup, vocabulary_fingerprints
 from unified_embedding.spec import FieldSpec
+from unified_embedding.vocabulary import lookup, vocabulary_fingerprints
 
 
 @keras.utils.register_keras_serializable(package="unified_embedding")

@@ -20,8 +20,8 @@ import tf_keras as keras
 
 from unified_embedding.hashing import bucketize
 from unified_embedding.layers.field_embedding import FieldEmbedding
-from unified_embedding.layers.vocabulary import lookup, vocabulary_fingerprints
 from unified_embedding.spec import FieldSpec
+from unified_embedding.vocabulary import lookup, vocabulary_fingerprints
 
 
 @keras.utils.register_keras_serializable(package="unified_embedding")
