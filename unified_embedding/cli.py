@@ -7,14 +7,39 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from unified_embedding.synthetic import SyntheticConfig
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from unified_embedding.synthetic import SyntheticConfig, write_tsv
+    from unified_embedding.synthetic import write_tsv
 
-    report = write_tsv(args.out, args.rows, SyntheticConfig(seed=args.seed))
+    report = write_tsv(args.out, args.rows, _synthetic_config(args))
     print(json.dumps(report.to_dict()))
     return 0
+
+
+def _synthetic_config(args: argparse.Namespace) -> SyntheticConfig:
+    from unified_embedding.synthetic import SyntheticConfig
+
+    return SyntheticConfig(
+        seed=args.seed, weighted_top_k=args.weighted_top_k, signal_scale=args.signal_scale
+    )
+
+
+def _add_synthetic_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--weighted-top-k",
+        type=int,
+        default=200,
+        help="values per field that carry weight in the planted model (fewer = easier to learn)",
+    )
+    parser.add_argument(
+        "--signal-scale", type=float, default=1.0, help="multiplies the planted weights"
+    )
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -23,7 +48,7 @@ def _demo(args: argparse.Namespace) -> int:
     summary = run_demo(
         DemoConfig(
             rows=args.rows,
-            seed=args.seed,
+            synthetic=_synthetic_config(args),
             budget=args.budget,
             epochs=args.epochs,
             compare=not args.no_compare,
@@ -42,14 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument("--rows", type=int, required=True)
     generate.add_argument("--out", required=True, help="output path; .gz compresses")
-    generate.add_argument("--seed", type=int, default=0)
+    _add_synthetic_flags(generate)
     generate.set_defaults(run=_generate)
 
     demo = commands.add_parser(
         "demo", help="generate data, train AutoInt + Unified Embedding, report AUC and params"
     )
-    demo.add_argument("--rows", type=int, default=400_000)
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--rows", type=int, default=300_000)
+    _add_synthetic_flags(demo)
     demo.add_argument("--budget", default="1MB", help="embedding parameter budget, e.g. 1MB")
     demo.add_argument("--epochs", type=int, default=1)
     demo.add_argument(

@@ -18,13 +18,13 @@ from unified_embedding.experiment import ExperimentResult, TrainConfig, train_an
 from unified_embedding.metrics import roc_auc
 from unified_embedding.rows import RawRows, read_rows
 from unified_embedding.schemas import criteo
-from unified_embedding.synthetic import SyntheticConfig, generate, write_tsv
+from unified_embedding.synthetic import DEFAULT_CONFIG, SyntheticConfig, generate, write_tsv
 
 
 @dataclass(frozen=True)
 class DemoConfig:
-    rows: int = 400_000
-    seed: int = 0
+    rows: int = 300_000
+    synthetic: SyntheticConfig = DEFAULT_CONFIG
     budget: str = "1MB"
     epochs: int = 1
     eval_fraction: float = 0.1
@@ -48,7 +48,7 @@ def _line(result: ExperimentResult, planted_auc: float) -> str:
 
 
 def run_demo(config: DemoConfig = DemoConfig()) -> dict[str, Any]:
-    synthetic = SyntheticConfig(seed=config.seed)
+    synthetic = config.synthetic
     spec = criteo()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "generated.tsv"
@@ -70,7 +70,7 @@ def run_demo(config: DemoConfig = DemoConfig()) -> dict[str, Any]:
         f"collision-free {plan.params.collisionless:,}"
     )
     layouts = ["unified", "per_feature"] if config.compare else ["unified"]
-    train_config = TrainConfig(epochs=config.epochs, seed=config.seed)
+    train_config = TrainConfig(epochs=config.epochs, seed=synthetic.seed)
     results = []
     print(f"eval on {len(evaluation):,} held-out rows; planted model auc {planted_auc:.4f}")
     for layout in layouts:

@@ -37,8 +37,8 @@ class TrainConfig:
 
     batch_size: int = 512
     epochs: int = 1
-    learning_rate: float = 1e-3
-    table_learning_rate: float = 0.05
+    learning_rate: float = 5e-3
+    table_learning_rate: float = 0.5
     seed: int = 0
 
     def __post_init__(self) -> None:

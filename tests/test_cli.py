@@ -1,0 +1,38 @@
+"""The `ue` command line: generate and demo end to end, bad input as a clear error."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from unified_embedding.cli import main
+
+
+def test_generate_writes_rows_and_reports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "rows.tsv"
+    assert main(["generate", "--rows", "2000", "--out", str(out), "--seed", "3"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["rows"] == 2000 and 0.5 < report["planted_auc"] < 1.0
+    lines = out.read_bytes().splitlines()
+    assert len(lines) == 2000 and all(len(line.split(b"\t")) == 40 for line in lines)
+
+
+def test_bad_input_exits_2_with_the_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["generate", "--rows", "-5", "--out", str(tmp_path / "x.tsv")])
+    assert code == 2
+    assert "`rows=-5`" in capsys.readouterr().err
+
+
+def test_demo_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--rows", "6000", "--no-compare", "--budget", "200KB"]) == 0
+    out = capsys.readouterr().out
+    summary = json.loads(out.strip().splitlines()[-1])
+    (result,) = summary["results"]
+    assert result["layout"] == "unified" and 0.0 <= result["auc"] <= 1.0
+    assert result["embedding_params"] == summary["budget"]["params"]["unified"] <= 50_000
+    assert 0.5 < summary["planted_auc"] < 1.0
+    assert "planted model auc" in out
