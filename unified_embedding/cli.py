@@ -58,6 +58,18 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _preprocess(argv: Sequence[str]) -> int:
+    import logging
+
+    from pipelines.preprocess import run
+
+    logging.getLogger().setLevel(logging.INFO)
+    stats = run(argv)
+    print(json.dumps({k: stats[k] for k in ("rows_read", "rows_valid", "rows_dead",
+                                            "dead_by_reason", "rows_by_split")}))  # fmt: skip
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ue", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -69,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--out", required=True, help="output path; .gz compresses")
     _add_synthetic_flags(generate)
     generate.set_defaults(run=_generate)
+
+    commands.add_parser(
+        "preprocess",
+        add_help=False,
+        help="Beam pipeline: raw logs -> train/eval records, spec.json, stats.json "
+        "(see `ue preprocess --help`)",
+    )
 
     demo = commands.add_parser(
         "demo", help="generate data, train AutoInt + Unified Embedding, report AUC and params"
@@ -88,6 +107,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # TFRS needs legacy Keras: set before anything imports TensorFlow.
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["preprocess"]:  # the pipeline owns its flags (and Beam's)
+        try:
+            return _preprocess(argv[1:])
+        except ValueError as e:
+            print(f"ue preprocess: error: {e}", file=sys.stderr)
+            return 2
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))

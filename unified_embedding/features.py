@@ -31,16 +31,22 @@ def parse_numeric(values: tf.Tensor) -> tf.Tensor:
 
 
 def transform_numeric(values: tf.Tensor, transform: str) -> tf.Tensor:
-    """The spec's numeric transform; NaN (missing) stays NaN."""
-    if transform == "identity":
-        return values
-    magnitude = tf.abs(values)
+    """The spec's numeric transform of float32 values; NaN (missing) stays NaN.
+
+    Computed in float64 and rounded to float32: float32 log1p differs by an ulp between the
+    vectorised and scalar kernels, i.e. with the batch's size, which would make the pipeline's
+    records depend on batching and differ from a batch-1 request to the exported model.
+    """
+    if transform not in ("identity", "log1p", "log_square"):
+        raise ValueError(f"unknown numeric transform. Received: `transform={transform!r}`")
+    x = tf.cast(values, tf.float64)
+    magnitude = tf.abs(x)
     if transform == "log1p":
-        return tf.sign(values) * tf.math.log1p(magnitude)
-    if transform == "log_square":
-        squared = tf.sign(values) * tf.floor(tf.square(tf.math.log(tf.maximum(magnitude, 1.0))))
-        return tf.where(magnitude > 2.0, squared, values)
-    raise ValueError(f"unknown numeric transform. Received: `transform={transform!r}`")
+        x = tf.sign(x) * tf.math.log1p(magnitude)
+    elif transform == "log_square":
+        squared = tf.sign(x) * tf.floor(tf.square(tf.math.log(tf.maximum(magnitude, 1.0))))
+        x = tf.where(magnitude > 2.0, squared, x)
+    return tf.cast(x, tf.float32)
 
 
 def as_strings(values: tf.Tensor | tf.RaggedTensor) -> tf.Tensor | tf.RaggedTensor:

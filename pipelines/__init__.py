@@ -1,0 +1,1 @@
+"""Apache Beam preprocessing: raw click logs -> validated, hashed, split training records."""
