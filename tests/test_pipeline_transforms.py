@@ -139,3 +139,23 @@ def test_stats_invariant_and_collisions() -> None:
     assert rates["c"]["unified_probe_collision_rate"] == pytest.approx(
         1 - np.exp(-(draws - 1) / 100)
     )
+
+
+def test_read_lines_numbers_lines_skips_a_valid_header_and_reads_gzip(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import gzip
+
+    from pipelines.read import ReadLines
+
+    (tmp_path / "a.csv").write_bytes(b"y,n\n1,2\n0,3\n")
+    with gzip.open(tmp_path / "b.csv.gz", "wb") as f:
+        f.write(b"not,the,header\n1,4\r\n")
+    with TestPipeline(runner="FnApiRunner") as p:
+        lines = p | ReadLines(str(tmp_path / "*.csv*"), header=b"y,n")
+        found = lines | beam.Map(lambda r: (r.source.rsplit("/", 1)[-1], r.line, r.data))
+        assert_that(
+            found,
+            equal_to([
+                ("a.csv", 2, b"1,2"), ("a.csv", 3, b"0,3"),
+                ("b.csv.gz", 1, b"not,the,header"), ("b.csv.gz", 2, b"1,4"),
+            ]),
+        )  # fmt: skip

@@ -58,6 +58,44 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from unified_embedding.experiment import TrainConfig
+    from unified_embedding.model import AutoIntConfig
+    from unified_embedding.train import TrainJob, train
+
+    job = TrainJob(
+        data_dir=args.data,
+        model_dir=args.model_dir,
+        layout=args.embedding,
+        budget=f"{args.budget_mb}MB" if args.budget_mb else None,
+        steps=args.steps,
+        eval_every=args.eval_every,
+        checkpoint_every=args.checkpoint_every,
+        patience=args.patience,
+        batch_size=args.batch_size,
+        model=AutoIntConfig(dnn_units=tuple(args.dnn_units)),
+        optimizer=TrainConfig(seed=args.seed),
+    )
+    print(json.dumps(train(job)))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from unified_embedding.export import export
+    from unified_embedding.train import load_trained
+
+    model, run = load_trained(args.model_dir)
+    print(export(model, run.feature_spec(), args.export_base))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from unified_embedding.evaluate import evaluate
+
+    print(json.dumps(evaluate(args.model, args.input, args.schema)))
+    return 0
+
+
 def _preprocess(argv: Sequence[str]) -> int:
     import logging
 
@@ -88,6 +126,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="Beam pipeline: raw logs -> train/eval records, spec.json, stats.json "
         "(see `ue preprocess --help`)",
     )
+
+    train = commands.add_parser("train", help="train AutoInt on the pipeline's records")
+    train.add_argument("--data", required=True, help="the output directory of ue preprocess")
+    train.add_argument("--model-dir", required=True, help="checkpoints, logs, weights (resumes)")
+    train.add_argument("--embedding", default="unified", choices=["unified", "per_feature"])
+    train.add_argument("--budget-mb", type=float, default=None, help="embedding budget in MB")
+    train.add_argument("--steps", type=int, default=10_000)
+    train.add_argument("--eval-every", type=int, default=1_000)
+    train.add_argument("--checkpoint-every", type=int, default=200)
+    train.add_argument("--patience", type=int, default=3, help="evaluations without AUC gain")
+    train.add_argument("--batch-size", type=int, default=1024)
+    train.add_argument("--dnn-units", type=int, nargs="*", default=[], help="AutoInt+ DNN")
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(run=_train)
+
+    export = commands.add_parser("export", help="SavedModel of a trained run as a new version")
+    export.add_argument("--model-dir", required=True)
+    export.add_argument("--export-base", required=True)
+    export.set_defaults(run=_export)
+
+    evaluate = commands.add_parser("evaluate", help="score labelled raw rows with a SavedModel")
+    evaluate.add_argument("--model", required=True, help="<export-base>/<version>")
+    evaluate.add_argument("--input", required=True)
+    evaluate.add_argument("--schema", required=True)
+    evaluate.set_defaults(run=_evaluate)
 
     demo = commands.add_parser(
         "demo", help="generate data, train AutoInt + Unified Embedding, report AUC and params"

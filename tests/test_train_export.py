@@ -1,0 +1,167 @@
+"""Records -> ue train -> ue export -> SavedModel: reload equality, skew parity, resume, evaluate."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipelines.preprocess import run as preprocess
+from unified_embedding.cli import main
+from unified_embedding.data import load_data_spec, training_dataset
+from unified_embedding.evaluate import evaluate, raw_batches
+from unified_embedding.export import export
+from unified_embedding.features import encode_features
+from unified_embedding.records import read_blocks
+from unified_embedding.rows import parse_bytes
+from unified_embedding.schemas import criteo
+from unified_embedding.spec import SpecError
+from unified_embedding.synthetic import SyntheticConfig, generate
+from unified_embedding.train import TrainJob, load_trained, train
+
+ROWS = 4000
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    tmp = tmp_path_factory.mktemp("trained")
+    data = generate(ROWS, SyntheticConfig(seed=5, weighted_top_k=3, signal_scale=2.0))
+    raw_file = tmp / "rows.tsv"
+    raw_file.write_bytes(data.to_tsv_bytes())
+    prep = tmp / "prep"
+    preprocess(["--input", str(raw_file), "--schema", "criteo", "--output", str(prep),
+                "--eval-fraction", "0.2"])  # fmt: skip
+    job = TrainJob(str(prep), str(tmp / "model"), budget="200KB", steps=60, eval_every=30,
+                   checkpoint_every=20, batch_size=128)  # fmt: skip
+    summary = train(job)
+    model, run_config = load_trained(job.model_dir)
+    version = export(model, run_config.feature_spec(), tmp / "export")
+    return {"tmp": tmp, "raw_file": raw_file, "prep": prep, "summary": summary, "model": model,
+            "spec": run_config.feature_spec(), "version": version}  # fmt: skip
+
+
+def raw_inputs(spec, path: Path) -> dict:  # type: ignore[no-untyped-def]
+    rows = parse_bytes(criteo(), path.read_bytes())
+    (batch,) = list(raw_batches(spec, rows, batch_size=len(rows)))
+    return batch
+
+
+def test_training_ran_and_evaluated(trained: dict) -> None:
+    summary = trained["summary"]
+    assert summary["steps"] == 60 and summary["resumed_from_step"] == 0
+    assert 0.5 < summary["eval"]["auc"] <= 1.0
+    assert summary["embedding_params"] <= 200_000 // 4
+    assert list((Path(summary["model_dir"]) / "logs").rglob("events.out.tfevents.*"))
+
+
+def test_reloaded_saved_model_scores_equal_in_memory_model(trained: dict) -> None:
+    spec, raw = trained["spec"], raw_inputs(trained["spec"], trained["raw_file"])
+    expected = trained["model"].probabilities(encode_features(spec, raw)).numpy()[:, 0]
+    loaded = tf.saved_model.load(str(trained["version"]))
+    got = loaded.signatures["serving_default"](**raw)["probability"].numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    categorical = tf.stack([raw[f.name] for f in spec.categorical_fields], 1)
+    numeric = tf.stack([raw[f.name] for f in spec.numeric_fields], 1)
+    packed = loaded.signatures["packed"](categorical=categorical, numeric=numeric)
+    np.testing.assert_allclose(packed["probability"].numpy(), got, rtol=1e-6)
+    attention = loaded.signatures["attention"](**{k: v[:3] for k, v in raw.items()})["attention"]
+    assert attention.shape == (3, 3, 2, 39, 39)
+    np.testing.assert_allclose(attention.numpy().sum(-1), 1.0, rtol=1e-5)
+    assert (trained["version"] / "assets" / "spec.json").is_file()
+
+
+def test_skew_parity_pipeline_records_and_raw_features(trained: dict) -> None:
+    """Same raw rows: in-graph ids equal the pipeline's, and (records -> model) scores equal
+    (raw features -> SavedModel) scores."""
+    spec, raw = trained["spec"], raw_inputs(trained["spec"], trained["raw_file"])
+    loaded = tf.saved_model.load(str(trained["version"]))
+    ids = loaded.signatures["encode"](**raw)
+    served = loaded.signatures["serving_default"](**raw)["probability"].numpy()
+
+    def key(columns: dict, i: int) -> tuple:  # NaN bit patterns differ: compare as None
+        return tuple(
+            None if f.kind == "numeric" and np.isnan(columns[f.name][i])
+            else np.asarray(columns[f.name][i]).tobytes()
+            for f in spec.fields
+        )  # fmt: skip
+
+    from_raw = {key(ids, i): served[i] for i in range(ROWS)}
+    records = {}
+    for batch in read_blocks(spec, str(trained["prep"] / "*.tfrecord.gz")).batch(1000):
+        scores = trained["model"].probabilities(batch).numpy()[:, 0]
+        records.update({key(batch, i): scores[i] for i in range(len(scores))})
+    assert from_raw.keys() == records.keys()  # the same ids, row for row
+    np.testing.assert_allclose(
+        [records[k] for k in from_raw], list(from_raw.values()), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_examples_and_ids_signatures_agree(trained: dict) -> None:
+    spec, raw = trained["spec"], raw_inputs(trained["spec"], trained["raw_file"])
+    raw = {k: v[:20] for k, v in raw.items()}
+    loaded = tf.saved_model.load(str(trained["version"]))
+    expected = loaded.signatures["serving_default"](**raw)["probability"].numpy()
+    examples = []
+    for i in range(20):
+        feature = {}
+        for f in spec.fields:
+            value = raw[f.name][i].numpy()
+            if f.kind == "numeric":
+                if not np.isnan(value):  # absent = missing
+                    feature[f.name] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+            else:
+                feature[f.name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+        examples.append(tf.train.Example(features=tf.train.Features(feature=feature))
+                        .SerializeToString())  # fmt: skip
+    got = loaded.signatures["from_examples"](examples=tf.constant(examples))["probability"]
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-6)
+    from_ids = loaded.signatures["from_ids"](**encode_features(spec, raw))["probability"]
+    np.testing.assert_allclose(from_ids.numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_evaluate_reports_metrics_and_calibration(trained: dict, capsys) -> None:  # type: ignore[no-untyped-def]
+    report = evaluate(trained["version"], trained["raw_file"], "criteo")
+    assert report["rows"] == ROWS and 0.5 < report["auc"] <= 1.0 and report["logloss"] > 0
+    assert report["calibration"] == pytest.approx(
+        report["mean_predicted_ctr"] / report["observed_ctr"]
+    )
+    assert main(["evaluate", "--model", str(trained["version"]), "--input",
+                 str(trained["raw_file"]), "--schema", "criteo"]) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["rows"] == ROWS
+
+
+def test_records_of_another_contract_are_refused(trained: dict) -> None:
+    with pytest.raises(SpecError, match="written under spec"):
+        load_data_spec(trained["prep"], expected_fingerprint="0" * 16)
+    spec = load_data_spec(trained["prep"])
+    batch = next(iter(training_dataset(spec, trained["prep"], "eval", 8, shuffle=False)))
+    assert batch["C1"].shape == (8, 2) and batch["label"].shape == (8, 1)
+
+
+def test_resume_after_sigkill_continues_from_the_checkpoint(trained: dict) -> None:
+    model_dir = trained["tmp"] / "killed"
+    command = [sys.executable, "-m", "unified_embedding.cli", "train", "--data",
+               str(trained["prep"]), "--model-dir", str(model_dir), "--steps", "400",
+               "--eval-every", "200", "--checkpoint-every", "20", "--batch-size", "64",
+               "--budget-mb", "0.2"]  # fmt: skip
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = model_dir / "backup" / "chief" / "checkpoint"
+    deadline = time.monotonic() + 240
+    while not checkpoint.exists() and time.monotonic() < deadline and first.poll() is None:
+        time.sleep(0.2)
+    time.sleep(1.0)  # let a few more checkpoints land
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert checkpoint.exists(), "no checkpoint was written before the kill"
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-2000:]
+    summary = json.loads(second.stdout.strip().splitlines()[-1])
+    assert summary["resumed_from_step"] >= 20 and summary["resumed_from_step"] % 20 == 0
+    assert summary["steps"] == 400

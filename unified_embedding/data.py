@@ -1,0 +1,65 @@
+"""`tf.data` input over the pipeline's records, checked against the feature contract.
+
+spec = load_data_spec(data_dir, expected_fingerprint=model_spec.fingerprint)
+train = training_dataset(spec, data_dir, "train", batch_size=1024, shuffle=True)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import tensorflow as tf
+
+from unified_embedding.records import parse_block
+from unified_embedding.spec import FeatureSpec, SpecError
+
+SPEC_FILE = "spec.json"
+
+
+def load_data_spec(data_dir: str | Path, expected_fingerprint: str | None = None) -> FeatureSpec:
+    """The spec the pipeline wrote; a fingerprint other than `expected_fingerprint` is an error
+    (records hashed under another contract would be silently mis-read)."""
+    path = Path(data_dir) / SPEC_FILE
+    if not path.is_file():
+        raise SpecError(f"no {SPEC_FILE} in the data directory. Received: `data={data_dir}`")
+    spec = FeatureSpec.load(path)
+    if expected_fingerprint is not None and spec.fingerprint != expected_fingerprint:
+        raise SpecError(
+            f"the records were written under spec {spec.fingerprint} but the model expects "
+            f"{expected_fingerprint}. Received: `data={data_dir}`"
+        )
+    return spec
+
+
+def record_files(data_dir: str | Path, split: str) -> list[str]:
+    files = sorted(str(p) for p in Path(data_dir).glob(f"{split}-*.tfrecord.gz"))
+    if not files:
+        raise SpecError(f"no `{split}` records in the data directory. Received: `data={data_dir}`")
+    return files
+
+
+def training_dataset(
+    spec: FeatureSpec,
+    data_dir: str | Path,
+    split: str,
+    batch_size: int,
+    shuffle: bool,
+    seed: int = 0,
+    shuffle_buffer: int = 100_000,
+) -> tf.data.Dataset:
+    """Batches of row dicts (label included): parallel reads and parsing, shuffle, prefetch."""
+    files = tf.data.Dataset.from_tensor_slices(record_files(data_dir, split))
+    if shuffle:
+        files = files.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    records = files.interleave(
+        lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP"),
+        cycle_length=tf.data.AUTOTUNE,
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=not shuffle,
+    )
+    rows = records.map(
+        lambda s: parse_block(spec, s), num_parallel_calls=tf.data.AUTOTUNE
+    ).unbatch()
+    if shuffle:
+        rows = rows.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    return rows.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,154 @@
+"""`ue export`: a SavedModel that takes raw features and hashes in-graph with the shared function.
+
+    <export-base>/<version>/            version = unix seconds (newest = largest)
+        saved_model.pb, variables/, assets/spec.json
+
+Signatures (all return `probability` (batch,)):
+    serving_default  one input per field, named as the schema names it: categorical and
+                     multi-valued fields as strings (multi-valued joined by the separator),
+                     numeric fields as float32 (NaN = missing)
+    from_examples    `examples`: serialized tf.train.Example with those raw features
+    from_ids         the pipeline's encoded features (fingerprints, transformed numerics)
+    packed           `categorical` (batch, categorical fields) strings and `numeric`
+                     (batch, numeric fields) float32, columns in spec order: the fast path
+    attention        raw features -> `attention` (batch, layers, heads, fields, fields)
+    encode           raw features -> the fingerprints the pipeline writes (skew checks)
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import tensorflow as tf
+
+from unified_embedding.features import encode_features
+from unified_embedding.model import AutoInt
+from unified_embedding.spec import FeatureSpec
+
+Tensors = dict[str, tf.Tensor]
+
+
+def raw_signature(spec: FeatureSpec) -> dict[str, tf.TensorSpec]:
+    return {
+        f.name: tf.TensorSpec([None], tf.float32 if f.kind == "numeric" else tf.string, f.name)
+        for f in spec.fields
+    }
+
+
+def ids_signature(spec: FeatureSpec) -> dict[str, tf.TensorSpec | tf.RaggedTensorSpec]:
+    out: dict[str, tf.TensorSpec | tf.RaggedTensorSpec] = {}
+    for f in spec.fields:
+        if f.kind == "numeric":
+            out[f.name] = tf.TensorSpec([None], tf.float32, f.name)
+        elif f.kind == "multi_valued":
+            out[f.name] = tf.RaggedTensorSpec([None, None, f.probes], tf.int64, ragged_rank=1)
+        else:
+            out[f.name] = tf.TensorSpec([None, f.probes], tf.int64, f.name)
+    return out
+
+
+def example_features(spec: FeatureSpec) -> dict[str, tf.io.FixedLenFeature]:
+    """Raw features in a tf.train.Example; an absent feature is a missing value."""
+    return {
+        f.name: tf.io.FixedLenFeature([], tf.float32, default_value=float("nan"))
+        if f.kind == "numeric"
+        else tf.io.FixedLenFeature([], tf.string, default_value="")
+        for f in spec.fields
+    }
+
+
+class ServingModule(tf.Module):
+    """The trained model plus the contract, with the exported signatures as methods."""
+
+    def __init__(self, model: AutoInt, spec: FeatureSpec, spec_path: str) -> None:
+        super().__init__()
+        self.model = model
+        self.spec = spec
+        self.spec_asset = tf.saved_model.Asset(spec_path)
+
+    def score(self, raw: Tensors) -> Tensors:
+        ids = encode_features(self.spec, raw)
+        return {"probability": self.model.probabilities(ids)[:, 0]}
+
+    def score_ids(self, ids: Tensors) -> Tensors:
+        return {"probability": self.model.probabilities(ids)[:, 0]}
+
+    def score_examples(self, examples: tf.Tensor) -> Tensors:
+        return self.score(tf.io.parse_example(examples, example_features(self.spec)))
+
+    def score_packed(self, categorical: tf.Tensor, numeric: tf.Tensor) -> Tensors:
+        return self.score(self.unpack(categorical, numeric))
+
+    def unpack(self, categorical: tf.Tensor, numeric: tf.Tensor) -> Tensors:
+        raw: Tensors = {}
+        for i, f in enumerate(self.spec.categorical_fields):
+            raw[f.name] = categorical[:, i]
+        for i, f in enumerate(self.spec.numeric_fields):
+            raw[f.name] = numeric[:, i]
+        return raw
+
+    def attention(self, raw: Tensors) -> Tensors:
+        scores = self.model.attention_scores(encode_features(self.spec, raw))
+        return {"attention": tf.stack(scores, axis=1)}
+
+    def encode(self, raw: Tensors) -> Tensors:
+        out = {}
+        for name, value in encode_features(self.spec, raw).items():
+            if isinstance(value, tf.RaggedTensor):  # signatures return dense tensors
+                out[name] = value.flat_values
+                out[name + ".lengths"] = value.row_lengths()
+            else:
+                out[name] = value
+        return out
+
+
+def _keyword(method: Callable[[Tensors], Tensors]) -> Callable[..., Tensors]:
+    """Signatures are called with keyword arguments, one per input."""
+    return lambda **features: method(features)
+
+
+def signatures(module: ServingModule) -> dict[str, Any]:
+    spec = module.spec
+    raw = raw_signature(spec)
+    categorical, numeric = len(spec.categorical_fields), len(spec.numeric_fields)
+    return {
+        "serving_default": tf.function(_keyword(module.score)).get_concrete_function(**raw),
+        "from_ids": tf.function(_keyword(module.score_ids)).get_concrete_function(
+            **ids_signature(spec)
+        ),
+        "from_examples": tf.function(module.score_examples).get_concrete_function(
+            tf.TensorSpec([None], tf.string, "examples")
+        ),
+        "packed": tf.function(module.score_packed).get_concrete_function(
+            tf.TensorSpec([None, categorical], tf.string, "categorical"),
+            tf.TensorSpec([None, numeric], tf.float32, "numeric"),
+        ),
+        "attention": tf.function(_keyword(module.attention)).get_concrete_function(**raw),
+        "encode": tf.function(_keyword(module.encode)).get_concrete_function(**raw),
+    }
+
+
+def next_version(export_base: Path) -> Path:
+    """`<export_base>/<unix seconds>`, later than every existing numeric version."""
+    existing = [int(p.name) for p in export_base.glob("*") if p.name.isdigit()]
+    version = max([int(time.time()), *(v + 1 for v in existing)])
+    return export_base / str(version)
+
+
+def export(model: AutoInt, spec: FeatureSpec, export_base: str | Path) -> Path:
+    """Writes a new version under `export_base` and returns its path."""
+    base = Path(export_base)
+    base.mkdir(parents=True, exist_ok=True)
+    target = next_version(base)
+    with tempfile.TemporaryDirectory() as tmp:
+        spec_path = Path(tmp) / "spec.json"
+        spec.save(spec_path)
+        module = ServingModule(model, spec, str(spec_path))
+        staging = base / f".{target.name}.partial"  # servers only load numeric folders
+        tf.saved_model.save(module, str(staging), signatures=signatures(module))
+    staging.rename(target)
+    return target
