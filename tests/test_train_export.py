@@ -1,4 +1,4 @@
-"""Records -> ue train -> ue export -> SavedModel: reload equality, skew parity, resume, evaluate."""
+"""Records -> train -> export -> SavedModel: reload equality, skew parity, resume, evaluate."""
 
 import json
 import os
