@@ -27,12 +27,26 @@ def test_bad_input_exits_2_with_the_value(
     assert "`rows=-5`" in capsys.readouterr().err
 
 
-def test_demo_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--rows", "6000", "--no-compare", "--budget", "200KB"]) == 0
+def test_demo_runs_the_whole_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = [
+        "demo",
+        "--rows",
+        "6000",
+        "--no-compare",
+        "--budget",
+        "200KB",
+        "--workdir",
+        str(tmp_path),
+    ]
+    assert main(args) == 0
     out = capsys.readouterr().out
     summary = json.loads(out.strip().splitlines()[-1])
-    (result,) = summary["results"]
-    assert result["layout"] == "unified" and 0.0 <= result["auc"] <= 1.0
-    assert result["embedding_params"] == summary["budget"]["params"]["unified"] <= 50_000
+    (layout,) = summary["results"]
+    result = summary["results"][layout]
+    assert layout == "unified" and 0.0 <= result["evaluate"]["auc"] <= 1.0
+    assert result["evaluate"]["rows"] == 30_000  # held-out rows, never trained on
+    assert result["train"]["embedding_params"] <= summary["budget"]["params"]["unified"] <= 50_000
     assert 0.5 < summary["planted_auc"] < 1.0
+    assert (tmp_path / "prep" / "stats.json").is_file()
+    assert (Path(result["export"]) / "saved_model.pb").is_file()
     assert "planted model auc" in out

@@ -52,7 +52,8 @@ def _demo(args: argparse.Namespace) -> int:
             budget=args.budget,
             epochs=args.epochs,
             compare=not args.no_compare,
-        )
+        ),
+        workdir=args.workdir,
     )
     print(json.dumps(summary))
     return 0
@@ -153,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(run=_evaluate)
 
     demo = commands.add_parser(
-        "demo", help="generate data, train AutoInt + Unified Embedding, report AUC and params"
+        "demo", help="the whole path on generated data: preprocess, train, export, evaluate"
     )
     demo.add_argument("--rows", type=int, default=300_000)
     _add_synthetic_flags(demo)
@@ -162,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--no-compare", action="store_true", help="skip the per-feature-hash baseline"
     )
+    demo.add_argument("--workdir", default=None, help="keep the artifacts here (default: temp)")
     demo.set_defaults(run=_demo)
     return parser
 

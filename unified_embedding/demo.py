@@ -1,87 +1,102 @@
-"""`ue demo`: generated data -> AutoInt + Unified Embedding -> eval AUC next to the planted ceiling.
+"""`ue demo`: the whole path on generated data, ending with held-out AUC next to the ceiling.
 
-Later stages of the product (Beam pipeline, export, serving) join this path as they land.
+generate -> Beam preprocessing -> train AutoInt (unified table, and per-feature hashing at the
+same budget from the same records) -> export SavedModels -> evaluate them on held-out raw rows.
+The gRPC service joins this path when it lands.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from pipelines.preprocess import run as preprocess
 from unified_embedding.budget import parse_budget, plan_budget
-from unified_embedding.experiment import ExperimentResult, TrainConfig, train_and_evaluate
+from unified_embedding.evaluate import evaluate
+from unified_embedding.experiment import TrainConfig
+from unified_embedding.export import export
 from unified_embedding.metrics import roc_auc
-from unified_embedding.rows import RawRows, read_rows
 from unified_embedding.schemas import criteo
 from unified_embedding.synthetic import DEFAULT_CONFIG, SyntheticConfig, generate, write_tsv
+from unified_embedding.train import TrainJob, load_trained, train
 
 
 @dataclass(frozen=True)
 class DemoConfig:
     rows: int = 300_000
+    holdout_rows: int = 30_000
     synthetic: SyntheticConfig = DEFAULT_CONFIG
     budget: str = "1MB"
     epochs: int = 1
-    eval_fraction: float = 0.1
+    batch_size: int = 512
     compare: bool = True
 
 
-def split(rows: RawRows, eval_fraction: float) -> tuple[RawRows, RawRows, np.ndarray]:
-    """The last `eval_fraction` of rows is held out (rows are generated i.i.d.)."""
-    cut = int(len(rows) * (1 - eval_fraction))
-    index = np.arange(len(rows))
-    return rows.take(index[:cut]), rows.take(index[cut:]), index[cut:]
-
-
-def _line(result: ExperimentResult, planted_auc: float) -> str:
-    lift = (result.auc - 0.5) / (planted_auc - 0.5)
+def _line(layout: str, report: dict[str, Any], planted_auc: float, summary: dict[str, Any]) -> str:
+    lift = (report["auc"] - 0.5) / (planted_auc - 0.5)
     return (
-        f"  {result.layout:<12} auc {result.auc:.4f} ({lift:6.1%} of planted lift)  "
-        f"logloss {result.logloss:.4f}  embedding params {result.embedding_params:>9,}  "
-        f"{result.train_examples_per_second:,.0f} train ex/s"
+        f"  {layout:<12} auc {report['auc']:.4f} ({lift:6.1%} of planted lift)  "
+        f"logloss {report['logloss']:.4f}  calibration {report['calibration']:.3f}  "
+        f"embedding params {summary['embedding_params']:>9,}"
     )
 
 
-def run_demo(config: DemoConfig = DemoConfig()) -> dict[str, Any]:
-    synthetic = config.synthetic
-    spec = criteo()
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "generated.tsv"
-        report = write_tsv(path, config.rows, synthetic)
-        print(
-            f"generated {report.rows:,} rows at {report.rows_per_second:,.0f} rows/s "
-            f"(label rate {report.label_rate:.3f}) -> {path.name}"
-        )
-        rows = read_rows(spec, path)
-    train, evaluation, eval_index = split(rows, config.eval_fraction)
-    truth = generate(config.rows, synthetic).probabilities[eval_index]
-    planted_auc = roc_auc(evaluation.labels, truth)
+def run_demo(config: DemoConfig = DemoConfig(), workdir: str | None = None) -> dict[str, Any]:
+    """generate -> preprocess -> train (per layout) -> export -> evaluate held-out rows."""
+    with contextlib.ExitStack() as stack:
+        root = Path(workdir or stack.enter_context(tempfile.TemporaryDirectory()))
+        return _run(config, root)
+
+
+def _run(config: DemoConfig, root: Path) -> dict[str, Any]:
+    synthetic, spec = config.synthetic, criteo()
+    rows_file, holdout_file = root / "rows.tsv", root / "holdout.tsv"
+    report = write_tsv(rows_file, config.rows, synthetic)
+    holdout = generate(config.holdout_rows, synthetic, start_row=config.rows)
+    holdout_file.write_bytes(holdout.to_tsv_bytes())
+    planted_auc = roc_auc(holdout.labels, holdout.probabilities)
+    print(
+        f"1. generated {report.rows:,} rows at {report.rows_per_second:,.0f} rows/s, "
+        f"{config.holdout_rows:,} held-out rows; planted model auc {planted_auc:.4f}"
+    )
+
+    started = time.perf_counter()
+    stats = preprocess(["--input", str(rows_file), "--schema", "criteo", "--output",
+                        str(root / "prep"), "--budget", config.budget])  # fmt: skip
+    print(
+        f"2. preprocessed {stats['rows_read']:,} rows in {time.perf_counter() - started:.0f} s: "
+        f"{stats['rows_by_split']['train']:,} train, {stats['rows_by_split']['eval']:,} eval, "
+        f"{stats['rows_dead']} dead-lettered"
+    )
+
     budget = parse_budget(config.budget)
     cardinalities = {f"C{i + 1}": c for i, c in enumerate(synthetic.cardinalities)}
     plan = plan_budget(spec, budget, cardinalities)
     print(
-        f"budget {config.budget}: shared table {plan.table.rows:,} x {plan.table.width}; "
-        f"params unified {plan.params.unified:,}, per-feature hash {plan.params.per_feature:,}, "
-        f"collision-free {plan.params.collisionless:,}"
+        f"3. budget {config.budget}: shared table {plan.table.rows:,} x {plan.table.width}; "
+        f"params unified {plan.params.unified:,}, per-feature hash {plan.params.per_feature:,},"
+        f" collision-free {plan.params.collisionless:,}"
     )
-    layouts = ["unified", "per_feature"] if config.compare else ["unified"]
-    train_config = TrainConfig(epochs=config.epochs, seed=synthetic.seed)
-    results = []
-    print(f"eval on {len(evaluation):,} held-out rows; planted model auc {planted_auc:.4f}")
-    for layout in layouts:
-        _, result = train_and_evaluate(
-            spec, layout, train, evaluation, budget, train_config=train_config
+    steps = max(1, config.epochs * stats["rows_by_split"]["train"] // config.batch_size)
+    results = {}
+    for layout in ["unified", "per_feature"] if config.compare else ["unified"]:
+        job = TrainJob(str(root / "prep"), str(root / "models" / layout), layout=layout,
+                       budget=config.budget, steps=steps, eval_every=max(1, steps // 4),
+                       checkpoint_every=max(1, steps // 8), batch_size=config.batch_size,
+                       optimizer=TrainConfig(seed=synthetic.seed))  # fmt: skip
+        summary = train(job)
+        model, run = load_trained(job.model_dir)
+        version = export(model, run.feature_spec(), root / "export" / layout)
+        evaluation = evaluate(version, holdout_file, "criteo")
+        print(
+            f"4. trained {layout} ({summary['steps']} steps), exported {version.name}, "
+            f"evaluated on held-out rows:"
         )
-        print(_line(result, planted_auc))
-        results.append(result)
-    return {
-        "rows": config.rows,
-        "planted_auc": planted_auc,
-        "budget": plan.to_dict(),
-        "results": [dataclasses.asdict(r) for r in results],
-    }
+        print(_line(layout, evaluation, planted_auc, summary))
+        results[layout] = {"train": summary, "evaluate": evaluation, "export": str(version)}
+    return {"rows": config.rows, "planted_auc": planted_auc, "budget": plan.to_dict(),
+            "results": results}  # fmt: skip
