@@ -49,6 +49,7 @@ def run_demo(config: DemoConfig = DemoConfig(), workdir: str | None = None) -> d
     """generate -> preprocess -> train (per layout) -> export -> evaluate held-out rows."""
     with contextlib.ExitStack() as stack:
         root = Path(workdir or stack.enter_context(tempfile.TemporaryDirectory()))
+        root.mkdir(parents=True, exist_ok=True)
         return _run(config, root)
 
 
