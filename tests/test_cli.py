@@ -28,6 +28,7 @@ def test_bad_input_exits_2_with_the_value(
 
 
 def test_demo_runs_the_whole_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    workdir = tmp_path / "new" / "dir"  # created by the demo
     args = [
         "demo",
         "--rows",
@@ -36,7 +37,7 @@ def test_demo_runs_the_whole_path(tmp_path: Path, capsys: pytest.CaptureFixture[
         "--budget",
         "200KB",
         "--workdir",
-        str(tmp_path),
+        str(workdir),
     ]
     assert main(args) == 0
     out = capsys.readouterr().out
@@ -47,6 +48,6 @@ def test_demo_runs_the_whole_path(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert result["evaluate"]["rows"] == 30_000  # held-out rows, never trained on
     assert result["train"]["embedding_params"] <= summary["budget"]["params"]["unified"] <= 50_000
     assert 0.5 < summary["planted_auc"] < 1.0
-    assert (tmp_path / "prep" / "stats.json").is_file()
+    assert (workdir / "prep" / "stats.json").is_file()
     assert (Path(result["export"]) / "saved_model.pb").is_file()
     assert "planted model auc" in out
