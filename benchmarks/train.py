@@ -42,6 +42,7 @@ TABLE_WIDTH = 8
 WARMUP_STEPS = 20  # tracing, the shuffle buffer's fill and the first allocations
 PREDICT_WARMUP_BATCHES = 5
 PREDICT_BATCHES = 50
+MIN_ROWS = (PREDICT_WARMUP_BATCHES + PREDICT_BATCHES) * BATCH_SIZE  # distinct batches
 TARGETS = {
     "train_examples_per_second": 21_500,
     "predict_examples_per_second": 50_000,
@@ -123,8 +124,6 @@ def predict_examples_per_second(model: AutoInt, features: Tensors) -> float:
         .batch(BATCH_SIZE, drop_remainder=True)
         .take(count)
     )
-    if len(batches) < count:
-        raise ValueError(f"`rows` should be >= {count * BATCH_SIZE} to time prediction.")
     probabilities = tf.function(model.probabilities)
     for batch in batches[:PREDICT_WARMUP_BATCHES]:
         probabilities(batch).numpy()
@@ -166,6 +165,8 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--sizes", default="16,20,22", help="log2 of the shared-table rows")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.rows < MIN_ROWS:
+        parser.error(f"`--rows` should be >= {MIN_ROWS}. Received: `--rows={args.rows}`")
     tf.get_logger().setLevel("ERROR")
     spec = criteo()
     features = encoded_rows(args.rows, args.seed, spec)
