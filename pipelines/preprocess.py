@@ -171,7 +171,8 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         # The DirectRunner's default (Prism) downloads a binary; FnApiRunner is in the wheel.
         options.view_as(StandardOptions).runner = "FnApiRunner"
     output = args.output.rstrip("/")
-    FileSystems.mkdirs(output) if not FileSystems.exists(output) else None
+    if not FileSystems.exists(output):
+        FileSystems.mkdirs(output)
     with FileSystems.create(f"{output}/spec.json") as f:
         f.write(spec.to_json().encode("utf-8"))
     with beam.Pipeline(options=options) as pipeline:
