@@ -165,3 +165,21 @@ def test_resume_after_sigkill_continues_from_the_checkpoint(trained: dict) -> No
     summary = json.loads(second.stdout.strip().splitlines()[-1])
     assert summary["resumed_from_step"] >= 20 and summary["resumed_from_step"] % 20 == 0
     assert summary["steps"] == 400
+
+
+def test_mirrored_training_on_two_logical_cpus_matches_single_device(trained: dict) -> None:
+    """The same model code under MirroredStrategy (2 logical CPU devices, a new process since
+    devices are fixed at start-up) trains to an AUC close to the single-device run."""
+    common = ["--data", str(trained["prep"]), "--steps", "60", "--eval-every", "30",
+              "--checkpoint-every", "20", "--batch-size", "128", "--budget-mb", "0.2"]  # fmt: skip
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    out = subprocess.run(
+        [sys.executable, "-m", "unified_embedding.cli", "train", *common, "--model-dir",
+         str(trained["tmp"] / "mirrored"), "--strategy", "mirrored", "--cpu-devices", "2"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    mirrored = json.loads(out.stdout.strip().splitlines()[-1])
+    assert mirrored["replicas"] == 2 and mirrored["steps"] == 60
+    single = trained["summary"]["eval"]["auc"]
+    assert abs(mirrored["eval"]["auc"] - single) < 0.05, (mirrored["eval"]["auc"], single)

@@ -74,6 +74,8 @@ def _train(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         patience=args.patience,
         batch_size=args.batch_size,
+        strategy=args.strategy,
+        cpu_devices=args.cpu_devices,
         model=AutoIntConfig(dnn_units=tuple(args.dnn_units)),
         optimizer=TrainConfig(seed=args.seed),
     )
@@ -138,6 +140,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-every", type=int, default=200)
     train.add_argument("--patience", type=int, default=3, help="evaluations without AUC gain")
     train.add_argument("--batch-size", type=int, default=1024)
+    train.add_argument(
+        "--strategy",
+        default="default",
+        choices=["default", "mirrored"],
+        help="mirrored: data-parallel over every GPU (or the logical CPU devices)",
+    )
+    train.add_argument(
+        "--cpu-devices",
+        type=int,
+        default=1,
+        help="split the CPU into N logical devices (to exercise multi-device code on CPU)",
+    )
     train.add_argument("--dnn-units", type=int, nargs="*", default=[], help="AutoInt+ DNN")
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(run=_train)

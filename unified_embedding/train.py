@@ -29,6 +29,7 @@ from unified_embedding.experiment import TrainConfig, build_embedding, make_opti
 from unified_embedding.model import AutoInt, AutoIntConfig, build_autoint
 from unified_embedding.spec import FeatureSpec
 
+STRATEGIES = ("default", "mirrored")
 RUN_FILE = "run.json"
 WEIGHTS = "weights/best"
 TRAINABLE_LAYOUTS = ("unified", "per_feature")
@@ -68,7 +69,9 @@ class TrainJob:
     eval_every: int = 1_000
     checkpoint_every: int = 200
     patience: int = 3
-    batch_size: int = 1024
+    batch_size: int = 1024  # global: split across replicas
+    strategy: str = "default"
+    cpu_devices: int = 1  # >1 splits the CPU into logical devices (multi-device code on CPU)
     model: AutoIntConfig = dataclasses.field(default_factory=AutoIntConfig)
     optimizer: TrainConfig = dataclasses.field(default_factory=TrainConfig)
 
@@ -79,9 +82,30 @@ class TrainJob:
                 f"Received: `{self.layout}` (collision-free tables need raw vocabularies: use "
                 "`experiment.train_and_evaluate` on raw rows)"
             )
-        for name in ("steps", "eval_every", "checkpoint_every", "batch_size"):
+        if self.strategy not in STRATEGIES:
+            raise ValueError(
+                f"`--strategy` should be one of {STRATEGIES}. Received: `{self.strategy}`"
+            )
+        for name in ("steps", "eval_every", "checkpoint_every", "batch_size", "cpu_devices"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` should be >= 1. Received: `{getattr(self, name)}`")
+
+
+def make_strategy(name: str, cpu_devices: int) -> tf.distribute.Strategy:
+    """`default` (one device) or `mirrored` (every GPU; else the logical CPU devices).
+
+    Call before TensorFlow has run anything when `cpu_devices` > 1.
+    """
+    if cpu_devices > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_devices
+        )
+    if name == "default":
+        return tf.distribute.get_strategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    devices = gpus or tf.config.list_logical_devices("CPU")
+    return tf.distribute.MirroredStrategy([d.name for d in devices])
 
 
 def build_model(run: RunConfig) -> AutoInt:
@@ -138,19 +162,21 @@ def run_config(job: TrainJob, spec: FeatureSpec) -> RunConfig:
 
 def train(job: TrainJob) -> dict[str, Any]:
     """Runs (or resumes) the job; returns the final evaluation and the best step's metrics."""
+    strategy = make_strategy(job.strategy, job.cpu_devices)
     data_spec = load_data_spec(job.data_dir)
     model_dir = Path(job.model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     run = run_config(job, data_spec)
     run.save(model_dir)
     keras.utils.set_random_seed(job.optimizer.seed)
-    model = build_model(run)
     train_data = training_dataset(
         data_spec, job.data_dir, "train", job.batch_size, shuffle=True, seed=job.optimizer.seed
     ).repeat()
     eval_data = training_dataset(data_spec, job.data_dir, "eval", 4096, shuffle=False)
-    model(next(iter(eval_data)))  # build every variable before the optimizers split them
-    model.compile(optimizer=make_optimizer(model, job.optimizer))
+    with strategy.scope():
+        model = build_model(run)
+        model(next(iter(eval_data)))  # build every variable before the optimizers split them
+        model.compile(optimizer=make_optimizer(model, job.optimizer))
     periods = math.ceil(job.steps / job.eval_every)
     callbacks = [
         keras.callbacks.BackupAndRestore(str(model_dir / "backup"), save_freq=job.checkpoint_every),
@@ -178,6 +204,7 @@ def train(job: TrainJob) -> dict[str, Any]:
         "eval": {k: float(v) for k, v in final.items()},
         "best_val_auc": max(history.history.get("val_auc", [math.nan])),
         "embedding_params": int(model.embedding.count_params()),
+        "replicas": strategy.num_replicas_in_sync,
     }
     (model_dir / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
