@@ -183,3 +183,35 @@ def test_mirrored_training_on_two_logical_cpus_matches_single_device(trained: di
     assert mirrored["replicas"] == 2 and mirrored["steps"] == 60
     single = trained["summary"]["eval"]["auc"]
     assert abs(mirrored["eval"]["auc"] - single) < 0.05, (mirrored["eval"]["auc"], single)
+
+
+def test_multi_worker_training_on_two_loopback_processes(trained: dict) -> None:
+    """MultiWorkerMirroredStrategy: two worker processes (TF_CONFIG on free localhost ports)
+    train together; the chief writes the run, and its AUC is close to the single device's."""
+    import socket
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("localhost", 0))
+            return int(s.getsockname()[1])
+
+    workers = [f"localhost:{free_port()}", f"localhost:{free_port()}"]
+    model_dir = trained["tmp"] / "multi_worker"
+    command = [sys.executable, "-m", "unified_embedding.cli", "train", "--data",
+               str(trained["prep"]), "--model-dir", str(model_dir), "--strategy", "multi_worker",
+               "--steps", "60", "--eval-every", "30", "--checkpoint-every", "20",
+               "--batch-size", "128", "--budget-mb", "0.2"]  # fmt: skip
+    processes = []
+    for index in range(2):
+        config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_CONFIG": json.dumps(config)}
+        processes.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True))  # fmt: skip
+    outputs = [p.communicate(timeout=400) for p in processes]
+    for process, (_, err) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, err[-2000:]
+    chief = json.loads(outputs[0][0].strip().splitlines()[-1])
+    assert chief["replicas"] == 2 and chief["steps"] == 60
+    assert abs(chief["eval"]["auc"] - trained["summary"]["eval"]["auc"]) < 0.05
+    assert json.loads((model_dir / "train_summary.json").read_text()) == chief
+    assert (model_dir / "run.json").is_file()

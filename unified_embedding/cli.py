@@ -143,8 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--strategy",
         default="default",
-        choices=["default", "mirrored"],
-        help="mirrored: data-parallel over every GPU (or the logical CPU devices)",
+        choices=["default", "mirrored", "multi_worker"],
+        help="mirrored: data-parallel over every GPU (or the logical CPU devices); "
+        "multi_worker: across the hosts in TF_CONFIG",
     )
     train.add_argument(
         "--cpu-devices",

@@ -15,6 +15,7 @@ import dataclasses
 import json
 import math
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ from unified_embedding.experiment import TrainConfig, build_embedding, make_opti
 from unified_embedding.model import AutoInt, AutoIntConfig, build_autoint
 from unified_embedding.spec import FeatureSpec
 
-STRATEGIES = ("default", "mirrored")
+STRATEGIES = ("default", "mirrored", "multi_worker")
 RUN_FILE = "run.json"
 WEIGHTS = "weights/best"
 TRAINABLE_LAYOUTS = ("unified", "per_feature")
@@ -92,9 +93,10 @@ class TrainJob:
 
 
 def make_strategy(name: str, cpu_devices: int) -> tf.distribute.Strategy:
-    """`default` (one device) or `mirrored` (every GPU; else the logical CPU devices).
+    """`default` (one device), `mirrored` (every GPU; else the logical CPU devices) or
+    `multi_worker` (MultiWorkerMirroredStrategy over the hosts in TF_CONFIG).
 
-    Call before TensorFlow has run anything when `cpu_devices` > 1.
+    Call before TensorFlow has run anything.
     """
     if cpu_devices > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
@@ -103,9 +105,27 @@ def make_strategy(name: str, cpu_devices: int) -> tf.distribute.Strategy:
         )
     if name == "default":
         return tf.distribute.get_strategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     devices = gpus or tf.config.list_logical_devices("CPU")
     return tf.distribute.MirroredStrategy([d.name for d in devices])
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Only the chief (or worker 0 of a chief-less cluster) writes the run's files."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    chief_type = "chief" if "chief" in resolver.cluster_spec().as_dict() else "worker"
+    return bool(resolver.task_type == chief_type and resolver.task_id == 0)
+
+
+def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """Workers split rows, not files: correct with fewer record files than workers."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
 
 
 def build_model(run: RunConfig) -> AutoInt:
@@ -163,20 +183,31 @@ def run_config(job: TrainJob, spec: FeatureSpec) -> RunConfig:
 def train(job: TrainJob) -> dict[str, Any]:
     """Runs (or resumes) the job; returns the final evaluation and the best step's metrics."""
     strategy = make_strategy(job.strategy, job.cpu_devices)
+    chief = is_chief(strategy)
     data_spec = load_data_spec(job.data_dir)
     model_dir = Path(job.model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
+    # Non-chief workers take part in every collective save but write to a scratch directory.
+    write_dir = model_dir if chief else Path(tempfile.mkdtemp(prefix="ue-worker-"))
     run = run_config(job, data_spec)
-    run.save(model_dir)
+    if chief:
+        run.save(model_dir)
     keras.utils.set_random_seed(job.optimizer.seed)
     train_data = training_dataset(
         data_spec, job.data_dir, "train", job.batch_size, shuffle=True, seed=job.optimizer.seed
     ).repeat()
     eval_data = training_dataset(data_spec, job.data_dir, "eval", 4096, shuffle=False)
+    if job.strategy == "multi_worker":
+        train_data, eval_data = shard_by_data(train_data), shard_by_data(eval_data)
     with strategy.scope():
         model = build_model(run)
         model(next(iter(eval_data)))  # build every variable before the optimizers split them
+        # Across workers Keras would SUM every logged value, doubling the (already global)
+        # metrics; "first" keeps them right, and `loss` then shows one worker's share (read
+        # `logloss`, the metric, for the global value).
         model.compile(optimizer=make_optimizer(model, job.optimizer))
+        if job.strategy == "multi_worker":
+            model.distribute_reduction_method = "first"
     periods = math.ceil(job.steps / job.eval_every)
     callbacks = [
         keras.callbacks.BackupAndRestore(str(model_dir / "backup"), save_freq=job.checkpoint_every),
@@ -185,7 +216,7 @@ def train(job: TrainJob) -> dict[str, Any]:
         keras.callbacks.EarlyStopping(
             "val_auc", mode="max", patience=job.patience, restore_best_weights=True
         ),
-        keras.callbacks.TensorBoard(str(model_dir / "logs"), update_freq=job.checkpoint_every),
+        keras.callbacks.TensorBoard(str(write_dir / "logs"), update_freq=job.checkpoint_every),
     ]
     history = model.fit(
         train_data,
@@ -195,7 +226,7 @@ def train(job: TrainJob) -> dict[str, Any]:
         callbacks=callbacks,
         verbose=1 if sys.stdout.isatty() else 2,
     )
-    model.save_weights(str(model_dir / WEIGHTS))
+    model.save_weights(str(write_dir / WEIGHTS))
     final = model.evaluate(eval_data, return_dict=True, verbose=0)
     summary = {
         "model_dir": str(model_dir),
@@ -206,7 +237,8 @@ def train(job: TrainJob) -> dict[str, Any]:
         "embedding_params": int(model.embedding.count_params()),
         "replicas": strategy.num_replicas_in_sync,
     }
-    (model_dir / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if chief:
+        (model_dir / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 
