@@ -34,11 +34,12 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipelines import preprocess
 from pipelines.encode import encode_rows
 from pipelines.read import ReadLines
-from pipelines.validate import DEAD_LETTERS, ValidateFn, ValidRow
+from pipelines.validate import DEAD_LETTERS, ValidateFn
 from unified_embedding.records import LABEL
 from unified_embedding.schemas import load_schema
 from unified_embedding.spec import FeatureSpec
 from unified_embedding.synthetic import SyntheticConfig, write_tsv
+from unified_embedding.validation import ValidRow
 
 INPUT_FILES = 4  # so two workers have files to read in parallel
 BLOCK_ROWS = 4096  # the job's `--block-rows` default; also the baseline's batch size

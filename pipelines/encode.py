@@ -10,8 +10,8 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 
-from pipelines.validate import ValidRow
 from unified_embedding.spec import FeatureSpec
+from unified_embedding.validation import ValidRow
 
 FINGERPRINTS = "fingerprints"
 _LOG_EVERY_SECONDS = 10.0

@@ -8,9 +8,9 @@ from typing import Any
 
 import apache_beam as beam
 
-from pipelines.validate import REASONS, ValidRow
 from unified_embedding.budget import split_rows_equally
 from unified_embedding.spec import FeatureSpec
+from unified_embedding.validation import REASONS, ValidRow
 
 
 class RowStatsFn(beam.CombineFn):

@@ -13,10 +13,11 @@ from pipelines.encode import FINGERPRINTS, EncodeBlocks
 from pipelines.preprocess import split_of
 from pipelines.read import RawLine
 from pipelines.stats import RowStatsFn, build_stats, collision_rates
-from pipelines.validate import DEAD_LETTERS, RowValidator, ValidateFn, ValidRow, split_digest
+from pipelines.validate import DEAD_LETTERS, ValidateFn
 from unified_embedding.hashing import fingerprint
 from unified_embedding.records import parse_block
 from unified_embedding.schemas import from_short_form
+from unified_embedding.validation import RowValidator, ValidRow, split_digest
 
 SPEC = from_short_form(
     {
