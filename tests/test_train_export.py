@@ -76,6 +76,25 @@ def test_reloaded_saved_model_scores_equal_in_memory_model(trained: dict) -> Non
     assert (trained["version"] / "assets" / "spec.json").is_file()
 
 
+def test_warmup_requests_replay_against_the_export(trained: dict) -> None:
+    """`assets.extra/tf_serving_warmup_requests` holds PredictionLogs TF Serving can replay."""
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    path = trained["version"] / "assets.extra" / "tf_serving_warmup_requests"
+    loaded = tf.saved_model.load(str(trained["version"]))
+    sizes = []
+    for record in tf.data.TFRecordDataset(str(path)):
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        request = log.predict_log.request
+        assert request.model_spec.signature_name == "serving_default"
+        assert set(request.inputs) == {f.name for f in trained["spec"].fields}
+        inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+        scores = loaded.signatures["serving_default"](**inputs)["probability"].numpy()
+        assert np.all((scores > 0) & (scores < 1))
+        sizes.append(len(scores))
+    assert sizes == [1, 64]
+
+
 def test_skew_parity_pipeline_records_and_raw_features(trained: dict) -> None:
     """Same raw rows: in-graph ids equal the pipeline's, and (records -> model) scores equal
     (raw features -> SavedModel) scores."""

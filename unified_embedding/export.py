@@ -1,7 +1,9 @@
 """`ue export`: a SavedModel that takes raw features and hashes in-graph with the shared function.
 
     <export-base>/<version>/            version = unix seconds (newest = largest)
-        saved_model.pb, variables/, assets/spec.json
+        saved_model.pb, variables/, assets/spec.json,
+        assets.extra/tf_serving_warmup_requests   TF Serving warmup: PredictionLogs replayed
+                                                  by a server before the version takes traffic
 
 Signatures (all return `probability` (batch,)):
     serving_default  one input per field, named as the schema names it: categorical and
@@ -23,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
 from unified_embedding.features import encode_features
@@ -30,6 +33,8 @@ from unified_embedding.model import AutoInt
 from unified_embedding.spec import FeatureSpec
 
 Tensors = dict[str, tf.Tensor]
+WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
+WARMUP_BATCH_SIZES = (1, 64)  # the first call of each batch shape pays for graph set-up
 
 
 def raw_signature(spec: FeatureSpec) -> dict[str, tf.TensorSpec]:
@@ -132,6 +137,45 @@ def signatures(module: ServingModule) -> dict[str, Any]:
     }
 
 
+def warmup_inputs(spec: FeatureSpec, batch_size: int) -> dict[str, np.ndarray]:
+    """A batch of `serving_default` inputs: alternating present and missing values."""
+    present = np.arange(batch_size) % 2 == 0
+    out: dict[str, np.ndarray] = {}
+    for f in spec.fields:
+        if f.kind == "numeric":
+            out[f.name] = np.where(present, 1.0, np.nan).astype(np.float32)
+        else:
+            out[f.name] = np.where(present, f"warmup-{f.name}", "").astype(object)
+    return out
+
+
+def warmup_logs(spec: FeatureSpec, model_name: str = "default") -> list[bytes]:
+    """Serialized `PredictionLog`s in TF Serving's warmup format for `serving_default`."""
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    logs = []
+    for batch_size in WARMUP_BATCH_SIZES:
+        request = predict_pb2.PredictRequest(
+            model_spec=model_pb2.ModelSpec(name=model_name, signature_name="serving_default")
+        )
+        for name, values in warmup_inputs(spec, batch_size).items():
+            request.inputs[name].CopyFrom(tf.make_tensor_proto(values))
+        log = prediction_log_pb2.PredictionLog(
+            predict_log=prediction_log_pb2.PredictLog(request=request)
+        )
+        logs.append(log.SerializeToString())
+    return logs
+
+
+def write_warmup(spec: FeatureSpec, saved_model_dir: Path) -> Path:
+    path = saved_model_dir / WARMUP_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for log in warmup_logs(spec):
+            writer.write(log)
+    return path
+
+
 def next_version(export_base: Path) -> Path:
     """`<export_base>/<unix seconds>`, later than every existing numeric version."""
     existing = [int(p.name) for p in export_base.glob("*") if p.name.isdigit()]
@@ -150,5 +194,6 @@ def export(model: AutoInt, spec: FeatureSpec, export_base: str | Path) -> Path:
         module = ServingModule(model, spec, str(spec_path))
         staging = base / f".{target.name}.partial"  # servers only load numeric folders
         tf.saved_model.save(module, str(staging), signatures=signatures(module))
+    write_warmup(spec, staging)
     staging.rename(target)
     return target
