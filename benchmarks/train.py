@@ -1,8 +1,8 @@
 """Training and batch-prediction throughput of AutoInt on `UnifiedEmbedding` per shared-table size.
 
 Generates `--rows` Criteo-format rows in memory, encodes them once (the hashing does not depend
-on the table size), then for each table of `2^s` rows (`--sizes`) builds AutoInt with the paper's
-defaults, compiles it with the product's optimizer (sparse Adagrad on the table, Adam on the dense
+on the table size), then for each precision (`--precisions`: float32, the baseline, and
+mixed_bfloat16) and each table of `2^s` rows (`--sizes`) builds AutoInt with the paper's defaults, compiles it with the product's optimizer (sparse Adagrad on the table, Adam on the dense
 layers) and measures, in steady state (tracing and the shuffle buffer's fill excluded):
 training examples/s of `model.fit`, batch-1024 prediction examples/s, the achieved training
 GFLOP/s (analytic FLOPs, see `autoint_flops_per_example`) and the process's peak RSS so far.
@@ -134,12 +134,12 @@ def predict_examples_per_second(model: AutoInt, features: Tensors) -> float:
 
 
 def measure_size(
-    spec: FeatureSpec, table_rows: int, features: Tensors, steps: int, seed: int
-) -> dict[str, float | int]:
+    spec: FeatureSpec, table_rows: int, precision: str, features: Tensors, steps: int, seed: int
+) -> dict[str, float | int | str]:
     """Throughputs of a freshly built and compiled model with a `table_rows`-row shared table."""
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
-    model_config = AutoIntConfig()
+    model_config = AutoIntConfig(precision=precision)
     model = build_autoint(
         UnifiedEmbedding(spec.replace(table=TableSpec(rows=table_rows, width=TABLE_WIDTH))),
         model_config,
@@ -150,6 +150,7 @@ def measure_size(
     predict = predict_examples_per_second(model, features)
     flops = 3 * autoint_flops_per_example(len(spec.fields), spec.embedding_dim, model_config)
     return {
+        "precision": precision,
         "table_rows": table_rows,
         "train_examples_per_second": round(train),
         "predict_examples_per_second": round(predict),
@@ -163,6 +164,11 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--rows", type=int, default=500_000)
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--sizes", default="16,20,22", help="log2 of the shared-table rows")
+    parser.add_argument(
+        "--precisions",
+        default="float32,mixed_bfloat16",
+        help="comma-separated; float32 is the baseline bfloat16 matrix work is measured against",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.rows < MIN_ROWS:
@@ -171,13 +177,19 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     spec = criteo()
     features = encoded_rows(args.rows, args.seed, spec)
     results = [
-        measure_size(spec, 2 ** int(s), features, args.steps, args.seed)
+        measure_size(spec, 2 ** int(s), precision, features, args.steps, args.seed)
+        for precision in args.precisions.split(",")
         for s in args.sizes.split(",")
     ]
-    by_rows = {r["table_rows"]: r["train_examples_per_second"] for r in results}
-    slowdown = (
-        round(1 - by_rows[2**22] / by_rows[2**16], 3) if {2**16, 2**22} <= by_rows.keys() else None
-    )
+    slowdown = {}
+    for precision in args.precisions.split(","):
+        by_rows = {
+            r["table_rows"]: float(r["train_examples_per_second"])
+            for r in results
+            if r["precision"] == precision
+        }
+        if {2**16, 2**22} <= by_rows.keys():
+            slowdown[precision] = round(1 - by_rows[2**22] / by_rows[2**16], 3)
     result: dict[str, Any] = {
         "benchmark": "train",
         "rows": args.rows,

@@ -163,6 +163,35 @@ def test_fit_decreases_loss() -> None:
     assert after["auc"] > 0.9
 
 
+def test_mixed_bfloat16_keeps_float32_variables_logits_and_attention() -> None:
+    config = dataclasses.replace(SMALL, precision="mixed_bfloat16", dnn_units=(8,))
+    autoint, reference = model(config), model(dataclasses.replace(SMALL, dnn_units=(8,)))
+    batch = features(batch=16)
+    logits = autoint(batch)
+    assert logits.dtype == tf.float32
+    assert all(v.dtype == tf.float32 for v in autoint.trainable_variables)
+    layer = autoint.interaction.interacting_layers[0]
+    assert layer.compute_dtype == "bfloat16" and layer.variable_dtype == "float32"
+    scores = autoint.attention_scores(batch)
+    assert all(s.dtype == tf.float32 for s in scores)
+    np.testing.assert_allclose(tf.reduce_sum(scores[0], -1), 1.0, rtol=1e-6)
+    # Same weights in float32: bfloat16 matrix work changes the logits by well under 1%.
+    reference(batch)
+    reference.set_weights(autoint.get_weights())
+    np.testing.assert_allclose(logits, reference(batch), rtol=0.05, atol=0.02)
+
+
+def test_mixed_bfloat16_fits() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(512, FIELDS)).astype(np.float32)
+    labels = (x[:, 0] + x[:, 1] - x[:, 2] > 0).astype(np.float32)
+    data = tf.data.Dataset.from_tensor_slices({"x": x, "label": labels}).batch(64)
+    autoint = model(dataclasses.replace(SMALL, precision="mixed_bfloat16"))
+    autoint.compile(optimizer=keras.optimizers.Adam(learning_rate=0.01))
+    autoint.fit(data, epochs=5, verbose=0)
+    assert autoint.evaluate(data, return_dict=True, verbose=0)["auc"] > 0.9
+
+
 def test_saved_model_serves_identical_probabilities(tmp_path: Path) -> None:
     autoint = model(dataclasses.replace(SMALL, dnn_units=(8,)))
     batch = features(batch=7, seed=3)
@@ -190,8 +219,9 @@ def test_stack_keras_save_and_load(tmp_path: Path) -> None:
     np.testing.assert_allclose(loaded(x), functional(x), rtol=1e-6)
 
 
-def test_stack_config_round_trip() -> None:
-    stack = InteractingStack(num_layers=2, num_heads=3, head_dim=2, use_residual=False)
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+def test_stack_config_round_trip(dtype: str) -> None:
+    stack = InteractingStack(num_layers=2, num_heads=3, head_dim=2, use_residual=False, dtype=dtype)
     config = stack.get_config()
     init_args = set(inspect.signature(InteractingStack.__init__).parameters) - {"self", "kwargs"}
     assert init_args <= set(config)
@@ -234,6 +264,11 @@ def test_ranking_task_reduction_is_configurable() -> None:
             {"dropout": 0.5},
             "`dropout` only applies to the AutoInt+ DNN, so `dnn_units` should be set. "
             "Received: `dropout=0.5`, `dnn_units=()`",
+        ),
+        (
+            {"precision": "float16"},
+            "`precision` should be one of ('float32', 'mixed_bfloat16'). "
+            "Received: `precision=float16`",
         ),
     ],
 )

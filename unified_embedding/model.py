@@ -13,6 +13,7 @@ import tf_keras as keras
 from unified_embedding.layers.interacting import InteractingLayer
 
 Features = Mapping[str, tf.Tensor]
+PRECISIONS = ("float32", "mixed_bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,6 +24,9 @@ class AutoIntConfig:
       num_layers, num_heads, head_dim, use_residual, use_scale: see `InteractingLayer`.
       dnn_units: hidden widths of AutoInt+'s parallel ReLU network; `()` for plain AutoInt.
       dropout: dropout rate after each hidden layer of that network.
+      precision: `float32`, or `mixed_bfloat16` for bfloat16 matrix work in the interacting
+        layers and the DNN (float32 variables, softmax, logits and loss; ~1.6-2x faster on
+        CPUs with AVX-512 BF16 or AMX, on TPUs and on GPUs from Ampere on).
     """
 
     num_layers: int = 3
@@ -32,8 +36,13 @@ class AutoIntConfig:
     use_scale: bool = False
     dnn_units: tuple[int, ...] = ()
     dropout: float = 0.0
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"`precision` should be one of {PRECISIONS}. Received: `precision={self.precision}`"
+            )
         for name in ("num_layers", "num_heads", "head_dim"):
             value = getattr(self, name)
             if value < 1:
@@ -80,7 +89,14 @@ class InteractingStack(keras.layers.Layer):
         self.use_residual = use_residual
         self.use_scale = use_scale
         self.interacting_layers = [
-            InteractingLayer(num_heads, head_dim, use_residual, use_scale, name=f"interacting_{i}")
+            InteractingLayer(
+                num_heads,
+                head_dim,
+                use_residual,
+                use_scale,
+                name=f"interacting_{i}",
+                dtype=self.dtype_policy,
+            )
             for i in range(num_layers)
         ]
 
@@ -183,11 +199,13 @@ class AutoInt(tfrs.models.Model):
         return tf.reduce_sum(loss) / global_batch
 
 
-def _logit_network(hidden_units: tuple[int, ...], dropout: float, name: str) -> keras.Sequential:
+def _logit_network(
+    hidden_units: tuple[int, ...], dropout: float, name: str, precision: str = "float32"
+) -> keras.Sequential:
     """Flatten -> [Dense(ReLU) -> Dropout]* -> Dense(1) logit."""
     layers: list[keras.layers.Layer] = [keras.layers.Flatten()]
     for units in hidden_units:
-        layers.append(keras.layers.Dense(units, activation="relu"))
+        layers.append(keras.layers.Dense(units, activation="relu", dtype=precision))
         if dropout:
             layers.append(keras.layers.Dropout(dropout))
     # float32 logit even under a mixed-precision policy: the loss and AUC need the precision.
@@ -205,6 +223,11 @@ def build_autoint(
         head_dim=config.head_dim,
         use_residual=config.use_residual,
         use_scale=config.use_scale,
+        dtype=config.precision,
     )
-    dnn = _logit_network(config.dnn_units, config.dropout, "dnn") if config.dnn_units else None
+    dnn = (
+        _logit_network(config.dnn_units, config.dropout, "dnn", config.precision)
+        if config.dnn_units
+        else None
+    )
     return AutoInt(embedding, interaction, head=_logit_network((), 0.0, "head"), dnn=dnn)
