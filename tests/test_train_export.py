@@ -1,8 +1,10 @@
 """Records -> train -> export -> SavedModel: reload equality, skew parity, resume, evaluate."""
 
 import json
+import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,10 +16,11 @@ import tensorflow as tf
 
 from pipelines.preprocess import run as preprocess
 from unified_embedding.cli import main
-from unified_embedding.data import load_data_spec, training_dataset
+from unified_embedding.data import distinct_fingerprints, load_data_spec, training_dataset
 from unified_embedding.evaluate import evaluate, raw_batches
 from unified_embedding.export import export
 from unified_embedding.features import encode_features
+from unified_embedding.hashing import MISSING, fingerprint
 from unified_embedding.records import read_blocks
 from unified_embedding.rows import parse_bytes
 from unified_embedding.schemas import criteo
@@ -26,6 +29,12 @@ from unified_embedding.synthetic import SyntheticConfig, generate
 from unified_embedding.train import TrainJob, load_trained, train
 
 ROWS = 4000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -207,13 +216,6 @@ def test_mirrored_training_on_two_logical_cpus_matches_single_device(trained: di
 def test_multi_worker_training_on_two_loopback_processes(trained: dict) -> None:
     """MultiWorkerMirroredStrategy: two worker processes (TF_CONFIG on free localhost ports)
     train together; the chief writes the run, and its AUC is close to the single device's."""
-    import socket
-
-    def free_port() -> int:
-        with socket.socket() as s:
-            s.bind(("localhost", 0))
-            return int(s.getsockname()[1])
-
     workers = [f"localhost:{free_port()}", f"localhost:{free_port()}"]
     model_dir = trained["tmp"] / "multi_worker"
     command = [sys.executable, "-m", "unified_embedding.cli", "train", "--data",
@@ -234,3 +236,67 @@ def test_multi_worker_training_on_two_loopback_processes(trained: dict) -> None:
     assert abs(chief["eval"]["auc"] - trained["summary"]["eval"]["auc"]) < 0.05
     assert json.loads((model_dir / "train_summary.json").read_text()) == chief
     assert (model_dir / "run.json").is_file()
+
+
+def test_parameter_server_training_shards_the_table_on_a_loopback_cluster(trained: dict) -> None:
+    """ParameterServerStrategy: a chief, two workers and two parameter servers (one process
+    each, TF_CONFIG on free localhost ports, the same `ue train` command everywhere). The
+    shared table is split across both servers, training finishes, and the weights export."""
+    ports = [free_port() for _ in range(5)]
+    cluster = {
+        "chief": [f"localhost:{ports[0]}"],
+        "worker": [f"localhost:{p}" for p in ports[1:3]],
+        "ps": [f"localhost:{p}" for p in ports[3:]],
+    }
+    model_dir = trained["tmp"] / "parameter_server"
+    command = [sys.executable, "-m", "unified_embedding.cli", "train", "--data",
+               str(trained["prep"]), "--model-dir", str(model_dir), "--strategy",
+               "parameter_server", "--steps", "60", "--eval-every", "30",
+               "--checkpoint-every", "20", "--batch-size", "128", "--budget-mb", "1"]  # fmt: skip
+
+    def start(task: str, index: int) -> subprocess.Popen:
+        config = {"cluster": cluster, "task": {"type": task, "index": index}}
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_CONFIG": json.dumps(config)}
+        return subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+    servers = [start(task, i) for task in ("worker", "ps") for i in range(2)]
+    try:
+        chief = start("chief", 0)
+        out, err = chief.communicate(timeout=500)
+        assert chief.returncode == 0, err[-2000:]
+        assert all(s.poll() is None for s in servers), "a worker or ps task exited early"
+    finally:
+        for server in servers:
+            server.kill()
+            server.wait()
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["steps"] == 60 and summary["table_shards"] == 2
+    assert abs(summary["eval"]["auc"] - trained["summary"]["eval"]["auc"]) < 0.05
+    model, run = load_trained(model_dir)  # sharded checkpoint -> one local table
+    assert model.embedding.tables[0].shape[0] == run.feature_spec().table.rows
+
+
+def test_collisionless_from_records_has_a_row_per_seen_value(trained: dict) -> None:
+    """`--embedding collisionless` learns vocabularies from the train split's fingerprints, and
+    the export maps raw values to the same rows in-graph (unseen values to the OOV row)."""
+    job = TrainJob(str(trained["prep"]), str(trained["tmp"] / "collisionless"),
+                   layout="collisionless", steps=20, checkpoint_every=20,
+                   batch_size=128)  # fmt: skip
+    summary = train(job)
+    spec = load_data_spec(trained["prep"])
+    seen = distinct_fingerprints(spec, trained["prep"], "train")
+    missing = {f.name: fingerprint(tf.constant([MISSING]), f.name, 1).numpy()[0, 0]
+               for f in spec.categorical_fields}  # fmt: skip
+    rows = sum(len(set(seen[f.name]) | {missing[f.name]}) + 1 for f in spec.categorical_fields)
+    numeric = 2 * len(spec.numeric_fields) * spec.embedding_dim
+    assert summary["embedding_params"] == rows * spec.embedding_dim + numeric
+    train_rows = json.loads((trained["prep"] / "stats.json").read_text())["rows_by_split"]["train"]
+    assert summary["eval_every"] == math.ceil(train_rows / 128)  # one pass over the train rows
+    model, run = load_trained(job.model_dir)
+    version = export(model, run.feature_spec(), trained["tmp"] / "collisionless_export")
+    raw = raw_inputs(spec, trained["raw_file"])
+    raw = {k: v[:50] for k, v in raw.items()}
+    expected = model.probabilities(encode_features(spec, raw)).numpy()[:, 0]
+    served = tf.saved_model.load(str(version)).signatures["serving_default"](**raw)
+    np.testing.assert_allclose(served["probability"].numpy(), expected, rtol=1e-5, atol=1e-6)

@@ -76,6 +76,7 @@ def _train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         strategy=args.strategy,
         cpu_devices=args.cpu_devices,
+        precision=args.precision,
         model=AutoIntConfig(dnn_units=tuple(args.dnn_units)),
         optimizer=TrainConfig(seed=args.seed),
     )
@@ -133,25 +134,44 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train AutoInt on the pipeline's records")
     train.add_argument("--data", required=True, help="the output directory of ue preprocess")
     train.add_argument("--model-dir", required=True, help="checkpoints, logs, weights (resumes)")
-    train.add_argument("--embedding", default="unified", choices=["unified", "per_feature"])
+    train.add_argument(
+        "--embedding",
+        default="unified",
+        choices=["unified", "per_feature", "collisionless"],
+        help="collisionless: a row per value seen in the train split (ignores --budget-mb)",
+    )
     train.add_argument("--budget-mb", type=float, default=None, help="embedding budget in MB")
     train.add_argument("--steps", type=int, default=10_000)
-    train.add_argument("--eval-every", type=int, default=1_000)
+    train.add_argument(
+        "--eval-every",
+        type=int,
+        default=None,
+        help="steps between evaluations (default: one pass over the train split, at most 1000)",
+    )
     train.add_argument("--checkpoint-every", type=int, default=200)
     train.add_argument("--patience", type=int, default=3, help="evaluations without AUC gain")
     train.add_argument("--batch-size", type=int, default=1024)
     train.add_argument(
         "--strategy",
         default="default",
-        choices=["default", "mirrored", "multi_worker"],
+        choices=["default", "mirrored", "multi_worker", "parameter_server", "tpu"],
         help="mirrored: data-parallel over every GPU (or the logical CPU devices); "
-        "multi_worker: across the hosts in TF_CONFIG",
+        "multi_worker: across the hosts in TF_CONFIG; parameter_server: the table sharded "
+        "across TF_CONFIG's ps tasks (run the same command on every task); tpu: TPUStrategy "
+        "on TPU_NAME",
     )
     train.add_argument(
         "--cpu-devices",
         type=int,
         default=1,
         help="split the CPU into N logical devices (to exercise multi-device code on CPU)",
+    )
+    train.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "float32", "mixed_bfloat16"],
+        help="mixed_bfloat16: bfloat16 matrix work, float32 variables and loss; auto picks it "
+        "where the hardware has native bfloat16 (AVX-512 BF16/AMX CPUs, TPUs, Ampere+ GPUs)",
     )
     train.add_argument("--dnn-units", type=int, nargs="*", default=[], help="AutoInt+ DNN")
     train.add_argument("--seed", type=int, default=0)

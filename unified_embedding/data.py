@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
 from unified_embedding.records import parse_block
@@ -48,9 +49,10 @@ def training_dataset(
     shuffle_buffer: int = 100_000,
 ) -> tf.data.Dataset:
     """Batches of row dicts (label included): parallel reads and parsing, shuffle, prefetch."""
-    files = tf.data.Dataset.from_tensor_slices(record_files(data_dir, split))
+    paths = record_files(data_dir, split)
+    files = tf.data.Dataset.from_tensor_slices(paths)
     if shuffle:
-        files = files.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+        files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     records = files.interleave(
         lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP"),
         cycle_length=tf.data.AUTOTUNE,
@@ -63,3 +65,18 @@ def training_dataset(
     if shuffle:
         rows = rows.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     return rows.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def distinct_fingerprints(
+    spec: FeatureSpec, data_dir: str | Path, split: str = "train"
+) -> dict[str, np.ndarray]:
+    """Sorted distinct probe-0 fingerprints of each categorical field in a split's records:
+    the vocabularies of collision-free tables trained from records. One pass, in memory; for
+    web-scale data compute them with a Beam job instead."""
+    seen: dict[str, list[np.ndarray]] = {f.name: [] for f in spec.categorical_fields}
+    for batch in training_dataset(spec, data_dir, split, 65_536, shuffle=False):
+        for f in spec.categorical_fields:
+            ids = batch[f.name]
+            ids = ids.flat_values if isinstance(ids, tf.RaggedTensor) else ids
+            seen[f.name].append(np.unique(ids.numpy()[:, 0]))
+    return {name: np.unique(np.concatenate(parts)) for name, parts in seen.items()}

@@ -85,14 +85,16 @@ def build_embedding(
     spec: FeatureSpec,
     plan: BudgetPlan,
     vocabularies: Mapping[str, Sequence[str]] | None = None,
+    fingerprints: Mapping[str, Sequence[int] | np.ndarray] | None = None,
 ) -> FieldEmbedding:
-    """The embedding block of `layout` spending `plan`'s budget."""
+    """The embedding block of `layout` spending `plan`'s budget. The collision-free layout
+    ignores the budget: it needs `vocabularies` (raw values) or `fingerprints` per field."""
     if layout == "unified":
         return UnifiedEmbedding(spec.replace(table=plan.table))
     if layout == "per_feature":
         return PerFeatureHashEmbedding(spec, plan.per_feature_rows)
     if layout == "collisionless":
-        return CollisionlessEmbedding(spec, vocabularies)
+        return CollisionlessEmbedding(spec, vocabularies, fingerprints)
     raise ValueError(f"`layout` should be one of {LAYOUTS}. Received: `layout={layout!r}`")
 
 

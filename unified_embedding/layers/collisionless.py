@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
@@ -25,6 +26,8 @@ class CollisionlessEmbedding(PerFieldTables):
         spec: the feature contract; only probe 0 of each field's fingerprints is used.
         vocabularies: the raw values of each categorical field (e.g. every value seen in the
             training split). A field left out uses its spec `vocabulary`.
+        fingerprints: instead of raw values, the probe-0 fingerprints of a field's values
+            (what the pipeline's records hold: `data.distinct_fingerprints`).
         embeddings_initializer: initializer of the tables.
     """
 
@@ -32,25 +35,36 @@ class CollisionlessEmbedding(PerFieldTables):
         self,
         spec: Any,
         vocabularies: Mapping[str, Sequence[str]] | None = None,
+        fingerprints: Mapping[str, Sequence[int] | np.ndarray] | None = None,
         embeddings_initializer: str | keras.initializers.Initializer = "uniform",
         **kwargs: Any,
     ) -> None:
         super().__init__(spec, **kwargs)
         vocabularies = dict(vocabularies or {})
+        fingerprints = dict(fingerprints or {})
         for f in self.spec.categorical_fields:
-            if f.name not in vocabularies and f.vocabulary is not None:
+            if f.name not in vocabularies and f.name not in fingerprints and f.vocabulary:
                 vocabularies[f.name] = f.vocabulary
-        missing = [f.name for f in self.spec.categorical_fields if f.name not in vocabularies]
+        known = vocabularies.keys() | fingerprints.keys()
+        missing = [f.name for f in self.spec.categorical_fields if f.name not in known]
         if missing:
             raise ValueError(
-                f"`vocabularies` should cover every categorical field. Received none for {missing}"
+                "`vocabularies` or `fingerprints` should cover every categorical field. "
+                f"Received none for {missing}"
             )
         self.vocabularies = {name: list(values) for name, values in vocabularies.items()}
+        self.fingerprints = {name: [int(v) for v in fps] for name, fps in fingerprints.items()}
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+
+    def _sorted_fingerprints(self, field: str) -> np.ndarray:
+        if field in self.fingerprints:
+            missing = vocabulary_fingerprints(field, [])  # the missing value always has a row
+            return np.union1d(np.asarray(self.fingerprints[field], np.int64), missing)
+        return vocabulary_fingerprints(field, self.vocabularies[field])
 
     def table_rows(self) -> dict[str, int]:
         self.sorted_fingerprints = {
-            f.name: tf.constant(vocabulary_fingerprints(f.name, self.vocabularies[f.name]))
+            f.name: tf.constant(self._sorted_fingerprints(f.name))
             for f in self.spec.categorical_fields
         }
         return {name: int(fps.shape[0]) + 1 for name, fps in self.sorted_fingerprints.items()}
@@ -62,5 +76,6 @@ class CollisionlessEmbedding(PerFieldTables):
         return {
             **super().get_config(),
             "vocabularies": self.vocabularies,
+            "fingerprints": self.fingerprints,
             "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
         }

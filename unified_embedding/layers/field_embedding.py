@@ -20,6 +20,15 @@ import tf_keras as keras
 from unified_embedding.spec import FeatureSpec, FieldSpec
 
 
+def gather(table: tf.Variable, ids: tf.Tensor) -> tf.Tensor:
+    """`table[ids]` for ids of any shape -> `ids.shape + (width,)`. Gathers 1-D ids, which a
+    table sharded across parameter servers (`ShardedVariable`) requires."""
+    rows = tf.gather(table, tf.reshape(ids, [-1]))
+    out = tf.reshape(rows, tf.concat([tf.shape(ids), tf.shape(rows)[1:]], 0))
+    out.set_shape(ids.shape.concatenate(table.shape[1:]))
+    return out
+
+
 class FieldEmbedding(keras.layers.Layer):
     """Base class; subclasses implement `build_tables` and `embed_fields`."""
 
@@ -126,5 +135,5 @@ class PerFieldTables(FieldEmbedding):
             ],
             axis=1,
         )
-        vectors = tf.cast(tf.gather(self.table, rows), self.compute_dtype)  # (n, fields, dim)
+        vectors = tf.cast(gather(self.table, rows), self.compute_dtype)  # (n, fields, dim)
         return tf.unstack(vectors, num=len(fields), axis=1)

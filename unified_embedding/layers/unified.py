@@ -19,7 +19,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from unified_embedding.hashing import bucketize
-from unified_embedding.layers.field_embedding import FieldEmbedding
+from unified_embedding.layers.field_embedding import FieldEmbedding, gather
 from unified_embedding.spec import FieldSpec
 from unified_embedding.vocabulary import lookup, vocabulary_fingerprints
 
@@ -98,7 +98,7 @@ class UnifiedEmbedding(FieldEmbedding):
         """Rows of the logical `B x c` table; row r lives in sub-table r % T at r // T."""
         count = len(self.tables)
         if count == 1:
-            return tf.gather(self.tables[0], rows)
+            return gather(self.tables[0], rows)
         flat = tf.reshape(rows, [-1])
         part = tf.cast(flat % count, tf.int32)
         local = tf.dynamic_partition(flat // count, part, count)
