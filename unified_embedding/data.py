@@ -47,8 +47,10 @@ def training_dataset(
     shuffle: bool,
     seed: int = 0,
     shuffle_buffer: int = 100_000,
+    drop_remainder: bool = False,
 ) -> tf.data.Dataset:
-    """Batches of row dicts (label included): parallel reads and parsing, shuffle, prefetch."""
+    """Batches of row dicts (label included): parallel reads and parsing, shuffle, prefetch.
+    `drop_remainder` gives every batch the same static shape (TPUs need it)."""
     paths = record_files(data_dir, split)
     files = tf.data.Dataset.from_tensor_slices(paths)
     if shuffle:
@@ -64,7 +66,7 @@ def training_dataset(
     ).unbatch()
     if shuffle:
         rows = rows.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    return rows.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return rows.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
 
 def distinct_fingerprints(

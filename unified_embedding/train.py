@@ -394,12 +394,17 @@ def fit_inputs(job: TrainJob, spec: FeatureSpec) -> FitInputs:
     """
     seed = job.optimizer.seed
 
+    static = job.strategy == "tpu"  # XLA on TPUs compiles one program per batch shape
+
     def train_data() -> tf.data.Dataset:
-        data = training_dataset(spec, job.data_dir, "train", job.batch_size, True, seed)
-        return data.repeat()
+        return training_dataset(
+            spec, job.data_dir, "train", job.batch_size, True, seed, drop_remainder=static
+        ).repeat()
 
     def eval_data() -> tf.data.Dataset:
-        return training_dataset(spec, job.data_dir, "eval", EVAL_BATCH, shuffle=False)
+        return training_dataset(
+            spec, job.data_dir, "eval", EVAL_BATCH, shuffle=False, drop_remainder=static
+        )
 
     first_batch = next(iter(eval_data()))
     if job.strategy == "multi_worker":
