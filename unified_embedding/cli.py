@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--checkpoint-every", type=int, default=200)
     train.add_argument("--patience", type=int, default=3, help="evaluations without AUC gain")
-    train.add_argument("--batch-size", type=int, default=1024)
+    train.add_argument("--batch-size", type=int, default=512)
     train.add_argument(
         "--strategy",
         default="default",

@@ -76,7 +76,7 @@ class TrainJob:
     eval_every: int | None = None  # default: one pass over the train split, at most 1,000
     checkpoint_every: int = 200
     patience: int = 3
-    batch_size: int = 1024  # global: split across replicas
+    batch_size: int = 512  # global, split across replicas; beat 1024 on the Frappe sample
     strategy: str = "default"
     cpu_devices: int = 1  # >1 splits the CPU into logical devices (multi-device code on CPU)
     precision: str = "auto"  # or one of model.PRECISIONS; see `resolve_precision`
