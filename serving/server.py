@@ -25,13 +25,13 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from tensorflow_serving.apis import prediction_service_pb2, prediction_service_pb2_grpc
+from tensorflow_serving.apis import prediction_service_pb2
 
 from protos import prediction_pb2
 from serving.batching import Batcher, BatchingConfig
 from serving.metrics import Metrics
 from serving.model_manager import ManagerConfig, ModelManager
-from serving.servicer import RankingServicer, add_to_server
+from serving.servicer import RankingServicer, add_service, add_to_server
 from serving.tf_serving import PredictionServiceServicer
 
 log = logging.getLogger(__name__)
@@ -115,8 +115,11 @@ class PredictionServer:
         ]
         server = grpc.aio.server(options=limits, maximum_concurrent_rpcs=config.max_concurrent_rpcs)
         add_to_server(RankingServicer(self.models, self.batcher, self.metrics), server)
-        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-            PredictionServiceServicer(self.models, self.batcher, self.metrics), server
+        add_service(
+            server,
+            prediction_service_pb2.DESCRIPTOR.services_by_name["PredictionService"],
+            PredictionServiceServicer(self.models, self.batcher, self.metrics),
+            self.metrics,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         await self._set_health(serving=False)

@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf import message_factory
+from google.protobuf.descriptor import ServiceDescriptor
 
 from protos import prediction_pb2, prediction_pb2_grpc
 from serving.batching import Batcher, QueueFull
@@ -128,5 +130,55 @@ class RankingServicer(prediction_pb2_grpc.RankingServicer):
         return await handle("GetModelInfo", self.metrics, context, info)
 
 
-def add_to_server(servicer: RankingServicer, server: Any) -> None:
-    prediction_pb2_grpc.add_RankingServicer_to_server(servicer, server)
+class Undecodable:
+    """What the tolerant deserializer hands over for bytes that are not the request message."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _tolerant(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def deserialize(data: bytes) -> Any:
+        try:
+            return parse(data)
+        except Exception as e:  # gRPC's own handling would answer UNKNOWN and log a traceback
+            return Undecodable(e)
+
+    return deserialize
+
+
+def _guard(method: str, behavior: Callable[..., Awaitable[Any]], metrics: Metrics) -> Any:
+    async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if isinstance(request, Undecodable):
+            metrics.error(method, grpc.StatusCode.INVALID_ARGUMENT)
+            message = f"the request is not a valid {method} request: {request.error}"
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
+        return await behavior(request, context)
+
+    return call
+
+
+def add_service(
+    server: grpc.aio.Server, service: ServiceDescriptor, servicer: Any, metrics: Metrics
+) -> None:
+    """Registers the unary methods `servicer` implements (the rest stay UNIMPLEMENTED), with
+    undecodable requests answered INVALID_ARGUMENT instead of gRPC's UNKNOWN."""
+    handlers = {}
+    for method in service.methods:
+        if method.name not in type(servicer).__dict__:
+            continue
+        request = message_factory.GetMessageClass(method.input_type)
+        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+            _guard(method.name, getattr(servicer, method.name), metrics),
+            request_deserializer=_tolerant(request.FromString),
+            response_serializer=lambda message: message.SerializeToString(),
+        )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(service.full_name, handlers),)
+    )
+    server.add_registered_method_handlers(service.full_name, handlers)
+
+
+def add_to_server(servicer: RankingServicer, server: grpc.aio.Server) -> None:
+    add_service(server, prediction_pb2.DESCRIPTOR.services_by_name["Ranking"], servicer,
+                servicer.metrics)  # fmt: skip
