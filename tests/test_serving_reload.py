@@ -124,7 +124,7 @@ def test_warmup_requests_are_replayed(exported_model, tmp_path: Path) -> None:  
     log = prediction_log_pb2.PredictionLog(
         predict_log=prediction_log_pb2.PredictLog(request=request)
     )
-    (version / WARMUP_FILE).parent.mkdir()
+    (version / WARMUP_FILE).parent.mkdir(exist_ok=True)  # exports may carry their own
     with tf.io.TFRecordWriter(str(version / WARMUP_FILE)) as writer:
         for _ in range(2):
             writer.write(log.SerializeToString())
