@@ -38,7 +38,7 @@ import numpy as np
 from protos import prediction_pb2, prediction_pb2_grpc
 from serving.client import row_proto, rows_from_file
 from serving.model_manager import list_versions
-from serving.predictor import Predictor
+from serving.predictor import Predictor, set_op_threads
 
 TARGETS = {
     "sequential_p50_ms": 1.0,
@@ -101,10 +101,11 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, base: Path, batching: bool) -> None:
+    def __init__(self, base: Path, batching: bool, op_threads: int) -> None:
         self.port = free_port()
-        command = [sys.executable, "-m", "unified_embedding.cli", "serve", "--model-base-path",
-                   str(base), "--port", str(self.port), "--max-wait-us", "0"]  # fmt: skip
+        command = [sys.executable, "-m", "unified_embedding.cli", "serve", "--port",
+                   str(self.port), "--model-base-path", str(base),
+                   "--op-threads", str(op_threads)]  # fmt: skip
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
         self.process = subprocess.Popen([*command, *([] if batching else ["--no-batching"])],
                                         env=env, stderr=subprocess.DEVNULL)  # fmt: skip
@@ -165,22 +166,27 @@ async def concurrent(target: str, requests: list[bytes], clients: int, seconds: 
             **percentiles(measured)}  # fmt: skip
 
 
+def sequential(target: str, requests: list[bytes], count: int) -> dict[str, float]:
+    """One client, one row per request, each sent after the previous answer."""
+    parsed = [prediction_pb2.ScoreRequest.FromString(r) for r in requests]
+    with grpc.insecure_channel(target) as channel:
+        score = prediction_pb2_grpc.RankingStub(channel).Score
+        index = iter(range(10**9))
+        return percentiles(
+            timed(lambda: score(parsed[next(index) % len(parsed)], timeout=5), count)
+        )
+
+
 def serve_measurements(base: Path, rows: list[dict[str, Any]], args: argparse.Namespace) -> dict:
     out = {}
     requests = [prediction_pb2.ScoreRequest(rows=[row_proto(r)]).SerializeToString() for r in rows]
     for batching in (True, False):
-        server = ServerProcess(base, batching)
+        server = ServerProcess(base, batching, args.op_threads)
         try:
             server.wait_ready()
             name = "batching" if batching else "no_batching"
             if batching:
-                with grpc.insecure_channel(server.target) as channel:
-                    score = prediction_pb2_grpc.RankingStub(channel).Score
-                    parsed = [prediction_pb2.ScoreRequest.FromString(r) for r in requests]
-                    it = iter(range(10**9))
-                    out["sequential_batch_1"] = percentiles(timed(
-                        lambda: score(parsed[next(it) % len(parsed)], timeout=5), args.requests
-                    ))  # fmt: skip
+                out["sequential_batch_1"] = sequential(server.target, requests, args.requests)
             out[f"concurrent_{args.clients}_{name}"] = asyncio.run(
                 concurrent(server.target, requests, args.clients, args.seconds)
             )
@@ -195,7 +201,9 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--requests", type=int, default=2000, help="sequential requests")
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=5.0, help="per concurrent run")
+    parser.add_argument("--op-threads", type=int, default=1, help="as `ue serve --op-threads`")
     args = parser.parse_args(argv)
+    set_op_threads(args.op_threads or None)  # the in-process limit runs as the server does
     with tempfile.TemporaryDirectory() as tmp:
         from unified_embedding.synthetic import SyntheticConfig, generate
 
@@ -223,7 +231,9 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
             batched / limit["batch_64_rows_per_second"], 3
         ),
         "targets": TARGETS,
+        "op_threads": args.op_threads,
         "cpus": os.cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 2),
     }
     print(json.dumps(result))
     return result

@@ -29,16 +29,18 @@ class BatchingConfig:
     """Args:
     enabled: merge concurrent requests; off runs each request as its own model call.
     max_batch_size: rows per model call (a larger request runs alone).
-    max_wait_us: how long a batch waits for more requests once the model is free.
+    max_wait_us: how long a batch waits for more requests once the model is free; 0 takes
+        what is queued (batches still grow under load: they fill while the model runs).
     max_queued_requests: queue bound; beyond it requests get RESOURCE_EXHAUSTED.
-    max_concurrent_batches: model calls in flight at once.
+    max_concurrent_batches: model calls in flight at once (one per core with single-threaded
+        TensorFlow ops, see `predictor.set_op_threads`).
     """
 
     enabled: bool = True
     max_batch_size: int = 512
-    max_wait_us: int = 200
+    max_wait_us: int = 0
     max_queued_requests: int = 1024
-    max_concurrent_batches: int = 1
+    max_concurrent_batches: int = 2
 
     def __post_init__(self) -> None:
         for name in ("max_batch_size", "max_queued_requests", "max_concurrent_batches"):

@@ -31,6 +31,7 @@ from protos import prediction_pb2
 from serving.batching import Batcher, BatchingConfig
 from serving.metrics import Metrics
 from serving.model_manager import ManagerConfig, ModelManager
+from serving.predictor import set_op_threads
 from serving.servicer import RankingServicer, add_service, add_to_server
 from serving.tf_serving import PredictionServiceServicer
 
@@ -59,7 +60,9 @@ class ServerConfig:
     max_message_bytes: largest request or response.
     max_concurrent_rpcs: RPCs in progress at once; beyond it RESOURCE_EXHAUSTED.
     grace_seconds: how long stopping waits for RPCs in flight.
-    model_threads: threads running model calls.
+    model_threads: model calls that may run at once (threads).
+    op_threads: TensorFlow intra- and inter-op threads, set by `serve()` before TensorFlow
+        starts (None: TensorFlow's default, one per core).
     """
 
     models: ManagerConfig
@@ -72,6 +75,7 @@ class ServerConfig:
     max_concurrent_rpcs: int = 2048
     grace_seconds: float = 10.0
     model_threads: int = 2
+    op_threads: int | None = 1
 
 
 class PredictionServer:
@@ -86,8 +90,9 @@ class PredictionServer:
         self._executor = ThreadPoolExecutor(config.model_threads, thread_name_prefix="model")
         self._loader = ThreadPoolExecutor(1, thread_name_prefix="loader")
         self.models = ModelManager(config.models, self._loader, on_version=self._on_version)
-        self.batcher = Batcher(config.batching, self._executor,
-                               on_batch=self.metrics.batch_rows.observe)  # fmt: skip
+        self.batcher = Batcher(
+            config.batching, self._executor, on_batch=self.metrics.batch_rows.observe
+        )
         self.health = health.aio.HealthServicer()
         self._server: grpc.aio.Server | None = None
         self._http: Any = None
@@ -180,6 +185,8 @@ async def _serve(config: ServerConfig) -> None:
 def serve(config: ServerConfig) -> None:
     """Runs until SIGINT or SIGTERM, then stops gracefully."""
     configure_logging()
+    if not set_op_threads(config.op_threads):
+        log.warning("TensorFlow already started: `op_threads` left at its current setting")
     asyncio.run(_serve(config))
 
 

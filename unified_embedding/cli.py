@@ -122,9 +122,11 @@ def _serve(args: argparse.Namespace) -> int:
         max_batch_size=args.max_batch_size,
         max_wait_us=args.max_wait_us,
         max_queued_requests=args.max_queued_requests,
+        max_concurrent_batches=args.model_threads,
     )
     serve(ServerConfig(models, port=args.port, host=args.host, metrics_port=args.metrics_port,
                        batching=batching, tls=tls, grace_seconds=args.grace_seconds,
+                       model_threads=args.model_threads, op_threads=args.op_threads or None,
                        max_message_bytes=args.max_message_mb * 1024 * 1024))  # fmt: skip
     return 0
 
@@ -235,7 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--metrics-port", type=int, default=None, help="Prometheus /metrics")
     serve.add_argument("--no-batching", action="store_true")
     serve.add_argument("--max-batch-size", type=int, default=512, help="rows per model call")
-    serve.add_argument("--max-wait-us", type=int, default=200)
+    serve.add_argument("--max-wait-us", type=int, default=0)
+    serve.add_argument("--model-threads", type=int, default=2, help="model calls at once")
+    serve.add_argument(
+        "--op-threads", type=int, default=1, help="TensorFlow intra/inter-op threads (0: default)"
+    )
     serve.add_argument("--max-queued-requests", type=int, default=1024)
     serve.add_argument("--max-rows", type=int, default=4096, help="rows per request")
     serve.add_argument("--max-message-mb", type=int, default=16)
