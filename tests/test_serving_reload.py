@@ -1,10 +1,12 @@
 """Hot reload under load: a new version is picked up without one failed request; a corrupt or
 inconsistent version is rejected while the old one keeps serving; pinning; warm-up replay."""
 
+import gc
 import json
 import shutil
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import pytest
@@ -69,10 +71,13 @@ def test_new_version_under_load_then_corrupt_and_inconsistent_versions(
         )
         with Load(server.target, rows) as load:
             _wait_for(lambda: load.count > 20)
+            first = weakref.ref(server.server.models.current)
             new = export(exported_model.model, exported_model.spec, base)
             _wait_for(lambda: load.versions and load.versions[-1] == int(new.name))
             seen = load.count
             _wait_for(lambda: load.count > seen + 20)
+            gc.collect()
+            assert first() is None, "the replaced version is still referenced (not unloaded)"
 
             corrupt = base / str(int(new.name) + 1)
             shutil.copytree(new, corrupt)
