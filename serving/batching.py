@@ -92,6 +92,9 @@ class Batcher:
             self._task = None
         if self._calls:
             await asyncio.gather(*self._calls, return_exceptions=True)
+        if self._pending is not None:
+            self._pending.future.cancel()
+            self._pending = None
         while not self._queue.empty():
             self._queue.get_nowait().future.cancel()
 

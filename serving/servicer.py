@@ -28,6 +28,7 @@ from serving.predictor import InvalidRequest, Predictor, Value
 log = logging.getLogger(__name__)
 Response = TypeVar("Response")
 MAX_EXPLAIN_TOP_K = 64
+MAX_EXPLAIN_ROWS = 256  # attention weights are (rows, layers, heads, fields, fields) floats
 
 _CODES: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (InvalidRequest, grpc.StatusCode.INVALID_ARGUMENT),
@@ -97,6 +98,9 @@ class RankingServicer(prediction_pb2_grpc.RankingServicer):
         if not 0 <= top_k <= MAX_EXPLAIN_TOP_K:
             raise InvalidRequest(f"`explain_top_k` should be in [0, {MAX_EXPLAIN_TOP_K}]. "
                                  f"Received: `explain_top_k={top_k}`")  # fmt: skip
+        if top_k and len(request.rows) > MAX_EXPLAIN_ROWS:
+            raise InvalidRequest(f"explanations are given for at most {MAX_EXPLAIN_ROWS} rows per "
+                                 f"request. Received {len(request.rows)} rows")  # fmt: skip
         batch = predictor.pack_rows(rows_of(request))
         scores = await self.batcher.predict(predictor, batch)
         response = prediction_pb2.ScoreResponse(

@@ -133,6 +133,9 @@ def test_status_codes_and_messages(running_server, rows) -> None:  # type: ignor
             code, details = _status(score, prediction_pb2.ScoreRequest(rows=[row_proto(row)]))
             assert code == grpc.StatusCode.INVALID_ARGUMENT and message in details, details
         assert _status(score, prediction_pb2.ScoreRequest())[0] == grpc.StatusCode.INVALID_ARGUMENT
+        explain = prediction_pb2.ScoreRequest(rows=[row_proto(good)] * 257, explain_top_k=1)
+        code, details = _status(score, explain)
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and "at most 256 rows" in details
         oversized = prediction_pb2.ScoreRequest(rows=[row_proto(good)] * 4097)
         code, details = _status(score, oversized)
         assert code == grpc.StatusCode.INVALID_ARGUMENT and "4097 rows" in details
