@@ -22,8 +22,8 @@ demo: $(STAMP)
 	$(BIN)/ue demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check unified_embedding pipelines tests benchmarks
-	$(BIN)/ruff format --check unified_embedding pipelines tests benchmarks
+	$(BIN)/ruff check unified_embedding pipelines serving protos tests benchmarks
+	$(BIN)/ruff format --check unified_embedding pipelines serving protos tests benchmarks
 	$(BIN)/mypy
 
 test: lint

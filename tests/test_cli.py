@@ -51,3 +51,5 @@ def test_demo_runs_the_whole_path(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert (workdir / "prep" / "stats.json").is_file()
     assert (Path(result["export"]) / "saved_model.pb").is_file()
     assert "planted model auc" in out
+    assert summary["served"]["rows"] == 2_000 and summary["served"]["max_difference"] <= 1e-5
+    assert "scored over gRPC equal the in-process SavedModel" in out

@@ -100,6 +100,63 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from serving.batching import BatchingConfig
+    from serving.model_manager import ManagerConfig
+    from serving.predictor import PredictorConfig
+    from serving.server import ServerConfig, TlsConfig, serve
+
+    if (args.tls_certificate is None) != (args.tls_key is None):
+        raise ValueError("give both `--tls-certificate` and `--tls-key`, or neither")
+    tls = TlsConfig(Path(args.tls_certificate), Path(args.tls_key)) if args.tls_key else None
+    models = ManagerConfig(
+        Path(args.model_base_path),
+        model_name=args.model_name,
+        version=args.version,
+        poll_seconds=args.poll_seconds,
+        predictor=PredictorConfig(max_rows=args.max_rows),
+    )
+    batching = BatchingConfig(
+        enabled=not args.no_batching,
+        max_batch_size=args.max_batch_size,
+        max_wait_us=args.max_wait_us,
+        max_queued_requests=args.max_queued_requests,
+        max_concurrent_batches=args.model_threads,
+    )
+    serve(ServerConfig(models, port=args.port, host=args.host, metrics_port=args.metrics_port,
+                       batching=batching, tls=tls, grace_seconds=args.grace_seconds,
+                       model_threads=args.model_threads, op_threads=args.op_threads or None,
+                       max_message_bytes=args.max_message_mb * 1024 * 1024))  # fmt: skip
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import grpc
+
+    from serving.client import ClientConfig, RankingClient, rows_from_file
+
+    certificate = (
+        Path(args.tls_root_certificate).read_bytes() if args.tls_root_certificate else None
+    )
+    config = ClientConfig(timeout_seconds=args.timeout, retries=args.retries,
+                          model_name=args.model_name, root_certificate=certificate,
+                          max_rows_per_request=args.batch_size)  # fmt: skip
+    with RankingClient(args.target, config) as client:
+        try:
+            info = client.model_info()
+            probabilities = client.predict(rows_from_file(args.input, args.schema, info))
+        except grpc.RpcError as e:  # the server's answer names the problem
+            print(f"ue predict: {e.code().name}: {e.details()}", file=sys.stderr)
+            return 1
+    print(json.dumps({"model": info.model_spec.name, "version": info.model_spec.version,
+                      "rows": len(probabilities), "probabilities": probabilities}))  # fmt: skip
+    return 0
+
+
 def _preprocess(argv: Sequence[str]) -> int:
     import logging
 
@@ -187,6 +244,42 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--input", required=True)
     evaluate.add_argument("--schema", required=True)
     evaluate.set_defaults(run=_evaluate)
+
+    serve = commands.add_parser(
+        "serve", help="gRPC server over the newest version under --model-base-path (hot reload)"
+    )
+    serve.add_argument("--model-base-path", required=True, help="the export base (--export-base)")
+    serve.add_argument("--port", type=int, default=8500)
+    serve.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve the network")
+    serve.add_argument("--model-name", default="default")
+    serve.add_argument("--version", type=int, default=None, help="pin a version")
+    serve.add_argument("--poll-seconds", type=float, default=1.0)
+    serve.add_argument("--metrics-port", type=int, default=None, help="Prometheus /metrics")
+    serve.add_argument("--no-batching", action="store_true")
+    serve.add_argument("--max-batch-size", type=int, default=512, help="rows per model call")
+    serve.add_argument("--max-wait-us", type=int, default=0)
+    serve.add_argument("--model-threads", type=int, default=2, help="model calls at once")
+    serve.add_argument(
+        "--op-threads", type=int, default=1, help="TensorFlow intra/inter-op threads (0: default)"
+    )
+    serve.add_argument("--max-queued-requests", type=int, default=1024)
+    serve.add_argument("--max-rows", type=int, default=4096, help="rows per request")
+    serve.add_argument("--max-message-mb", type=int, default=16)
+    serve.add_argument("--grace-seconds", type=float, default=10.0)
+    serve.add_argument("--tls-certificate", default=None, help="PEM certificate chain")
+    serve.add_argument("--tls-key", default=None, help="PEM private key")
+    serve.set_defaults(run=_serve)
+
+    predict = commands.add_parser("predict", help="score rows of a file through a ue server")
+    predict.add_argument("--target", required=True, help="host:port")
+    predict.add_argument("--input", required=True)
+    predict.add_argument("--schema", default="criteo")
+    predict.add_argument("--model-name", default="")
+    predict.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
+    predict.add_argument("--retries", type=int, default=3, help="retries on UNAVAILABLE")
+    predict.add_argument("--batch-size", type=int, default=1024, help="rows per request")
+    predict.add_argument("--tls-root-certificate", default=None)
+    predict.set_defaults(run=_predict)
 
     demo = commands.add_parser(
         "demo", help="the whole path on generated data: preprocess, train, export, evaluate"

@@ -1,0 +1,139 @@
+"""A client of the Ranking service: deadlines on every call, retries on UNAVAILABLE, and rows
+read from a file of any supported schema. Imports no TensorFlow.
+
+    with RankingClient("127.0.0.1:8500") as client:
+        info = client.model_info()
+        rows = rows_from_file("rows.tsv", "criteo", info)
+        probabilities = client.predict(rows)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import grpc
+
+from protos import prediction_pb2, prediction_pb2_grpc
+from unified_embedding.rows import read_rows
+from unified_embedding.schemas import load_schema
+
+Response = TypeVar("Response")
+RowValues = Mapping[str, str | float]
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Args:
+    timeout_seconds: the deadline of each attempt.
+    retries: further attempts after UNAVAILABLE (a server starting, restarting or loading).
+    backoff_seconds: the first wait between attempts; doubles each time.
+    model_name: the model to address ("" = the server's).
+    root_certificate: PEM root certificate for TLS (plaintext when None).
+    max_rows_per_request: `predict` splits larger inputs into requests of this many rows.
+    """
+
+    timeout_seconds: float = 5.0
+    retries: int = 3
+    backoff_seconds: float = 0.1
+    model_name: str = ""
+    root_certificate: bytes | None = None
+    max_rows_per_request: int = 1024
+
+
+def row_proto(row: RowValues) -> prediction_pb2.Row:
+    """`{field: str | float}` -> Row; strings go to string_value, numbers to float_value."""
+    features = {}
+    for name, value in row.items():
+        if isinstance(value, str):
+            features[name] = prediction_pb2.Value(string_value=value)
+        else:
+            features[name] = prediction_pb2.Value(float_value=value)
+    return prediction_pb2.Row(features=features)
+
+
+def _number(text: str) -> float:
+    return float(text) if text.strip() else math.nan  # as features.parse_numeric: "" = missing
+
+
+def rows_from_file(
+    path: str | Path, schema: str, info: prediction_pb2.ModelInfo
+) -> list[RowValues]:
+    """The model's fields of each row of `path` (`schema`: criteo, avazu, frappe or a schema
+    file); numeric fields parsed to floats (empty = NaN = missing)."""
+    spec = load_schema(schema)
+    missing = [f.name for f in info.fields if f.name not in spec.field_names]
+    if missing:
+        raise ValueError(f"schema `{schema}` lacks the model's fields {missing}")
+    columns = read_rows(spec, path).columns
+    converted: dict[str, list[str | float]] = {}
+    for f in info.fields:
+        values = [str(v) for v in columns[f.name]]
+        converted[f.name] = [_number(v) for v in values] if f.kind == "numeric" else list(values)
+    count = len(next(iter(converted.values()), []))
+    return [{name: values[i] for name, values in converted.items()} for i in range(count)]
+
+
+class RankingClient:
+    def __init__(self, target: str, config: ClientConfig = ClientConfig()) -> None:
+        self.config = config
+        if config.root_certificate is None:
+            self._channel = grpc.insecure_channel(target)
+        else:
+            credentials = grpc.ssl_channel_credentials(root_certificates=config.root_certificate)
+            self._channel = grpc.secure_channel(target, credentials)
+        self._stub = prediction_pb2_grpc.RankingStub(self._channel)
+
+    def _call(self, method: Callable[..., Response], request: object) -> Response:
+        wait = self.config.backoff_seconds
+        for attempt in range(self.config.retries + 1):
+            try:
+                return method(request, timeout=self.config.timeout_seconds)
+            except grpc.RpcError as e:
+                if e.code() != grpc.StatusCode.UNAVAILABLE or attempt == self.config.retries:
+                    raise
+            time.sleep(wait)
+            wait *= 2
+        raise AssertionError("unreachable")
+
+    def model_info(self) -> prediction_pb2.ModelInfo:
+        request = prediction_pb2.ModelInfoRequest(
+            model_spec=prediction_pb2.ModelSpec(name=self.config.model_name)
+        )
+        return self._call(self._stub.GetModelInfo, request)
+
+    def score(
+        self, rows: Sequence[RowValues], explain_top_k: int = 0
+    ) -> prediction_pb2.ScoreResponse:
+        """One request: every row's probability (and explanations when `explain_top_k`)."""
+        request = prediction_pb2.ScoreRequest(
+            model_spec=prediction_pb2.ModelSpec(name=self.config.model_name),
+            rows=[row_proto(r) for r in rows],
+            explain_top_k=explain_top_k,
+        )
+        return self._call(self._stub.Score, request)
+
+    def predict(self, rows: Sequence[RowValues]) -> list[float]:
+        """Probabilities of any number of rows, in requests of `max_rows_per_request`."""
+        out: list[float] = []
+        for chunk in _chunks(rows, self.config.max_rows_per_request):
+            out.extend(self.score(chunk).probabilities)
+        return out
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> RankingClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _chunks(rows: Sequence[RowValues], size: int) -> Iterator[Sequence[RowValues]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]

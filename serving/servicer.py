@@ -1,0 +1,188 @@
+"""The `unified_embedding.serving.v1.Ranking` servicer: protos <-> predictor, status codes.
+
+INVALID_ARGUMENT  a missing or unknown field, a wrong type, an empty or oversized batch
+NOT_FOUND         an unknown model or version
+RESOURCE_EXHAUSTED  the batching queue is full
+DEADLINE_EXCEEDED   the deadline passed before the model answered
+UNAVAILABLE       no version loaded yet
+INTERNAL          the model failed on a valid request (logged; the server keeps serving)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf import message_factory
+from google.protobuf.descriptor import ServiceDescriptor
+
+from protos import prediction_pb2, prediction_pb2_grpc
+from serving.batching import Batcher, QueueFull
+from serving.metrics import Metrics
+from serving.model_manager import ModelManager, ModelNotFound, ModelUnavailable
+from serving.predictor import InvalidRequest, Predictor, Value
+
+log = logging.getLogger(__name__)
+Response = TypeVar("Response")
+MAX_EXPLAIN_TOP_K = 64
+MAX_EXPLAIN_ROWS = 256  # attention weights are (rows, layers, heads, fields, fields) floats
+
+_CODES: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
+    (InvalidRequest, grpc.StatusCode.INVALID_ARGUMENT),
+    (ModelNotFound, grpc.StatusCode.NOT_FOUND),
+    (ModelUnavailable, grpc.StatusCode.UNAVAILABLE),
+    (QueueFull, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (TimeoutError, grpc.StatusCode.DEADLINE_EXCEEDED),
+)
+
+
+async def handle(
+    method: str,
+    metrics: Metrics,
+    context: grpc.aio.ServicerContext,
+    call: Callable[[], Awaitable[Response]],
+) -> Response:
+    """Runs `call` under the request's deadline and turns errors into status codes."""
+    with metrics.track(method):
+        code, message = grpc.StatusCode.INTERNAL, "internal error"
+        try:
+            remaining = context.time_remaining()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError("the deadline passed before the request was handled")
+            return await asyncio.wait_for(call(), remaining)
+        except asyncio.CancelledError:
+            metrics.error(method, grpc.StatusCode.CANCELLED)
+            raise
+        except Exception as e:
+            for kind, status in _CODES:
+                if isinstance(e, kind):
+                    code, message = status, str(e) or "the deadline passed"
+                    break
+            else:
+                log.exception("%s failed", method)
+        metrics.error(method, code)
+        await context.abort(code, message)
+        raise AssertionError("unreachable: abort raises")
+
+
+def _value(value: prediction_pb2.Value) -> Value:
+    kind = value.WhichOneof("kind")
+    return None if kind is None else getattr(value, kind)
+
+
+def rows_of(request: prediction_pb2.ScoreRequest) -> list[dict[str, Value]]:
+    return [{k: _value(v) for k, v in row.features.items()} for row in request.rows]
+
+
+def model_spec(name: str, predictor: Predictor) -> prediction_pb2.ModelSpec:
+    return prediction_pb2.ModelSpec(name=name, version=predictor.version)
+
+
+class RankingServicer(prediction_pb2_grpc.RankingServicer):
+    def __init__(self, models: ModelManager, batcher: Batcher, metrics: Metrics) -> None:
+        self.models = models
+        self.batcher = batcher
+        self.metrics = metrics
+
+    async def Score(
+        self, request: prediction_pb2.ScoreRequest, context: grpc.aio.ServicerContext
+    ) -> prediction_pb2.ScoreResponse:
+        return await handle("Score", self.metrics, context, lambda: self._score(request))
+
+    async def _score(self, request: prediction_pb2.ScoreRequest) -> prediction_pb2.ScoreResponse:
+        predictor = self.models.get(request.model_spec.name, request.model_spec.version)
+        top_k = request.explain_top_k
+        if not 0 <= top_k <= MAX_EXPLAIN_TOP_K:
+            raise InvalidRequest(f"`explain_top_k` should be in [0, {MAX_EXPLAIN_TOP_K}]. "
+                                 f"Received: `explain_top_k={top_k}`")  # fmt: skip
+        if top_k and len(request.rows) > MAX_EXPLAIN_ROWS:
+            raise InvalidRequest(f"explanations are given for at most {MAX_EXPLAIN_ROWS} rows per "
+                                 f"request. Received {len(request.rows)} rows")  # fmt: skip
+        batch = predictor.pack_rows(rows_of(request))
+        scores = await self.batcher.predict(predictor, batch)
+        response = prediction_pb2.ScoreResponse(
+            model_spec=model_spec(self.models.config.model_name, predictor),
+            probabilities=scores.tolist(),
+        )
+        if top_k:
+            loop = asyncio.get_running_loop()
+            explained = await loop.run_in_executor(None, predictor.explain, batch, top_k)
+            for pairs in explained:
+                response.explanations.add(pairs=[
+                    prediction_pb2.FieldPair(source=p.source, target=p.target, weight=p.weight)
+                    for p in pairs
+                ])  # fmt: skip
+        return response
+
+    async def GetModelInfo(
+        self, request: prediction_pb2.ModelInfoRequest, context: grpc.aio.ServicerContext
+    ) -> prediction_pb2.ModelInfo:
+        async def info() -> prediction_pb2.ModelInfo:
+            predictor = self.models.get(request.model_spec.name, request.model_spec.version)
+            return prediction_pb2.ModelInfo(
+                model_spec=model_spec(self.models.config.model_name, predictor),
+                spec_fingerprint=predictor.fingerprint,
+                fields=[
+                    prediction_pb2.Field(name=f.name, kind=f.kind) for f in predictor.spec.fields
+                ],
+                max_rows_per_request=predictor.config.max_rows,
+            )
+
+        return await handle("GetModelInfo", self.metrics, context, info)
+
+
+class Undecodable:
+    """What the tolerant deserializer hands over for bytes that are not the request message."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _tolerant(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def deserialize(data: bytes) -> Any:
+        try:
+            return parse(data)
+        except Exception as e:  # gRPC's own handling would answer UNKNOWN and log a traceback
+            return Undecodable(e)
+
+    return deserialize
+
+
+def _guard(method: str, behavior: Callable[..., Awaitable[Any]], metrics: Metrics) -> Any:
+    async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if isinstance(request, Undecodable):
+            metrics.error(method, grpc.StatusCode.INVALID_ARGUMENT)
+            message = f"the request is not a valid {method} request: {request.error}"
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
+        return await behavior(request, context)
+
+    return call
+
+
+def add_service(
+    server: grpc.aio.Server, service: ServiceDescriptor, servicer: Any, metrics: Metrics
+) -> None:
+    """Registers the unary methods `servicer` implements (the rest stay UNIMPLEMENTED), with
+    undecodable requests answered INVALID_ARGUMENT instead of gRPC's UNKNOWN."""
+    handlers = {}
+    for method in service.methods:
+        if method.name not in type(servicer).__dict__:
+            continue
+        request = message_factory.GetMessageClass(method.input_type)
+        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+            _guard(method.name, getattr(servicer, method.name), metrics),
+            request_deserializer=_tolerant(request.FromString),
+            response_serializer=lambda message: message.SerializeToString(),
+        )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(service.full_name, handlers),)
+    )
+    server.add_registered_method_handlers(service.full_name, handlers)
+
+
+def add_to_server(servicer: RankingServicer, server: grpc.aio.Server) -> None:
+    add_service(server, prediction_pb2.DESCRIPTOR.services_by_name["Ranking"], servicer,
+                servicer.metrics)  # fmt: skip
