@@ -15,7 +15,7 @@ from protos import prediction_pb2, prediction_pb2_grpc
 from serving.batching import Batcher, BatchingConfig, QueueFull
 from serving.client import ClientConfig, RankingClient, row_proto, rows_from_file
 from serving.model_manager import ManagerConfig
-from serving.predictor import PackedBatch
+from serving.predictor import PackedBatch, Predictor
 from serving.server import BackgroundServer, ServerConfig, TlsConfig
 
 
@@ -85,14 +85,31 @@ def _server(exported_model, **config) -> BackgroundServer:  # type: ignore[no-un
     return BackgroundServer(ServerConfig(models, port=0, **config)).start()
 
 
-def test_overload_answers_resource_exhausted_with_a_bounded_queue(exported_model, rows) -> None:  # type: ignore[no-untyped-def]
+def test_overload_answers_resource_exhausted_with_a_bounded_queue(  # type: ignore[no-untyped-def]
+    exported_model, rows, monkeypatch
+) -> None:
+    """Model calls are held until every request beyond the in-flight and queued ones has been
+    refused, so the outcome does not depend on how fast this machine is."""
     batching = BatchingConfig(max_batch_size=256, max_queued_requests=4)
-    server = _server(exported_model, batching=batching)
+    server = _server(exported_model, batching=batching, model_threads=1)
+    gate = threading.Event()
+    predict = Predictor.predict
+    monkeypatch.setattr(Predictor, "predict", lambda self, b: gate.wait(60) and predict(self, b))
     try:
         request = prediction_pb2.ScoreRequest(rows=[row_proto(r) for r in rows] * 5)  # 1000 rows
         with grpc.insecure_channel(server.target) as channel:
             score = prediction_pb2_grpc.RankingStub(channel).Score
             calls = [score.future(request, timeout=120) for _ in range(48)]
+            # Held back: the batches in flight, the one waiting to start a batch, a full queue.
+            held = batching.max_concurrent_batches + 1 + batching.max_queued_requests
+            deadline = time.monotonic() + 60
+            while sum(c.done() for c in calls) < len(calls) - held:
+                assert time.monotonic() < deadline, "requests were neither queued nor refused"
+                time.sleep(0.05)
+            time.sleep(0.5)  # nothing else completes while the model is held
+            held = sum(not c.done() for c in calls)
+            assert server.server is not None and server.server.batcher.queued == 4
+            gate.set()
             codes = []
             for call in calls:
                 try:
@@ -101,10 +118,12 @@ def test_overload_answers_resource_exhausted_with_a_bounded_queue(exported_model
                 except grpc.RpcError as e:
                     codes.append(e.code())
                     assert "queued" in e.details()
-            assert set(codes) == {grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED}
-            assert server.server is not None and server.server.batcher.queued == 0
+            assert codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == len(calls) - held
+            assert codes.count(grpc.StatusCode.OK) == held
+            assert server.server.batcher.queued == 0
             assert len(score(request, timeout=60).probabilities) == 1000  # serves again
     finally:
+        gate.set()
         server.stop()
 
 
