@@ -10,6 +10,7 @@ from unified_embedding.evaluation.budget_study import (
     StudyConfig,
     aggregate,
     compare_layouts,
+    pareto_table,
     run_budget_study,
     run_probes_sweep,
     with_probes,
@@ -131,3 +132,23 @@ def test_tiny_study_has_one_row_per_layout_budget_and_seed(tiny: StudyData) -> N
     assert sweep.iloc[0].to_dict() == reused
     assert (sweep["layout"] == "unified").all()
     assert (sweep["embedding_params"] <= 20_000 // 4).all()
+
+
+def test_pareto_table_orders_budgets_and_formats_cells() -> None:
+    points = pd.DataFrame(
+        {
+            "layout": ["unified", "per_feature", "unified", "collisionless"],
+            "budget": ["100KB", "100KB", "10KB", COLLISION_FREE],
+            "budget_bytes": [100_000, 100_000, 10_000, 9_000_000],
+            "embedding_params": [24_992, 24_960, 2_496, 2_250_000],
+            "auc_mean": [0.8, 0.79, 0.77, 0.81],
+            "auc_std": [0.001, 0.002, 0.003, 0.004],
+            "logloss_mean": [0.4, 0.41, 0.42, 0.39],
+            "logloss_std": [0.01, 0.02, 0.03, 0.04],
+        }
+    )
+    table = pareto_table(points)
+    assert table["budget"].tolist() == ["10KB", "100KB", COLLISION_FREE]
+    assert list(table.columns) == ["budget", "unified", "per_feature", "collisionless"]
+    assert table.loc[0, "unified"] == "0.7700 ± 0.0030 / 0.4200 ± 0.0300 (2,496)"
+    assert table.loc[0, "per_feature"] == ""

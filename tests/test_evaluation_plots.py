@@ -24,13 +24,15 @@ def test_pareto_figure_has_a_line_per_layout_on_log_axes_and_the_ceiling() -> No
     auc_axes, loss_axes = figure.axes
     assert auc_axes.get_xscale() == loss_axes.get_xscale() == "log"
     assert len(auc_axes.containers) == len(loss_axes.containers) == 3  # errorbars per layout
-    unified = auc_axes.containers[0].lines[0]
+    unified = auc_axes.containers[0].lines[0]  # layouts in order: unified, per-feature, free
     np.testing.assert_allclose(np.asarray(unified.get_xdata(), float), [2_500, 25_000])
     np.testing.assert_allclose(np.asarray(unified.get_ydata(), float), [0.77, 0.80])
     ceilings = [line for line in auc_axes.lines if list(line.get_ydata()) == [0.86, 0.86]]
     assert len(ceilings) == 1
     labels = auc_axes.get_legend_handles_labels()[1]
-    assert any("collision-free" in label for label in labels)
+    assert [label.split()[0] for label in labels] == [
+        "planted", "unified", "per-feature", "collision-free"
+    ]  # fmt: skip
 
 
 def test_calibration_figure_plots_buckets_and_the_diagonal() -> None:

@@ -210,3 +210,21 @@ def compare_layouts(
             "wins": merged["auc_mean_a"] > merged["auc_mean_b"],
         }
     ).sort_values(["dataset", "budget_bytes"], ignore_index=True)
+
+
+def pareto_table(points: pd.DataFrame) -> pd.DataFrame:
+    """One row per budget (and one for collision-free), one column per layout, each cell
+    `"AUC mean ± std / logloss mean ± std (params)"`: the study's result as text."""
+
+    def cell(row: pd.Series) -> str:
+        return (
+            f"{row['auc_mean']:.4f} ± {row['auc_std']:.4f} / "
+            f"{row['logloss_mean']:.4f} ± {row['logloss_std']:.4f} "
+            f"({int(row['embedding_params']):,})"
+        )
+
+    text = points.assign(cell=points.apply(cell, axis=1))
+    order = text.groupby("budget")["budget_bytes"].min().sort_values().index
+    table = text.pivot(index="budget", columns="layout", values="cell").reindex(order)
+    layouts = [layout for layout in LAYOUTS if layout in table.columns]
+    return table[layouts].fillna("").reset_index().rename_axis(columns=None)

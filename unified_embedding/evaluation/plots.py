@@ -100,8 +100,9 @@ def pareto_figure(
     """
     figure = Figure(figsize=(12, 4.5))
     axes = figure.subplots(1, 2)
-    for layout, group in points.groupby("layout", sort=False):
-        group = group.sort_values("embedding_params")
+    known = [layout for layout in LAYOUT_LABELS if layout in set(points["layout"])]
+    for layout in known + sorted(set(points["layout"]) - set(known)):
+        group = points[points["layout"] == layout].sort_values("embedding_params")
         style = LAYOUT_STYLES.get(str(layout), {})
         for ax, metric in zip(axes, ("auc", "logloss"), strict=True):
             ax.errorbar(group["embedding_params"], group[f"{metric}_mean"],
