@@ -153,7 +153,7 @@ sweep (probes per field at a fixed budget) and the same comparison on the real s
         "parameters",
         """\
 output_dir = "study"
-rows = 40_000  # generated training rows (the learnable config: 3 weighted values per field)
+rows = 60_000  # generated training rows (the learnable config: 3 weighted values per field)
 eval_rows = 10_000
 budgets = ["10KB", "30KB", "100KB", "300KB", "1MB"]
 layouts = ["unified", "per_feature", "collisionless"]
@@ -186,6 +186,7 @@ from unified_embedding.evaluation.budget_study import (
     StudyConfig,
     aggregate,
     compare_layouts,
+    paired_deltas,
     pareto_table,
     run_budget_study,
     run_probes_sweep,
@@ -224,12 +225,19 @@ plots.save(plots.pareto_figure(points, data.ceiling_auc, "Generated data: qualit
 display(Image(out / "pareto_generated.png"))
 pareto_table(points)""",
     ),
-    ("markdown", "Unified vs per-feature hashing at equal budgets (AUC delta > 0: unified wins):"),
+    (
+        "markdown",
+        """\
+Unified vs per-feature hashing at equal budgets (AUC delta > 0: unified wins), from the means
+and paired by seed (both layouts see the same rows in the same order for a seed):""",
+    ),
     (
         "code",
         """\
 comparison = compare_layouts(points)
-comparison""",
+paired = paired_deltas(runs)
+display(comparison)
+paired""",
     ),
     ("markdown", "## Probes per field at a fixed budget (unified layout)"),
     (
@@ -265,7 +273,8 @@ for name in real_datasets if real_data_dir else []:
     display(pareto_table(real_points))
     real[name] = {"train_rows": len(sample.train), "eval_rows": len(sample.evaluation),
                   "runs": real_runs, "points": real_points,
-                  "comparison": compare_layouts(real_points)}""",
+                  "comparison": compare_layouts(real_points),
+                  "paired": paired_deltas(real_runs)}""",
     ),
     (
         "code",
@@ -283,10 +292,12 @@ summary = {
                    "epochs": epochs, "batch_size": batch_size, "num_layers": num_layers},
     "generated": {"train_rows": len(data.train), "eval_rows": len(data.evaluation),
                   "ceiling_auc": data.ceiling_auc, "points": records(points),
-                  "comparison": records(comparison), "probes": records(probe_points),
+                  "comparison": records(comparison), "paired": records(paired),
+                  "probes": records(probe_points),
                   "table": records(pareto_table(points))},
     "real": {name: {"train_rows": r["train_rows"], "eval_rows": r["eval_rows"],
                     "points": records(r["points"]), "comparison": records(r["comparison"]),
+                    "paired": records(r["paired"]),
                     "table": records(pareto_table(r["points"]))}
              for name, r in real.items()},
     "figures": sorted(p.name for p in out.glob("*.png")),

@@ -10,6 +10,7 @@ from unified_embedding.evaluation.budget_study import (
     StudyConfig,
     aggregate,
     compare_layouts,
+    paired_deltas,
     pareto_table,
     run_budget_study,
     run_probes_sweep,
@@ -152,3 +153,22 @@ def test_pareto_table_orders_budgets_and_formats_cells() -> None:
     assert list(table.columns) == ["budget", "unified", "per_feature", "collisionless"]
     assert table.loc[0, "unified"] == "0.7700 ± 0.0030 / 0.4200 ± 0.0300 (2,496)"
     assert table.loc[0, "per_feature"] == ""
+
+
+def test_paired_deltas_difference_runs_of_the_same_seed() -> None:
+    # seed:             0     1     2
+    # unified auc     0.70  0.75  0.80     per-seed deltas: +0.02, -0.01, +0.03
+    # per_feature auc 0.68  0.76  0.77
+    records = [
+        {"dataset": "d", "layout": layout, "budget": "10KB", "budget_bytes": 10_000,
+         "probes": 2, "seed": seed, "auc": auc, "logloss": 1.0 - auc}
+        for layout, aucs in (("unified", [0.70, 0.75, 0.80]), ("per_feature", [0.68, 0.76, 0.77]))
+        for seed, auc in enumerate(aucs)
+    ]  # fmt: skip
+    table = paired_deltas(pd.DataFrame.from_records(records))
+    row = table.iloc[0]
+    deltas = np.array([0.02, -0.01, 0.03])
+    assert row["seeds"] == 3 and row["auc_wins"] == 2
+    assert row["auc_delta_mean"] == pytest.approx(deltas.mean())
+    assert row["auc_delta_std"] == pytest.approx(deltas.std(ddof=1))
+    assert row["logloss_delta_mean"] == pytest.approx(-deltas.mean())

@@ -133,6 +133,7 @@ def test_embedding_budget_notebook(tmp_path: Path) -> None:
         assert p["auc_mean"] < generated["ceiling_auc"], p  # nobody beats the planted model
         assert p["runs"] == 1 and p["logloss_mean"] > 0
     assert [c["budget"] for c in generated["comparison"]] == budgets
+    assert [c["budget"] for c in generated["paired"]] == budgets
     assert sorted(p["probes"] for p in generated["probes"]) == [1, 2]
     figures = ["pareto_generated.png", "probes_generated.png"]
     if (SHARED_DATA / "frappe").is_dir():

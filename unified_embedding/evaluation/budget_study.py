@@ -228,3 +228,36 @@ def pareto_table(points: pd.DataFrame) -> pd.DataFrame:
     table = text.pivot(index="budget", columns="layout", values="cell").reindex(order)
     layouts = [layout for layout in LAYOUTS if layout in table.columns]
     return table[layouts].fillna("").reset_index().rename_axis(columns=None)
+
+
+def paired_deltas(
+    runs: pd.DataFrame, layout: str = "unified", baseline: str = "per_feature"
+) -> pd.DataFrame:
+    """`layout` minus `baseline` per (dataset, budget), paired by seed (same data order).
+
+    Seeds move every layout's AUC together (a bad shuffle hurts both), so the per-seed
+    difference is a sharper test than comparing two means. Columns: dataset, budget,
+    budget_bytes, seeds, auc_delta_mean, auc_delta_std (ddof=1), auc_wins (seeds where
+    `layout` has the higher AUC), logloss_delta_mean (negative = `layout` better).
+    """
+    keys = ["dataset", "budget", "budget_bytes", "probes", "seed"]
+    a = runs[runs["layout"] == layout][[*keys, "auc", "logloss"]]
+    b = runs[runs["layout"] == baseline][[*keys, "auc", "logloss"]]
+    pairs = a.merge(b, on=keys, suffixes=("_a", "_b"))
+    pairs = pairs.assign(
+        auc_delta=pairs["auc_a"] - pairs["auc_b"],
+        logloss_delta=pairs["logloss_a"] - pairs["logloss_b"],
+        win=pairs["auc_a"] > pairs["auc_b"],
+    )
+    out = (
+        pairs.groupby(["dataset", "budget", "budget_bytes"])
+        .agg(
+            seeds=("seed", "count"),
+            auc_delta_mean=("auc_delta", "mean"),
+            auc_delta_std=("auc_delta", "std"),
+            auc_wins=("win", "sum"),
+            logloss_delta_mean=("logloss_delta", "mean"),
+        )
+        .reset_index()
+    )
+    return out.sort_values(["dataset", "budget_bytes"], ignore_index=True)
