@@ -30,12 +30,14 @@ test: lint
 	$(BIN)/pytest
 
 # The embedding-budget study at full size (figures, runs.csv, summary.json in $(STUDY_DIR)/).
+# Smaller: make study STUDY_ARGS="-p rows 30000 -p real_seeds '[0]'"
 STUDY_DIR ?= study
+STUDY_ARGS ?=
 study: $(STAMP)
 	mkdir -p $(STUDY_DIR)
 	PYTHONPATH=$(CURDIR) $(BIN)/papermill notebooks/02_embedding_budget.ipynb \
 		$(STUDY_DIR)/02_embedding_budget.ipynb -k python3 --cwd $(CURDIR) \
-		-p output_dir $(STUDY_DIR) --log-output --no-progress-bar
+		-p output_dir $(STUDY_DIR) $(STUDY_ARGS) --log-output --no-progress-bar
 
 # Rewrite notebooks/*.ipynb (outputs cleared) from notebooks/build.py.
 notebooks: $(STAMP)
