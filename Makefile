@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install study notebooks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,12 +22,26 @@ demo: $(STAMP)
 	$(BIN)/ue demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check unified_embedding pipelines serving protos tests benchmarks
-	$(BIN)/ruff format --check unified_embedding pipelines serving protos tests benchmarks
+	$(BIN)/ruff check unified_embedding pipelines serving protos tests benchmarks notebooks
+	$(BIN)/ruff format --check unified_embedding pipelines serving protos tests benchmarks notebooks/build.py
 	$(BIN)/mypy
 
 test: lint
 	$(BIN)/pytest
+
+# The embedding-budget study at full size (figures, runs.csv, summary.json in $(STUDY_DIR)/).
+# Smaller: make study STUDY_ARGS="-p rows 30000 -p real_seeds '[0]'"
+STUDY_DIR ?= study
+STUDY_ARGS ?=
+study: $(STAMP)
+	mkdir -p $(STUDY_DIR)
+	PYTHONPATH=$(CURDIR) $(BIN)/papermill notebooks/02_embedding_budget.ipynb \
+		$(STUDY_DIR)/02_embedding_budget.ipynb -k python3 --cwd $(CURDIR) \
+		-p output_dir $(STUDY_DIR) $(STUDY_ARGS) --log-output --no-progress-bar
+
+# Rewrite notebooks/*.ipynb (outputs cleared) from notebooks/build.py.
+notebooks: $(STAMP)
+	$(BIN)/python notebooks/build.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

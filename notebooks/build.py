@@ -1,0 +1,425 @@
+"""Writes the evaluation notebooks from the cell sources below, outputs cleared.
+
+    python notebooks/build.py          # rewrite notebooks/*.ipynb
+    python notebooks/build.py --check  # exit 1 if a committed notebook differs (used by tests)
+
+The notebooks are thin: parameters (a cell tagged `parameters`, papermill-style), calls into
+`unified_embedding.evaluation`, and figures written as PNG next to a summary JSON. Edit the
+sources here, not the .ipynb files, so the committed notebooks never carry outputs. Paths in
+parameters are relative to the kernel's working directory: run notebooks from the repo root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import nbformat
+
+HERE = Path(__file__).resolve().parent
+
+SETUP = """\
+import os
+
+# TFRS needs legacy Keras, set before TensorFlow is imported; PNGs render with Agg.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("MPLBACKEND", "Agg")"""
+
+QUALITY = [
+    (
+        "markdown",
+        """\
+# Model quality of an exported model
+
+For one exported SavedModel and a labelled file: AUC, log loss, calibration (predicted vs
+observed CTR by score bucket), score distribution, AUC by slices of one field's values, and
+AutoInt's attention averaged over rows (which field pairs interact). Defaults read the output of
+`ue demo --workdir demo` (run from the repo root).""",
+    ),
+    ("code", SETUP),
+    (
+        "parameters",
+        """\
+model_path = "demo/export/unified"  # a SavedModel version, or an export base (newest version)
+data_path = "demo/holdout.tsv"  # labelled rows
+schema = "criteo"  # schema of data_path: criteo | avazu | frappe | a schema file
+slice_field = "C1"  # field whose most frequent values get their own AUC
+top_values = 10
+buckets = 10  # calibration buckets (equal row counts)
+attention_rows = 2048  # rows averaged for the attention heatmap
+top_pairs_k = 10
+output_dir = "out/quality\"""",
+    ),
+    (
+        "code",
+        """\
+import json
+from pathlib import Path
+
+from IPython.display import Image, display
+
+from unified_embedding.evaluate import model_spec
+from unified_embedding.evaluation import attention, plots, quality
+from unified_embedding.evaluation.scoring import resolve_version, score_file
+
+out = Path(output_dir)
+out.mkdir(parents=True, exist_ok=True)
+version = resolve_version(model_path)
+rows, scores = score_file(version, data_path, schema)
+metrics = quality.summary_metrics(rows.labels, scores)
+print(f"model {version}")
+metrics""",
+    ),
+    ("markdown", "## Calibration and score distribution"),
+    (
+        "code",
+        """\
+calibration = quality.calibration_table(rows.labels, scores, buckets)
+ece = quality.expected_calibration_error(calibration)
+plots.save(plots.calibration_figure(calibration, f"Calibration (ECE {ece:.4f})"),
+           out / "calibration.png")
+histogram = quality.score_histogram(rows.labels, scores)
+plots.save(plots.score_histogram_figure(histogram), out / "scores.png")
+display(Image(out / "calibration.png"), Image(out / "scores.png"))
+calibration""",
+    ),
+    ("markdown", "## AUC by value of one field"),
+    (
+        "code",
+        """\
+slices = quality.auc_by_slice(rows.labels, scores, rows.columns[slice_field], top=top_values)
+plots.save(plots.slice_auc_figure(slices, slice_field, metrics["auc"]), out / "slices.png")
+display(Image(out / "slices.png"))
+slices""",
+    ),
+    (
+        "markdown",
+        """\
+## Which field pairs interact
+
+Attention weights `(rows, layers, heads, fields, fields)` from the model's `attention`
+signature, averaged over rows, layers and heads; a pair's strength is the mean of both
+directions.""",
+    ),
+    (
+        "code",
+        """\
+weights = attention.model_attention(version, rows, attention_rows)
+matrix = attention.mean_attention(weights)
+field_names = list(model_spec(version).field_names)
+plots.save(plots.attention_heatmap(matrix, field_names), out / "attention.png")
+pairs = attention.top_pairs(matrix, field_names, top_pairs_k)
+display(Image(out / "attention.png"))
+pairs""",
+    ),
+    (
+        "code",
+        """\
+summary = {
+    "model": str(version),
+    "data": str(data_path),
+    **metrics,
+    "expected_calibration_error": ece,
+    "calibration": calibration.to_dict("records"),
+    "slice_field": slice_field,
+    "slices": slices.to_dict("records"),
+    "attention_rows": int(weights.shape[0]),
+    "top_pairs": pairs.to_dict("records"),
+    "figures": sorted(p.name for p in out.glob("*.png")),
+}
+(out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=True) + "\\n")
+print(f"wrote {out / 'summary.json'}")""",
+    ),
+]
+
+BUDGET = [
+    (
+        "markdown",
+        """\
+# Embedding budget study: unified vs per-feature hashing vs collision-free
+
+The Unified Embedding paper's Pareto figure on data anyone can regenerate: AutoInt trained with
+each embedding layout across parameter budgets, several seeds per point (mean ± std), AUC and
+log loss against parameters on a log scale. On generated data the planted model's AUC is the
+ceiling. Collision-free tables have one row per distinct training value: their size is set by
+the data, not the budget, so they appear once, at their true parameter count. Then a probes
+sweep (probes per field at a fixed budget) and the same comparison on the real samples in
+`../shared/data` when present. `make study` runs this with the defaults below.""",
+    ),
+    ("code", SETUP),
+    (
+        "parameters",
+        """\
+output_dir = "study"
+rows = 60_000  # generated training rows (the learnable config: 3 weighted values per field)
+eval_rows = 10_000
+budgets = ["10KB", "30KB", "100KB", "300KB", "1MB"]
+layouts = ["unified", "per_feature", "collisionless"]
+seeds = [0, 1, 2]
+probes = [1, 2, 4]
+probes_budget = "30KB"
+epochs = 1
+batch_size = 512
+num_layers = 3  # AutoInt interacting layers (paper: 3)
+real_data_dir = os.environ.get("UE_SHARED_DATA", "../shared/data")  # "" skips real samples
+real_datasets = ["frappe", "criteo", "avazu"]
+real_layouts = ["unified", "per_feature", "collisionless"]
+real_seeds = [0, 1]
+real_rows = 0  # 0: every row of each sample; else the first real_rows (tests)""",
+    ),
+    (
+        "code",
+        """\
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from IPython.display import Image, display
+
+from unified_embedding.evaluation import plots
+from unified_embedding.evaluation.budget_study import (
+    StudyConfig,
+    aggregate,
+    compare_layouts,
+    paired_deltas,
+    pareto_table,
+    run_budget_study,
+    run_probes_sweep,
+)
+from unified_embedding.evaluation.study_data import GeneratedData, generated_data, real_sample
+from unified_embedding.experiment import TrainConfig
+from unified_embedding.model import AutoIntConfig
+
+pd.set_option("display.width", 200)
+out = Path(output_dir)
+out.mkdir(parents=True, exist_ok=True)
+config = StudyConfig(
+    budgets=tuple(budgets), layouts=tuple(layouts), seeds=tuple(seeds), probes=tuple(probes),
+    probes_budget=probes_budget, train=TrainConfig(batch_size=batch_size, epochs=epochs),
+    model=AutoIntConfig(num_layers=num_layers),
+)
+started = time.perf_counter()
+
+
+def progress(run: dict) -> None:
+    print(f"{run['dataset']:>9} {run['layout']:<13} {run['budget']:>14} probes {run['probes']} "
+          f"seed {run['seed']}: auc {run['auc']:.4f} logloss {run['logloss']:.4f} "
+          f"params {run['embedding_params']:>9,} ({run['seconds']:.0f} s)", flush=True)""",
+    ),
+    ("markdown", "## Generated data"),
+    (
+        "code",
+        """\
+data = generated_data(GeneratedData(rows=rows, eval_rows=eval_rows))
+print(f"{len(data.train):,} train rows, {len(data.evaluation):,} eval rows, "
+      f"planted-model AUC (ceiling) {data.ceiling_auc:.4f}")
+runs = run_budget_study(data, config, progress)
+points = aggregate(runs)
+plots.save(plots.pareto_figure(points, data.ceiling_auc, "Generated data: quality vs embedding "
+                               "parameters (mean ± std over seeds)"), out / "pareto_generated.png")
+display(Image(out / "pareto_generated.png"))
+pareto_table(points)""",
+    ),
+    (
+        "markdown",
+        """\
+Unified vs per-feature hashing at equal budgets (AUC delta > 0: unified wins), from the means
+and paired by seed (both layouts see the same rows in the same order for a seed):""",
+    ),
+    (
+        "code",
+        """\
+comparison = compare_layouts(points)
+paired = paired_deltas(runs)
+display(comparison)
+paired""",
+    ),
+    ("markdown", "## Probes per field at a fixed budget (unified layout)"),
+    (
+        "code",
+        """\
+sweep = run_probes_sweep(data, config, progress, reuse=runs)
+probe_points = aggregate(sweep)
+plots.save(plots.probes_figure(probe_points, f"Probes per field at {probes_budget}"),
+           out / "probes_generated.png")
+display(Image(out / "probes_generated.png"))
+probe_points""",
+    ),
+    ("markdown", "## Real samples (skipped when `real_data_dir` is absent)"),
+    (
+        "code",
+        """\
+real = {}
+for name in real_datasets if real_data_dir else []:
+    sample = real_sample(name, real_data_dir)
+    if sample is None:
+        print(f"{name}: no sample under {real_data_dir}, skipped")
+        continue
+    if real_rows:
+        sample = dataclasses.replace(sample, train=sample.train.take(np.arange(real_rows)))
+    print(f"{name}: {len(sample.train):,} train rows, {len(sample.evaluation):,} eval rows")
+    real_config = StudyConfig(budgets=config.budgets, layouts=tuple(real_layouts),
+                              seeds=tuple(real_seeds), train=config.train, model=config.model)
+    real_runs = run_budget_study(sample, real_config, progress)
+    real_points = aggregate(real_runs)
+    plots.save(plots.pareto_figure(real_points, None, f"{name} sample (mean ± std over seeds)"),
+               out / f"pareto_{name}.png")
+    display(Image(out / f"pareto_{name}.png"))
+    display(pareto_table(real_points))
+    real[name] = {"train_rows": len(sample.train), "eval_rows": len(sample.evaluation),
+                  "runs": real_runs, "points": real_points,
+                  "comparison": compare_layouts(real_points),
+                  "paired": paired_deltas(real_runs)}""",
+    ),
+    (
+        "code",
+        """\
+def records(frame: pd.DataFrame) -> list:
+    return json.loads(frame.to_json(orient="records"))  # NaN -> null
+
+
+all_runs = pd.concat([runs, sweep, *(r["runs"] for r in real.values())], ignore_index=True)
+all_runs.drop_duplicates().to_csv(out / "runs.csv", index=False)
+summary = {
+    "seconds": time.perf_counter() - started,
+    "parameters": {"rows": rows, "eval_rows": eval_rows, "budgets": budgets, "layouts": layouts,
+                   "seeds": seeds, "probes": probes, "probes_budget": probes_budget,
+                   "epochs": epochs, "batch_size": batch_size, "num_layers": num_layers},
+    "generated": {"train_rows": len(data.train), "eval_rows": len(data.evaluation),
+                  "ceiling_auc": data.ceiling_auc, "points": records(points),
+                  "comparison": records(comparison), "paired": records(paired),
+                  "probes": records(probe_points),
+                  "table": records(pareto_table(points))},
+    "real": {name: {"train_rows": r["train_rows"], "eval_rows": r["eval_rows"],
+                    "points": records(r["points"]), "comparison": records(r["comparison"]),
+                    "paired": records(r["paired"]),
+                    "table": records(pareto_table(r["points"]))}
+             for name, r in real.items()},
+    "figures": sorted(p.name for p in out.glob("*.png")),
+}
+(out / "summary.json").write_text(json.dumps(summary, indent=2) + "\\n")
+print(f"wrote {out / 'summary.json'} after {summary['seconds']:.0f} s")""",
+    ),
+]
+
+COMPARE = [
+    (
+        "markdown",
+        """\
+# Compare training runs
+
+Reads several `ue train` model directories (`train_summary.json`, TensorBoard logs under
+`logs/`) and optional `ue evaluate` JSON files, and tabulates and plots them side by side.
+Defaults read the two runs of `ue demo --workdir demo`.""",
+    ),
+    ("code", SETUP),
+    (
+        "parameters",
+        """\
+run_dirs = ["demo/models/unified", "demo/models/per_feature"]
+eval_files = {}  # run name (model dir name) -> JSON printed by `ue evaluate`
+curve_tags = ["epoch_auc", "epoch_logloss"]  # TensorBoard tags plotted against step
+curve_split = "validation"
+output_dir = "out/compare\"""",
+    ),
+    (
+        "code",
+        """\
+import json
+from pathlib import Path
+
+import pandas as pd
+from IPython.display import Image, display
+
+from unified_embedding.evaluation import plots, runs
+
+pd.set_option("display.width", 200)
+out = Path(output_dir)
+out.mkdir(parents=True, exist_ok=True)
+summaries = runs.read_summaries(run_dirs)
+scalars = pd.concat([runs.read_scalars(Path(d) / "logs", run=Path(d).name) for d in run_dirs],
+                    ignore_index=True)
+table = summaries.merge(runs.final_scalars(scalars), on="run", how="left")
+if eval_files:
+    evaluated = runs.read_eval_json(eval_files).add_prefix("evaluate.")
+    table = table.merge(evaluated.rename(columns={"evaluate.run": "run"}), on="run", how="left")
+table.set_index("run").T""",
+    ),
+    (
+        "code",
+        """\
+tags = [t for t in curve_tags if t in set(scalars.loc[scalars["split"] == curve_split, "tag"])]
+if tags:
+    plots.save(plots.run_curves_figure(scalars, tags, curve_split), out / "curves.png")
+    display(Image(out / "curves.png"))
+metric_columns = [c for c in ("eval.auc", "eval.logloss", "best_val_auc", "evaluate.auc",
+                              "evaluate.logloss") if c in table.columns]
+plots.save(plots.run_bars_figure(table, metric_columns), out / "metrics.png")
+display(Image(out / "metrics.png"))""",
+    ),
+    (
+        "code",
+        """\
+summary = {
+    "runs": json.loads(table.to_json(orient="records")),
+    "scalar_tags": sorted(set(scalars["tag"])),
+    "figures": sorted(p.name for p in out.glob("*.png")),
+}
+(out / "summary.json").write_text(json.dumps(summary, indent=2) + "\\n")
+print(f"wrote {out / 'summary.json'}")""",
+    ),
+]
+
+NOTEBOOKS = {
+    "01_model_quality.ipynb": QUALITY,
+    "02_embedding_budget.ipynb": BUDGET,
+    "03_compare_runs.ipynb": COMPARE,
+}
+
+
+def build(cells: list[tuple[str, str]]) -> nbformat.NotebookNode:
+    """A notebook of `cells` with stable ids and no outputs."""
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata = {
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        "language_info": {"name": "python"},
+    }
+    for index, (kind, source) in enumerate(cells):
+        cell_id = f"cell-{index:02d}"
+        if kind == "markdown":
+            notebook.cells.append(nbformat.v4.new_markdown_cell(source, id=cell_id))
+        else:
+            tags = {"tags": ["parameters"]} if kind == "parameters" else {}
+            notebook.cells.append(nbformat.v4.new_code_cell(source, id=cell_id, metadata=tags))
+    nbformat.validate(notebook)
+    return notebook
+
+
+def render(cells: list[tuple[str, str]]) -> str:
+    return nbformat.writes(build(cells)) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail if a notebook is stale")
+    args = parser.parse_args(argv)
+    stale = []
+    for name, cells in NOTEBOOKS.items():
+        path, text = HERE / name, render(cells)
+        if args.check:
+            if not path.is_file() or path.read_text() != text:
+                stale.append(name)
+        else:
+            path.write_text(text)
+    if stale:
+        print(f"stale notebooks (run python notebooks/build.py): {stale}", file=sys.stderr)
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Calibration table, score histogram and AUC by slice against hand counts and NumPy oracles."""
+
+import math
+
+import numpy as np
+import pytest
+
+from unified_embedding.evaluation.quality import (
+    auc_by_slice,
+    calibration_table,
+    expected_calibration_error,
+    score_histogram,
+    summary_metrics,
+)
+
+
+def pairwise_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Oracle: the fraction of (positive, negative) pairs ranked right, ties counting 1/2."""
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    diff = pos[:, None] - neg[None, :]
+    return float(((diff > 0) + 0.5 * (diff == 0)).mean())
+
+
+def test_calibration_table_buckets_sorted_scores_into_equal_groups() -> None:
+    # scores 0.1..0.6 (shuffled), labels chosen so bucket means are hand-checkable:
+    #   bucket 0: scores 0.1, 0.2 labels 0, 0 | 1: 0.3, 0.4 labels 0, 1 | 2: 0.5, 0.6 labels 1, 1
+    scores = np.array([0.4, 0.1, 0.6, 0.3, 0.2, 0.5])
+    labels = np.array([1, 0, 1, 0, 0, 1])
+    table = calibration_table(labels, scores, buckets=3)
+    assert table["rows"].tolist() == [2, 2, 2]
+    np.testing.assert_allclose(table["mean_predicted"], [0.15, 0.35, 0.55])
+    np.testing.assert_allclose(table["observed_ctr"], [0.0, 0.5, 1.0])
+    np.testing.assert_allclose(table["min_score"], [0.1, 0.3, 0.5])
+    # ECE = (|0.15 - 0| + |0.35 - 0.5| + |0.55 - 1|) / 3
+    assert expected_calibration_error(table) == pytest.approx((0.15 + 0.15 + 0.45) / 3)
+
+
+def test_calibration_table_of_many_rows_matches_numpy_quantile_groups() -> None:
+    rng = np.random.default_rng(0)
+    scores = rng.random(1000)
+    labels = (rng.random(1000) < scores).astype(int)
+    table = calibration_table(labels, scores, buckets=10)
+    order = np.argsort(scores)
+    for i, group in enumerate(order.reshape(10, 100)):
+        assert table.loc[i, "observed_ctr"] == pytest.approx(labels[group].mean())
+        assert table.loc[i, "mean_predicted"] == pytest.approx(scores[group].mean())
+    assert table["rows"].sum() == 1000
+    assert expected_calibration_error(table) < 0.1  # labels drawn from the scores
+
+
+def test_calibration_table_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="buckets"):
+        calibration_table([0, 1], [0.1, 0.2], buckets=0)
+    with pytest.raises(ValueError, match="equal-length"):
+        calibration_table([0, 1], [0.1], buckets=2)
+
+
+def test_score_histogram_counts_by_label_and_includes_one() -> None:
+    scores = np.array([0.0, 0.24, 0.25, 0.5, 0.99, 1.0])
+    labels = np.array([0, 1, 0, 1, 1, 0])
+    hist = score_histogram(labels, scores, bins=4)
+    assert hist["left"].tolist() == [0.0, 0.25, 0.5, 0.75]
+    assert hist["negatives"].tolist() == [1, 1, 0, 1]  # 0.0 | 0.25 | - | 1.0
+    assert hist["positives"].tolist() == [1, 0, 1, 1]  # 0.24 | - | 0.5 | 0.99
+
+
+def test_auc_by_slice_matches_pairwise_oracle_per_value() -> None:
+    rng = np.random.default_rng(1)
+    values = rng.choice(["a", "b", "c", "d"], size=600, p=[0.4, 0.3, 0.2, 0.1])
+    scores = rng.random(600)
+    labels = (rng.random(600) < scores).astype(int)
+    table = auc_by_slice(labels, scores, values, top=2, min_rows=10)
+    assert table["value"].tolist() == ["a", "b", "(other)"]
+    assert table["rows"].sum() == 600
+    for row in table.itertuples():
+        mask = np.isin(values, ["c", "d"]) if row.value == "(other)" else values == row.value
+        assert row.rows == mask.sum()
+        assert row.auc == pytest.approx(pairwise_auc(labels[mask], scores[mask]))
+        assert row.observed_ctr == pytest.approx(labels[mask].mean())
+
+
+def test_auc_by_slice_leaves_small_or_one_class_slices_undefined() -> None:
+    values = np.array(["x"] * 20 + ["y"] * 5 + ["z"] * 20)
+    labels = np.array([0, 1] * 10 + [0, 1, 0, 1, 0] + [1] * 20)
+    scores = np.linspace(0.0, 1.0, 45)
+    table = auc_by_slice(labels, scores, values, top=3, min_rows=10).set_index("value")
+    assert not math.isnan(table.loc["x", "auc"])
+    assert math.isnan(table.loc["y", "auc"])  # 5 rows < min_rows
+    assert math.isnan(table.loc["z", "auc"])  # positives only
+
+
+def test_summary_metrics_match_metric_oracles() -> None:
+    labels = np.array([0, 0, 1, 1])
+    scores = np.array([0.1, 0.6, 0.4, 0.9])
+    out = summary_metrics(labels, scores)
+    assert out["auc"] == pytest.approx(pairwise_auc(labels, scores))  # 3 of 4 pairs
+    expected = -np.mean(np.log([0.9, 0.4, 0.4, 0.9]))
+    assert out["logloss"] == pytest.approx(expected)
+    assert out["calibration"] == pytest.approx(0.5 / 0.5)

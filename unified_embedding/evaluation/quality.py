@@ -1,0 +1,132 @@
+"""Quality of a scored, labelled sample: calibration by bucket, score histogram, AUC by slice.
+
+All functions take NumPy arrays (labels 0/1, predicted probabilities) and return tidy pandas
+DataFrames, one row per bucket or slice, ready to tabulate or plot.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from unified_embedding.metrics import log_loss, roc_auc
+
+
+def summary_metrics(labels: npt.ArrayLike, scores: npt.ArrayLike) -> dict[str, float]:
+    """AUC, log loss, mean predicted and observed CTR, and their ratio (1.0 = calibrated)."""
+    y = np.asarray(labels, dtype=np.float64)
+    p = np.asarray(scores, dtype=np.float64)
+    observed = float(y.mean())
+    return {
+        "rows": int(y.size),
+        "auc": roc_auc(y, p),
+        "logloss": log_loss(y, p),
+        "mean_predicted_ctr": float(p.mean()),
+        "observed_ctr": observed,
+        "calibration": float(p.mean()) / observed if observed else math.nan,
+    }
+
+
+def calibration_table(
+    labels: npt.ArrayLike, scores: npt.ArrayLike, buckets: int = 10
+) -> pd.DataFrame:
+    """Predicted vs observed CTR per bucket of equal row counts (score quantiles).
+
+    Rows are sorted by score and cut into `buckets` contiguous groups of (almost) equal size;
+    each row of the result is one group: `bucket`, `rows`, `min_score`, `max_score`,
+    `mean_predicted` and `observed_ctr` (the fraction of positives). A calibrated model has
+    mean_predicted ~= observed_ctr in every bucket.
+    """
+    if buckets < 1:
+        raise ValueError(f"`buckets` should be >= 1. Received: `buckets={buckets}`")
+    y = np.asarray(labels, dtype=np.float64)
+    p = np.asarray(scores, dtype=np.float64)
+    if y.shape != p.shape or y.ndim != 1 or y.size == 0:
+        raise ValueError(
+            f"`labels` and `scores` should be equal-length non-empty 1-D arrays. "
+            f"Received shapes {y.shape} and {p.shape}"
+        )
+    order = np.argsort(p, kind="stable")
+    groups = [g for g in np.array_split(order, min(buckets, y.size)) if g.size]
+    return pd.DataFrame(
+        {
+            "bucket": np.arange(len(groups)),
+            "rows": [g.size for g in groups],
+            "min_score": [p[g].min() for g in groups],
+            "max_score": [p[g].max() for g in groups],
+            "mean_predicted": [p[g].mean() for g in groups],
+            "observed_ctr": [y[g].mean() for g in groups],
+        }
+    )
+
+
+def expected_calibration_error(table: pd.DataFrame) -> float:
+    """Row-weighted mean |mean_predicted - observed_ctr| over a `calibration_table`."""
+    gap = (table["mean_predicted"] - table["observed_ctr"]).abs()
+    return float((gap * table["rows"]).sum() / table["rows"].sum())
+
+
+def score_histogram(labels: npt.ArrayLike, scores: npt.ArrayLike, bins: int = 20) -> pd.DataFrame:
+    """Counts of scores per equal-width bin of [0, 1], split by label.
+
+    Columns: `left`, `right` (bin edges), `negatives`, `positives`. The last bin includes 1.0.
+    """
+    if bins < 1:
+        raise ValueError(f"`bins` should be >= 1. Received: `bins={bins}`")
+    y = np.asarray(labels)
+    p = np.asarray(scores, dtype=np.float64)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    negatives, _ = np.histogram(p[y == 0], edges)
+    positives, _ = np.histogram(p[y == 1], edges)
+    return pd.DataFrame(
+        {"left": edges[:-1], "right": edges[1:], "negatives": negatives, "positives": positives}
+    )
+
+
+def auc_by_slice(
+    labels: npt.ArrayLike,
+    scores: npt.ArrayLike,
+    values: npt.ArrayLike,
+    top: int = 10,
+    min_rows: int = 50,
+) -> pd.DataFrame:
+    """AUC and CTRs for the `top` most frequent values of a field, plus the rest as `(other)`.
+
+    A slice needs `min_rows` rows and both classes to get an AUC (NaN otherwise: an AUC over a
+    handful of rows or one class means nothing). Columns: `value`, `rows`, `share`, `positives`,
+    `observed_ctr`, `mean_predicted`, `auc`; ordered by rows, `(other)` last.
+    """
+    y = np.asarray(labels, dtype=np.float64)
+    p = np.asarray(scores, dtype=np.float64)
+    v = np.asarray(values).astype(str)
+    if not y.shape == p.shape == v.shape:
+        raise ValueError(
+            f"`labels`, `scores` and `values` should have one shape. "
+            f"Received {y.shape}, {p.shape}, {v.shape}"
+        )
+    counts = pd.Series(v).value_counts(sort=True)
+    kept = list(counts.index[:top])
+    masks = [(value, v == value) for value in kept]
+    rest = ~np.isin(v, kept)
+    if rest.any():
+        masks.append(("(other)", rest))
+    records = []
+    for value, mask in masks:
+        ys, ps = y[mask], p[mask]
+        positives = int(ys.sum())
+        defined = mask.sum() >= min_rows and 0 < positives < ys.size
+        records.append(
+            {
+                "value": value,
+                "rows": int(mask.sum()),
+                "share": float(mask.mean()),
+                "positives": positives,
+                "observed_ctr": float(ys.mean()),
+                "mean_predicted": float(ps.mean()),
+                "auc": roc_auc(ys, ps) if defined else math.nan,
+            }
+        )
+    return pd.DataFrame.from_records(records)
