@@ -2,8 +2,9 @@
 
 Generates `--rows` Criteo-format rows in memory, encodes them once (the hashing does not depend
 on the table size), then for each precision (`--precisions`: float32, the baseline, and
-mixed_bfloat16) and each table of `2^s` rows (`--sizes`) builds AutoInt with the paper's defaults, compiles it with the product's optimizer (sparse Adagrad on the table, Adam on the dense
-layers) and measures, in steady state (tracing and the shuffle buffer's fill excluded):
+mixed_bfloat16) and each table of `2^s` rows (`--sizes`) builds AutoInt with the paper's
+defaults, compiles it with the product's optimizer (sparse Adagrad on the table, Adam on the
+dense layers) and measures, in steady state (tracing and the shuffle buffer's fill excluded):
 training examples/s of `model.fit`, batch-1024 prediction examples/s, the achieved training
 GFLOP/s (analytic FLOPs, see `autoint_flops_per_example`) and the process's peak RSS so far.
 Prints one JSON line.
