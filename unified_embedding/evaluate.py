@@ -39,15 +39,22 @@ def score_rows(model_path: str | Path, rows: RawRows, batch_size: int = 4096) ->
     return np.concatenate(scores) if scores else np.zeros(0, np.float32)
 
 
-def evaluate(model_path: str | Path, input_path: str | Path, schema: str) -> dict[str, Any]:
-    """AUC, log loss, calibration (mean predicted / observed CTR) and rows, as a dict."""
+def score_file(
+    model_path: str | Path, data_path: str | Path, schema: str
+) -> tuple[RawRows, np.ndarray]:
+    """The rows of `data_path` (read with `schema`) and the model's P(click) for each."""
     spec = model_spec(model_path)
     data_spec = load_schema(schema)
     missing = [name for name in spec.field_names if name not in data_spec.field_names]
     if missing:
         raise SpecError(f"schema `{schema}` lacks the model's fields {missing}")
-    rows = read_rows(data_spec, input_path)
-    scores = score_rows(model_path, rows)
+    rows = read_rows(data_spec, data_path)
+    return rows, score_rows(model_path, rows)
+
+
+def evaluate(model_path: str | Path, input_path: str | Path, schema: str) -> dict[str, Any]:
+    """AUC, log loss, calibration (mean predicted / observed CTR) and rows, as a dict."""
+    rows, scores = score_file(model_path, input_path, schema)
     observed = float(rows.labels.mean())
     return {
         "model": str(model_path),
