@@ -48,9 +48,11 @@ def training_dataset(
     seed: int = 0,
     shuffle_buffer: int = 100_000,
     drop_remainder: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> tf.data.Dataset:
     """Batches of row dicts (label included): parallel reads and parsing, shuffle, prefetch.
-    `drop_remainder` gives every batch the same static shape (TPUs need it)."""
+    `drop_remainder` gives every batch the same static shape (TPUs need it); `shard` =
+    (shards, index) keeps every shards-th row from the index-th on (one worker's part)."""
     paths = record_files(data_dir, split)
     files = tf.data.Dataset.from_tensor_slices(paths)
     if shuffle:
@@ -64,6 +66,8 @@ def training_dataset(
     rows = records.map(
         lambda s: parse_block(spec, s), num_parallel_calls=tf.data.AUTOTUNE
     ).unbatch()
+    if shard is not None:
+        rows = rows.shard(*shard)
     if shuffle:
         rows = rows.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     return rows.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)

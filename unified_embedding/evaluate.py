@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from unified_embedding.features import parse_numeric
-from unified_embedding.metrics import log_loss, roc_auc
+from unified_embedding.metrics import summary_metrics
 from unified_embedding.rows import RawRows, read_rows
 from unified_embedding.schemas import load_schema
 from unified_embedding.spec import FeatureSpec, SpecError
@@ -55,13 +55,4 @@ def score_file(
 def evaluate(model_path: str | Path, input_path: str | Path, schema: str) -> dict[str, Any]:
     """AUC, log loss, calibration (mean predicted / observed CTR) and rows, as a dict."""
     rows, scores = score_file(model_path, input_path, schema)
-    observed = float(rows.labels.mean())
-    return {
-        "model": str(model_path),
-        "rows": len(rows),
-        "auc": roc_auc(rows.labels, scores),
-        "logloss": log_loss(rows.labels, scores),
-        "mean_predicted_ctr": float(scores.mean()),
-        "observed_ctr": observed,
-        "calibration": float(scores.mean()) / observed if observed else float("nan"),
-    }
+    return {"model": str(model_path), **summary_metrics(rows.labels, scores)}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import numpy.typing as npt
 
@@ -89,3 +91,18 @@ def log_loss(labels: npt.ArrayLike, probabilities: npt.ArrayLike, eps: float = 1
         raise ValueError("`probabilities` must lie in [0, 1].")
     p = np.clip(p, eps, 1.0 - eps)
     return float(-np.mean(np.where(y == 1, np.log(p), np.log1p(-p))))
+
+
+def summary_metrics(labels: npt.ArrayLike, scores: npt.ArrayLike) -> dict[str, float]:
+    """AUC, log loss, mean predicted and observed CTR, and their ratio (1.0 = calibrated)."""
+    y = np.asarray(labels, dtype=np.float64)
+    p = np.asarray(scores, dtype=np.float64)
+    observed = float(y.mean())
+    return {
+        "rows": int(y.size),
+        "auc": roc_auc(y, p),
+        "logloss": log_loss(y, p),
+        "mean_predicted_ctr": float(p.mean()),
+        "observed_ctr": observed,
+        "calibration": float(p.mean()) / observed if observed else math.nan,
+    }

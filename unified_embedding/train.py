@@ -396,15 +396,17 @@ def fit_inputs(job: TrainJob, spec: FeatureSpec) -> FitInputs:
 
     static = job.strategy == "tpu"  # XLA on TPUs compiles one program per batch shape
 
-    def train_data() -> tf.data.Dataset:
+    def train_data(shard: tuple[int, int] | None = None) -> tf.data.Dataset:
         return training_dataset(
-            spec, job.data_dir, "train", job.batch_size, True, seed, drop_remainder=static
-        ).repeat()
+            spec, job.data_dir, "train", job.batch_size, True, seed, drop_remainder=static,
+            shard=shard,
+        ).repeat()  # fmt: skip
 
-    def eval_data() -> tf.data.Dataset:
+    def eval_data(shard: tuple[int, int] | None = None) -> tf.data.Dataset:
         return training_dataset(
-            spec, job.data_dir, "eval", EVAL_BATCH, shuffle=False, drop_remainder=static
-        )
+            spec, job.data_dir, "eval", EVAL_BATCH, shuffle=False, drop_remainder=static,
+            shard=shard,
+        )  # fmt: skip
 
     first_batch = next(iter(eval_data()))
     if job.strategy == "multi_worker":
@@ -412,16 +414,16 @@ def fit_inputs(job: TrainJob, spec: FeatureSpec) -> FitInputs:
     if job.strategy != "parameter_server":
         return FitInputs(train_data(), eval_data(), None, first_batch)
 
-    def per_worker(make: Callable[[], tf.data.Dataset]) -> keras.utils.experimental.DatasetCreator:
+    def per_worker(
+        make: Callable[[tuple[int, int]], tf.data.Dataset],
+    ) -> keras.utils.experimental.DatasetCreator:
         def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
-            data = make().unbatch().shard(context.num_input_pipelines, context.input_pipeline_id)
-            batch = context.get_per_replica_batch_size(job.batch_size)
-            return data.batch(batch).repeat().prefetch(tf.data.AUTOTUNE)
+            return make((context.num_input_pipelines, context.input_pipeline_id)).repeat()
 
         return keras.utils.experimental.DatasetCreator(dataset_fn)
 
     eval_rows = count_rows(spec, job.data_dir, "eval")
-    steps = max(1, math.ceil(eval_rows / job.batch_size))
+    steps = max(1, math.ceil(eval_rows / EVAL_BATCH))
     return FitInputs(per_worker(train_data), per_worker(eval_data), steps, first_batch)
 
 

@@ -12,22 +12,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from unified_embedding.metrics import log_loss, roc_auc
-
-
-def summary_metrics(labels: npt.ArrayLike, scores: npt.ArrayLike) -> dict[str, float]:
-    """AUC, log loss, mean predicted and observed CTR, and their ratio (1.0 = calibrated)."""
-    y = np.asarray(labels, dtype=np.float64)
-    p = np.asarray(scores, dtype=np.float64)
-    observed = float(y.mean())
-    return {
-        "rows": int(y.size),
-        "auc": roc_auc(y, p),
-        "logloss": log_loss(y, p),
-        "mean_predicted_ctr": float(p.mean()),
-        "observed_ctr": observed,
-        "calibration": float(p.mean()) / observed if observed else math.nan,
-    }
+from unified_embedding.metrics import roc_auc
+from unified_embedding.metrics import summary_metrics as summary_metrics  # re-exported
 
 
 def calibration_table(
