@@ -1,34 +1,54 @@
-"""Hash valid rows in blocks with the ONE shared function and serialize training records."""
+"""Hash the valid rows of a block with the ONE shared function, split them by content and
+serialize one training record per split, plus the block's statistics."""
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import apache_beam as beam
 import numpy as np
+import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 
+from pipelines.sketch import HyperLogLog
+from pipelines.stats import BlockStats
 from unified_embedding.spec import FeatureSpec
-from unified_embedding.validation import ValidRow
+from unified_embedding.validation import CheckedBlock
 
-FINGERPRINTS = "fingerprints"
-_LOG_EVERY_SECONDS = 10.0
+SPLITS = ("train", "eval")
+STATS = "stats"
+SPLIT_BUCKETS = 1_000_000
 
 
-def encode_rows(spec: FeatureSpec, rows: Sequence[ValidRow]) -> dict[str, object]:
-    """Raw rows -> NumPy columns of `features.encode_features` (multi-valued: flat, lengths)."""
+Encoder = Callable[..., dict[str, Any]]
+
+
+def graph_encoder(spec: FeatureSpec) -> Encoder:
+    """`features.encode_features` for `spec` as one traced graph taking the fields packed by
+    `arrow_tensors.pack_strings`: one call per block, the fields' ops run in parallel."""
     import tensorflow as tf
 
     from unified_embedding.features import encode_features
 
-    raw = {
-        f.name: tf.constant([r.values[i] for r in rows], dtype=tf.string)
-        for i, f in enumerate(spec.fields)
-    }
+    def encode(data: tf.Tensor, starts: tf.Tensor, lengths: tf.Tensor) -> dict[str, Any]:
+        cells = tf.strings.substr(data, starts, lengths)  # (fields, rows)
+        return encode_features(spec, {f.name: cells[i] for i, f in enumerate(spec.fields)})
+
+    matrix = tf.TensorSpec([len(spec.fields), None], tf.int64)
+    return tf.function(encode, input_signature=[tf.TensorSpec([], tf.string), matrix, matrix])
+
+
+def encode_columns(spec: FeatureSpec, checked: CheckedBlock, encoder: Encoder) -> dict[str, object]:
+    """The valid rows -> NumPy columns of `encoder` (multi-valued: flat fingerprints and
+    lengths)."""
+    import tensorflow as tf
+
+    from unified_embedding.arrow_tensors import pack_strings
+
+    data, starts, lengths = pack_strings([checked.columns[f.name] for f in spec.fields])
     out: dict[str, object] = {}
-    for name, value in encode_features(spec, raw).items():
+    for name, value in encoder(tf.constant(data), starts, lengths).items():
         if isinstance(value, tf.RaggedTensor):
             out[name] = (value.flat_values.numpy(), value.row_lengths().numpy())
         else:
@@ -36,72 +56,84 @@ def encode_rows(spec: FeatureSpec, rows: Sequence[ValidRow]) -> dict[str, object
     return out
 
 
-class EncodeBlockFn(beam.DoFn):
-    """A batch of rows -> one serialized block record; tagged output: distinct fingerprints
-    per field in the batch, as (field, fingerprint) pairs for the distinct-value estimate."""
+def eval_rows(checked: CheckedBlock, split_column: str | None, eval_fraction: float) -> np.ndarray:
+    """True for rows of the eval split: a FarmHash bucket of the row's text (or of its
+    `split_column` value), so the split depends on content alone, never on order or workers."""
+    import tensorflow as tf
 
-    def __init__(self, spec_json: str, split: str) -> None:
+    from unified_embedding.arrow_tensors import string_tensor
+
+    if split_column is not None:
+        keys = string_tensor(checked.columns[split_column])
+    else:
+        starts, ends = checked.starts[checked.rows], checked.ends[checked.rows]
+        keys = tf.strings.substr(tf.constant(checked.block.data), starts, ends - starts)
+    buckets = tf.strings.to_hash_bucket_fast(keys, SPLIT_BUCKETS).numpy()
+    return buckets < round(eval_fraction * SPLIT_BUCKETS)
+
+
+def take_rows(spec: FeatureSpec, columns: dict[str, object], rows: np.ndarray) -> dict[str, object]:
+    """The rows of a boolean mask, from `encode_columns` output."""
+    out: dict[str, object] = {}
+    for f in spec.fields:
+        value = columns[f.name]
+        if isinstance(value, tuple):
+            flat, lengths = value
+            out[f.name] = (flat[np.repeat(rows, lengths)], lengths[rows])
+        else:
+            out[f.name] = np.asarray(value)[rows]
+    return out
+
+
+def block_stats(spec: FeatureSpec, checked: CheckedBlock, columns: dict[str, object]) -> BlockStats:
+    """Rows read / valid / dead, clicks, missing cells and distinct-value sketches of a block."""
+    stats = BlockStats(
+        rows_read=checked.lines,
+        rows_valid=len(checked.rows),
+        clicks=float(np.nansum(checked.labels)),
+        dead=checked.dead_counts(),
+        missing=np.array(
+            [pc.sum(pc.equal(checked.columns[f.name], "")).as_py() or 0 for f in spec.fields],
+            dtype=np.int64,
+        ),
+    )
+    for f in spec.categorical_fields:
+        value = columns.get(f.name)
+        if value is not None:
+            ids = value[0] if isinstance(value, tuple) else value
+            stats.distinct[f.name] = HyperLogLog().add(np.asarray(ids)[:, 0])
+    return stats
+
+
+class EncodeBlockFn(beam.DoFn):
+    """CheckedBlock -> tagged outputs `train` and `eval` (one serialized block record each,
+    when the split has rows) and `stats` (one BlockStats)."""
+
+    def __init__(self, spec_json: str, split_column: str | None, eval_fraction: float) -> None:
         self._spec_json = spec_json
-        self._split = split
-        self._rows = Metrics.counter("preprocess", f"rows_written_{split}")
+        self._split_column = split_column
+        self._eval_fraction = eval_fraction
+        self._rows = {s: Metrics.counter("encode", f"rows_{s}") for s in SPLITS}
 
     def setup(self) -> None:
         self._spec = FeatureSpec.from_json(self._spec_json)
-        self._started = time.monotonic()
-        self._last_log = self._started
-        self._done = 0
+        self._encoder = graph_encoder(self._spec)
 
-    def process(self, rows: list[ValidRow]) -> Iterator[bytes | beam.pvalue.TaggedOutput]:
+    def process(self, checked: CheckedBlock) -> Iterator[beam.pvalue.TaggedOutput]:
         from unified_embedding.records import encode_block
 
-        columns = encode_rows(self._spec, rows)
-        labels = np.array([r.label for r in rows], dtype=np.float32)
-        yield encode_block(self._spec, columns, labels)  # type: ignore[arg-type]
-        for f in self._spec.categorical_fields:
-            value = columns[f.name]
-            ids = value[0] if isinstance(value, tuple) else value
-            for fingerprint in np.unique(np.asarray(ids)[:, 0]).tolist():
-                yield beam.pvalue.TaggedOutput(FINGERPRINTS, (f.name, fingerprint))
-        self._rows.inc(len(rows))
-        self._log_progress(len(rows))
-
-    def teardown(self) -> None:
-        if getattr(self, "_done", 0):
-            seconds = time.monotonic() - self._started
-            logging.info("%s: %d rows encoded by this worker in %.1f s", self._split, self._done,
-                         seconds)  # fmt: skip
-
-    def _log_progress(self, rows: int) -> None:
-        self._done += rows
-        now = time.monotonic()
-        if now - self._last_log >= _LOG_EVERY_SECONDS:
-            self._last_log = now
-            logging.info(
-                "%s: %d rows encoded by this worker, %.0f rows/s",
-                self._split,
-                self._done,
-                self._done / (now - self._started),
-            )
-
-
-class EncodeBlocks(beam.PTransform):
-    """Valid rows -> serialized block records (main) and (field, fingerprint) pairs (tagged)."""
-
-    def __init__(self, spec: FeatureSpec, split: str, block_rows: int) -> None:
-        super().__init__()
-        self._spec_json = spec.to_json()
-        self._split = split
-        self._block_rows = block_rows
-
-    def expand(self, rows: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
-        return (
-            rows
-            | "Batch"
-            >> beam.BatchElements(
-                min_batch_size=min(256, self._block_rows), max_batch_size=self._block_rows
-            )
-            | "Encode"
-            >> beam.ParDo(EncodeBlockFn(self._spec_json, self._split)).with_outputs(
-                FINGERPRINTS, main="records"
-            )
-        )
+        columns = encode_columns(self._spec, checked, self._encoder) if len(checked.rows) else {}
+        stats = block_stats(self._spec, checked, columns)
+        if len(checked.rows):
+            is_eval = eval_rows(checked, self._split_column, self._eval_fraction)
+            for split, rows in zip(SPLITS, (~is_eval, is_eval), strict=True):
+                count = int(rows.sum())
+                stats.splits[split] = count
+                if count:
+                    part = take_rows(self._spec, columns, rows)
+                    yield beam.pvalue.TaggedOutput(
+                        split,
+                        encode_block(self._spec, part, checked.labels[rows]),  # type: ignore[arg-type]
+                    )
+                    self._rows[split].inc(count)
+        yield beam.pvalue.TaggedOutput(STATS, stats)

@@ -6,6 +6,11 @@ Runs locally on the FnApiRunner by default and on Dataflow, Flink or Spark by ru
         [--budget 4MB] [--eval-fraction 0.1] [--direct_num_workers 2 \\
         --direct_running_mode multi_processing]
 
+Blocks of lines flow from read to write: read (byte ranges of uncompressed files) -> validate
+(dead letters) -> hash with the shared function, split by content, one record per block and
+split -> write; statistics are merged per block. No row is ever its own element, and no step
+groups or reshuffles rows, so memory stays bounded whatever the input's size.
+
 Outputs under --output: `train-*.tfrecord.gz`, `eval-*.tfrecord.gz` (block records, see
 `unified_embedding.records`), `dead_letters-*.jsonl`, `spec.json`, `stats.json`.
 """
@@ -19,29 +24,33 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
-from apache_beam.transforms.stats import ApproximateUnique
+from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.encode import FINGERPRINTS, EncodeBlocks
-from pipelines.read import ReadLines
-from pipelines.stats import RowStatsFn, build_stats
-from pipelines.validate import DEAD_LETTERS, ValidateFn
+from pipelines.encode import SPLITS, STATS, EncodeBlockFn
+from pipelines.jobs import dead_fraction_error, default_runner, prepare_output
+from pipelines.read import ReadBlocks, matched_files
+from pipelines.sinks import WriteRecords
+from pipelines.stats import BlockStats, MergeStatsFn, build_stats
+from pipelines.validate import DEAD_LETTERS, ValidateBlocks
 from unified_embedding.budget import parse_budget, plan_budget
+from unified_embedding.cells import header_of
 from unified_embedding.schemas import load_schema
 from unified_embedding.spec import FeatureSpec
 
-SPLITS = ("train", "eval")
-_DISTINCT_SAMPLE = 16_384  # ApproximateUnique sample size: ~1.6% standard error
+OUTPUTS = ("spec.json", "stats.json", "train-*", "eval-*", "dead_letters-*")
 
 
 def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(prog="ue preprocess", description=__doc__.split("\n")[0])
-    parser.add_argument("--input", required=True, help="file glob (TSV/CSV, .gz ok)")
+    parser = argparse.ArgumentParser(
+        prog="ue preprocess",
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--input", required=True, help="file glob (CSV/TSV; .gz, .bz2, .xz ok)")
     parser.add_argument("--schema", required=True, help="criteo | avazu | frappe | FILE.json")
     parser.add_argument("--output", required=True, help="output directory (local or remote)")
-    parser.add_argument("--eval-fraction", type=float, default=0.1)
+    parser.add_argument("--eval-fraction", type=float, default=0.1, help="share of rows in eval")
     parser.add_argument(
         "--split-key", default=None, help="column deciding the split (default: the whole row)"
     )
@@ -49,10 +58,25 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
         "--budget", default=None, help="size the shared table from a budget, e.g. 4MB"
     )
     parser.add_argument("--block-rows", type=int, default=4096, help="rows per record")
-    parser.add_argument("--max-field-chars", type=int, default=1000)
+    parser.add_argument("--max-field-chars", type=int, default=1000, help="longer cells are dead")
+    parser.add_argument(
+        "--max-dead-fraction",
+        type=float,
+        default=0.01,
+        help="fail the job when more of the rows read are dead-lettered (outputs still written)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="remove earlier outputs in --output first"
+    )
     args, beam_args = parser.parse_known_args(argv)
     if not 0.0 <= args.eval_fraction <= 1.0:
         parser.error(f"`--eval-fraction` should be in [0, 1]. Received: {args.eval_fraction}")
+    if not 0.0 <= args.max_dead_fraction <= 1.0:
+        parser.error(
+            f"`--max-dead-fraction` should be in [0, 1]. Received: {args.max_dead_fraction}"
+        )
+    if args.block_rows < 1:
+        parser.error(f"`--block-rows` should be positive. Received: {args.block_rows}")
     return args, beam_args
 
 
@@ -65,118 +89,57 @@ def load_spec(args: argparse.Namespace) -> FeatureSpec:
     return spec
 
 
-def split_of(row: Any, partitions: int, eval_fraction: float) -> int:
-    """0 = train, 1 = eval; a function of the row's content only."""
-    return int(row.split_key % 1_000_000 < eval_fraction * 1_000_000)
-
-
-class SplitFn(beam.PartitionFn):
-    def partition_for(self, row: Any, partitions: int, eval_fraction: float) -> int:
-        return split_of(row, partitions, eval_fraction)
-
-
-def reason_of(dead_letter: str) -> str:
-    return str(json.loads(dead_letter)["reason"])
-
-
 class WriteStatsFn(beam.DoFn):
-    """Assembles stats.json from the side inputs, checks the invariant, writes the file."""
+    """The merged BlockStats -> stats.json (after checking that no row was lost)."""
 
-    def __init__(self, spec_json: str) -> None:
+    def __init__(self, spec_json: str, path: str) -> None:
         self._spec_json = spec_json
+        self._path = path
 
-    def process(
-        self,
-        path: str,
-        rows_read: int,
-        row_stats: list[int],
-        dead: dict[str, int],
-        split_rows: dict[str, int],
-        distinct: dict[str, int],
-    ) -> Iterator[str]:
-        spec = FeatureSpec.from_json(self._spec_json)
-        split_rows = {s: split_rows.get(s, 0) for s in SPLITS}
-        stats = build_stats(spec, rows_read, row_stats, dead, split_rows, distinct)
-        with FileSystems.create(path) as f:
+    def process(self, total: BlockStats) -> Iterator[str]:
+        stats = build_stats(FeatureSpec.from_json(self._spec_json), total, SPLITS)
+        with FileSystems.create(self._path) as f:
             f.write((json.dumps(stats, indent=2) + "\n").encode("utf-8"))
-        yield path
+        yield self._path
 
 
-def build_pipeline(pipeline: beam.Pipeline, spec: FeatureSpec, args: argparse.Namespace) -> None:
-    fmt = spec.input_format
-    header = fmt.delimiter.join(fmt.columns).encode("utf-8") if fmt.header else None
-    spec_json = spec.to_json()
+def build_pipeline(
+    pipeline: beam.Pipeline, spec: FeatureSpec, args: argparse.Namespace, total_bytes: int = 0
+) -> None:
     output = args.output.rstrip("/")
-
-    lines = pipeline | "ReadLines" >> ReadLines(args.input, header)
-    checked = lines | "Validate" >> beam.ParDo(
-        ValidateFn(spec_json, args.max_field_chars, args.split_key)
-    ).with_outputs(DEAD_LETTERS, main="valid")
-    valid, dead = checked.valid, checked[DEAD_LETTERS]
-    parts = valid | "Split" >> beam.Partition(SplitFn(), len(SPLITS), args.eval_fraction)
-
-    fingerprints, counts = [], []
-    for name, rows in zip(SPLITS, parts, strict=True):
-        title = name.capitalize()
-        encoded = rows | f"Encode{title}" >> EncodeBlocks(spec, name, args.block_rows)
-        _ = encoded.records | f"Write{title}" >> beam.io.WriteToTFRecord(
-            f"{output}/{name}",
-            file_name_suffix=".tfrecord.gz",
-            compression_type=CompressionTypes.GZIP,
-        )
-        fingerprints.append(encoded[FINGERPRINTS])
-        counts.append(
-            rows
-            | f"Count{title}" >> beam.combiners.Count.Globally()
-            | f"Key{title}" >> beam.Map(lambda n, split=name: (split, n))
-        )
-    _ = dead | "WriteDeadLetters" >> beam.io.WriteToText(
+    spec_json = spec.to_json()
+    blocks = pipeline | "Read" >> ReadBlocks(
+        args.input, header_of(spec.input_format), args.block_rows, total_bytes
+    )
+    checked = blocks | "Validate" >> ValidateBlocks(spec, args.max_field_chars)
+    encoded = checked.valid | "Encode" >> beam.ParDo(
+        EncodeBlockFn(spec_json, args.split_key, args.eval_fraction)
+    ).with_outputs(STATS, *SPLITS)
+    for split in SPLITS:
+        _ = encoded[split] | f"Write{split.capitalize()}" >> WriteRecords(f"{output}/{split}")
+    _ = checked[DEAD_LETTERS] | "WriteDeadLetters" >> beam.io.WriteToText(
         f"{output}/dead_letters", file_name_suffix=".jsonl"
     )
-
-    rows_read = lines | "CountRead" >> beam.combiners.Count.Globally()
-    row_stats = valid | "RowStats" >> beam.CombineGlobally(RowStatsFn(len(spec.fields)))
-    dead_counts = (
-        dead
-        | "DeadReason" >> beam.Map(reason_of)
-        | "CountDeadReasons" >> beam.combiners.Count.PerElement()
-    )
-    split_counts = counts | "FlattenCounts" >> beam.Flatten()
-    distinct = (
-        fingerprints
-        | "FlattenFingerprints" >> beam.Flatten()
-        | "ApproximateDistinct" >> ApproximateUnique.PerKey(size=_DISTINCT_SAMPLE)
-    )
     _ = (
-        pipeline
-        | "StatsPath" >> beam.Create([f"{output}/stats.json"])
-        | "WriteStats"
-        >> beam.ParDo(
-            WriteStatsFn(spec_json),
-            beam.pvalue.AsSingleton(rows_read),
-            beam.pvalue.AsSingleton(row_stats),
-            beam.pvalue.AsDict(dead_counts),
-            beam.pvalue.AsDict(split_counts),
-            beam.pvalue.AsDict(distinct),
-        )
+        encoded[STATS]
+        | "MergeStats" >> beam.CombineGlobally(MergeStatsFn())
+        | "WriteStats" >> beam.ParDo(WriteStatsFn(spec_json, f"{output}/stats.json"))
     )
 
 
 def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Runs the job to completion and returns stats.json's contents."""
+    """Runs the job to completion and returns stats.json's contents; raises when rows would
+    be lost, the input matches nothing, or too many rows are dead-lettered."""
     args, beam_args = parse_args(argv)
     spec = load_spec(args)
-    options = PipelineOptions(beam_args)
-    if options.view_as(StandardOptions).runner is None:
-        # The DirectRunner's default (Prism) downloads a binary; FnApiRunner is in the wheel.
-        options.view_as(StandardOptions).runner = "FnApiRunner"
+    files = matched_files(args.input)
     output = args.output.rstrip("/")
-    if not FileSystems.exists(output):
-        FileSystems.mkdirs(output)
+    prepare_output(output, OUTPUTS, args.overwrite)
     with FileSystems.create(f"{output}/spec.json") as f:
         f.write(spec.to_json().encode("utf-8"))
+    options = default_runner(PipelineOptions(beam_args))
     with beam.Pipeline(options=options) as pipeline:
-        build_pipeline(pipeline, spec, args)
+        build_pipeline(pipeline, spec, args, sum(f.size_in_bytes for f in files))
     with FileSystems.open(f"{output}/stats.json") as f:
         stats: dict[str, Any] = json.loads(f.read().decode("utf-8"))
     logging.info(
@@ -188,7 +151,14 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         stats["rows_by_split"]["train"],
         stats["rows_by_split"]["eval"],
     )
+    error = dead_fraction_error(stats, args.max_dead_fraction, output)
+    if error:
+        raise DeadRowsError(error)
     return stats
+
+
+class DeadRowsError(RuntimeError):
+    """More rows were dead-lettered than `--max-dead-fraction` allows."""
 
 
 if __name__ == "__main__":

@@ -1,39 +1,71 @@
-"""Dataset statistics written to `stats.json`, and the rows-in = rows-out invariant."""
+"""Dataset statistics written to `stats.json`: partial statistics per block, merged by one
+CombineFn on any number of workers, and the rows-in = rows-out invariant."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import apache_beam as beam
+import numpy as np
 
+from pipelines.sketch import HyperLogLog
 from unified_embedding.budget import split_rows_equally
 from unified_embedding.spec import FeatureSpec
-from unified_embedding.validation import REASONS, ValidRow
+from unified_embedding.validation import REASONS
 
 
-class RowStatsFn(beam.CombineFn):
-    """Valid rows -> rows, clicks and empty values per field (spec order)."""
+@dataclass
+class BlockStats:
+    """Counts of one block (or of many, merged). `missing` is per field in spec order;
+    `distinct` holds one sketch per categorical field."""
 
-    def __init__(self, fields: int) -> None:
-        self._fields = fields
+    rows_read: int = 0
+    rows_valid: int = 0
+    clicks: float = 0.0
+    dead: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
+    splits: dict[str, int] = field(default_factory=dict)
+    missing: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    distinct: dict[str, HyperLogLog] = field(default_factory=dict)
 
-    def create_accumulator(self) -> list[int]:
-        return [0, 0] + [0] * self._fields
+    def merge(self, other: BlockStats) -> BlockStats:
+        self.rows_read += other.rows_read
+        self.rows_valid += other.rows_valid
+        self.clicks += other.clicks
+        for reason, count in other.dead.items():
+            self.dead[reason] = self.dead.get(reason, 0) + count
+        for split, count in other.splits.items():
+            self.splits[split] = self.splits.get(split, 0) + count
+        if len(other.missing):
+            self.missing = (
+                other.missing.copy() if not len(self.missing) else self.missing + other.missing
+            )
+        for name, sketch in other.distinct.items():
+            if name in self.distinct:
+                self.distinct[name].merge(sketch)
+            else:
+                self.distinct[name] = HyperLogLog(sketch.precision, sketch.registers.copy())
+        return self
 
-    def add_input(self, acc: list[int], row: ValidRow) -> list[int]:
-        acc[0] += 1
-        acc[1] += int(row.label)
-        for i, value in enumerate(row.values):
-            if value == "":
-                acc[2 + i] += 1
-        return acc
 
-    def merge_accumulators(self, accumulators: Iterable[list[int]]) -> list[int]:
-        return [sum(values) for values in zip(*accumulators, strict=True)]
+class MergeStatsFn(beam.CombineFn):
+    """BlockStats -> their sum (distinct-value sketches merged)."""
 
-    def extract_output(self, acc: list[int]) -> list[int]:
+    def create_accumulator(self) -> BlockStats:
+        return BlockStats()
+
+    def add_input(self, acc: BlockStats, stats: BlockStats) -> BlockStats:
+        return acc.merge(stats)
+
+    def merge_accumulators(self, accumulators: Iterable[BlockStats]) -> BlockStats:
+        total = BlockStats()
+        for acc in accumulators:
+            total.merge(acc)
+        return total
+
+    def extract_output(self, acc: BlockStats) -> BlockStats:
         return acc
 
 
@@ -66,41 +98,43 @@ def collision_rates(spec: FeatureSpec, distinct: Mapping[str, int]) -> dict[str,
     return out
 
 
-def build_stats(
-    spec: FeatureSpec,
-    rows_read: int,
-    row_stats: list[int],
-    dead: Mapping[str, int],
-    split_rows: Mapping[str, int],
-    distinct: Mapping[str, int],
-) -> dict[str, Any]:
-    """The stats.json document; raises if valid + dead-lettered rows != rows read."""
-    valid = row_stats[0]
-    dead_total = sum(dead.values())
-    if valid + dead_total != rows_read:
+def check_rows(total: BlockStats) -> None:
+    """Raises unless every row read is valid or dead-lettered, and every valid row is in a split."""
+    dead = sum(total.dead.values())
+    if total.rows_valid + dead != total.rows_read:
         raise RuntimeError(
-            f"rows lost: {rows_read} read but {valid} valid + {dead_total} dead-lettered"
+            f"rows lost: {total.rows_read} read but {total.rows_valid} valid + {dead} dead-lettered"
         )
-    if sum(split_rows.values()) != valid:
-        raise RuntimeError(f"rows lost in the split: {dict(split_rows)} from {valid} valid rows")
+    if total.splits and sum(total.splits.values()) != total.rows_valid:
+        raise RuntimeError(
+            f"rows lost in the split: {dict(total.splits)} from {total.rows_valid} valid rows"
+        )
+
+
+def build_stats(spec: FeatureSpec, total: BlockStats, splits: Iterable[str]) -> dict[str, Any]:
+    """The stats.json document; raises if valid + dead-lettered rows != rows read."""
+    check_rows(total)
+    valid = total.rows_valid
+    distinct = {name: sketch.estimate() for name, sketch in total.distinct.items()}
     collisions = collision_rates(spec, distinct)
+    missing = total.missing if len(total.missing) else np.zeros(len(spec.fields), np.int64)
     fields = {}
     for i, f in enumerate(spec.fields):
         entry: dict[str, Any] = {
             "kind": f.kind,
-            "missing_rate": row_stats[2 + i] / valid if valid else 0.0,
+            "missing_rate": float(missing[i]) / valid if valid else 0.0,
         }
         if f.is_categorical:
             entry["approx_distinct"] = distinct.get(f.name, 0)
             entry.update(collisions[f.name])
         fields[f.name] = entry
     return {
-        "rows_read": rows_read,
+        "rows_read": total.rows_read,
         "rows_valid": valid,
-        "rows_dead": dead_total,
-        "dead_by_reason": {r: dead.get(r, 0) for r in REASONS},
-        "rows_by_split": dict(split_rows),
-        "label_rate": row_stats[1] / valid if valid else 0.0,
+        "rows_dead": sum(total.dead.values()),
+        "dead_by_reason": {r: total.dead.get(r, 0) for r in REASONS},
+        "rows_by_split": {s: total.splits.get(s, 0) for s in splits},
+        "label_rate": total.clicks / valid if valid else 0.0,
         "table": spec.table.to_dict(),
         "spec_fingerprint": spec.fingerprint,
         "fields": fields,

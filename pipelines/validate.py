@@ -1,53 +1,53 @@
-"""Validate raw lines against the spec: good rows out, bad rows to dead letters with a reason."""
+"""Validate blocks of lines against the spec: valid rows on, bad rows to dead letters."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from pipelines.read import RawLine
 from unified_embedding.spec import FeatureSpec
-from unified_embedding.validation import REASONS, InvalidRow, RowValidator, ValidRow
+from unified_embedding.textfile import LineBlock
+from unified_embedding.validation import REASONS, BlockValidator, CheckedBlock
 
 DEAD_LETTERS = "dead_letters"
 
 
-def dead_letter(line: RawLine, reason: str, detail: str) -> str:
-    """One JSON line: where the row came from, its raw text and why it was rejected."""
-    return json.dumps(
-        {
-            "source": line.source,
-            "line": line.line,
-            "raw": line.data.decode("utf-8", errors="backslashreplace"),
-            "reason": reason,
-            "detail": detail,
-        }
-    )
+class ValidateBlockFn(beam.DoFn):
+    """Main output: one `CheckedBlock` per block (also when no row is valid: it carries the
+    block's counts); tagged output `dead_letters`: one JSON line per dead row."""
 
-
-class ValidateFn(beam.DoFn):
-    """Main output: `ValidRow`; tagged output `dead_letters`: JSON lines."""
-
-    def __init__(self, spec_json: str, max_field_chars: int, split_column: str | None) -> None:
+    def __init__(self, spec_json: str, max_field_chars: int, label_required: bool = True) -> None:
         self._spec_json = spec_json
         self._max_field_chars = max_field_chars
-        self._split_column = split_column
-        self._valid = Metrics.counter("preprocess", "rows_valid")
-        self._dead = {r: Metrics.counter("preprocess", f"dead_{r}") for r in REASONS}
+        self._label_required = label_required
+        self._valid = Metrics.counter("validate", "rows_valid")
+        self._dead = {r: Metrics.counter("validate", f"dead_{r}") for r in REASONS}
 
     def setup(self) -> None:
         spec = FeatureSpec.from_json(self._spec_json)
-        self._validator = RowValidator(spec, self._max_field_chars, self._split_column)
+        self._validator = BlockValidator(spec, self._max_field_chars, self._label_required)
 
-    def process(self, line: RawLine) -> Iterator[ValidRow | beam.pvalue.TaggedOutput]:
-        try:
-            row = self._validator.validate(line.data)
-        except InvalidRow as e:
-            self._dead[e.reason].inc()
-            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter(line, e.reason, str(e)))
-            return
-        self._valid.inc()
-        yield row
+    def process(self, block: LineBlock) -> Iterator[CheckedBlock | beam.pvalue.TaggedOutput]:
+        checked = self._validator.validate(block)
+        self._valid.inc(len(checked.rows))
+        for reason, count in checked.dead_counts().items():
+            if count:
+                self._dead[reason].inc(count)
+        for letter in checked.dead_letters():
+            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, letter)
+        yield checked
+
+
+class ValidateBlocks(beam.PTransform):
+    """LineBlocks -> CheckedBlocks (main) and dead-letter JSON lines (`dead_letters`)."""
+
+    def __init__(self, spec: FeatureSpec, max_field_chars: int, label_required: bool = True):
+        super().__init__()
+        self._fn = ValidateBlockFn(spec.to_json(), max_field_chars, label_required)
+
+    def expand(self, blocks: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
+        return blocks | "ValidateBlock" >> beam.ParDo(self._fn).with_outputs(
+            DEAD_LETTERS, main="valid"
+        )

@@ -156,3 +156,106 @@ def test_real_samples(tmp_path: Path, schema: str, path: str, rows: int) -> None
     assert set(stats["fields"]) == set(spec.field_names)
     assert np.isclose(stats["label_rate"], {"criteo": 0.23, "avazu": 0.17, "frappe": 0.33}[schema],
                       atol=0.03)  # fmt: skip
+
+
+def test_golden_fingerprints_and_labels_as_the_row_by_row_job_wrote_them(tmp_path: Path) -> None:
+    """tests/golden/preprocess_v1.json: rows the row-by-row job (before blocks) wrote."""
+    golden = json.loads((Path(__file__).parent / "golden" / "preprocess_v1.json").read_text())
+    (tmp_path / "mixed.json").write_text(json.dumps(golden["mixed"]["schema"]))
+    for name, schema in (("mixed", str(tmp_path / "mixed.json")), ("criteo", "criteo")):
+        (tmp_path / f"{name}.tsv").write_text("\n".join(golden[name]["lines"]) + "\n")
+        output = tmp_path / f"out_{name}"
+        run(["--input", str(tmp_path / f"{name}.tsv"), "--schema", schema, "--output",
+             str(output)])  # fmt: skip
+        spec = FeatureSpec.load(output / "spec.json")
+        rows = []
+        for r in read_blocks(spec, str(output / "*-*.tfrecord.gz")):
+            row = {}
+            for k, v in r.items():
+                v = v.to_list() if isinstance(v, tf.RaggedTensor) else v.numpy().tolist()
+                row[k] = None if isinstance(v, float) and math.isnan(v) else v
+            rows.append(row)
+        assert sorted(rows, key=lambda r: json.dumps(r, sort_keys=True)) == golden[name]["rows"]
+
+
+def test_truncated_gzip_fails_naming_the_file_and_rows_read(tmp_path: Path) -> None:
+    data = gzip.compress(generated(1000))
+    (tmp_path / "cut.tsv.gz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(Exception, match=r"cut\.tsv\.gz: truncated \.gz file.*\d+ rows were read"):
+        preprocess(tmp_path, str(tmp_path / "cut.tsv.gz"))
+
+
+def test_an_empty_glob_fails_naming_the_pattern(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"no input file matches `--input .*nothing-\*`"):
+        preprocess(tmp_path, str(tmp_path / "nothing-*"))
+
+
+def test_a_used_output_directory_is_refused_unless_overwrite(tmp_path: Path) -> None:
+    (tmp_path / "a.tsv").write_bytes(generated(900))
+    (tmp_path / "b.tsv").write_bytes(generated(300, seed=1))
+    output, _ = preprocess(tmp_path, str(tmp_path / "a.tsv"), "--block-rows", "100")
+    with pytest.raises(FileExistsError, match=r"holds .* files of an earlier run.*--overwrite"):
+        preprocess(tmp_path, str(tmp_path / "b.tsv"))
+    _, stats = preprocess(tmp_path, str(tmp_path / "b.tsv"), "--overwrite")
+    assert stats["rows_valid"] == 300 and len(written_rows(output)) == 300
+
+
+def test_too_many_dead_rows_fail_the_job_after_writing_dead_letters_and_stats(
+    tmp_path: Path,
+) -> None:
+    good = generated(100).splitlines()
+    lines = good + [b"7" + good[0][1:]] * 3 + [b"1\t2"] * 2
+    (tmp_path / "bad.tsv").write_bytes(b"\n".join(lines) + b"\n")
+    with pytest.raises(
+        RuntimeError, match=r"5 of 105 rows \(4.8%\).*wrong_column_count: 2, bad_label: 3"
+    ):
+        preprocess(tmp_path, str(tmp_path / "bad.tsv"))
+    output = tmp_path / "out"
+    assert len(dead_letters(output)) == 5
+    assert json.loads((output / "stats.json").read_text())["rows_dead"] == 5
+    _, stats = preprocess(tmp_path, str(tmp_path / "bad.tsv"), "--overwrite",
+                          "--max-dead-fraction", "0.05")  # fmt: skip
+    assert stats["rows_valid"] == 100
+
+
+def test_csv_with_bom_header_quotes_missing_tokens_and_no_numeric_field(tmp_path: Path) -> None:
+    schema = {"name": "movies", "columns": ["id", "clicked", "title", "genres", "city"],
+              "label": "clicked", "ignore": ["id"], "multi_valued": {"genres": "|"},
+              "missing": ["null", "\\N"]}  # fmt: skip
+    (tmp_path / "movies.json").write_text(json.dumps(schema))
+    text = (
+        "\ufeffid,clicked,title,genres,city\r\n"
+        '1,1,"Heat, Part 2",action|crime,paris\r\n'
+        '2,0,"He said ""hi""",null,\\N\r\n'
+        "3,0,Up,animation,\r\n"
+    )
+    (tmp_path / "movies.csv").write_bytes(text.encode())
+    output, stats = preprocess(tmp_path, str(tmp_path / "movies.csv"), "--eval-fraction", "0",
+                               schema=str(tmp_path / "movies.json"))  # fmt: skip
+    assert stats["rows_read"] == 3 and stats["rows_valid"] == 3, dead_letters(output)
+    assert stats["fields"]["city"]["missing_rate"] == pytest.approx(2 / 3)
+    assert stats["fields"]["genres"]["missing_rate"] == pytest.approx(1 / 3)
+    spec = FeatureSpec.load(output / "spec.json")
+    expected = encode_features(spec, {
+        "title": tf.constant(["Heat, Part 2", 'He said "hi"', "Up"]),
+        "genres": tf.constant(["action|crime", "", "animation"]),
+        "city": tf.constant(["paris", "", ""]),
+    })  # fmt: skip
+    rows = next(iter(read_blocks(spec, str(output / "train-*.tfrecord.gz")).batch(3)))
+    assert rows["title"].numpy().tolist() == expected["title"].numpy().tolist()
+    assert rows["genres"].to_list() == expected["genres"].to_list()
+    assert rows["city"].numpy().tolist() == expected["city"].numpy().tolist()
+    assert rows["label"].numpy().ravel().tolist() == [1.0, 0.0, 0.0]
+
+
+def test_one_file_in_many_byte_ranges_equals_one_range(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import pipelines.read
+
+    (tmp_path / "one.tsv").write_bytes(generated(3000))
+    whole, _ = preprocess(tmp_path, str(tmp_path / "one.tsv"))
+    monkeypatch.setattr(pipelines.read, "SPLIT_BYTES", 50_000)  # ~15 ranges
+    output = tmp_path / "ranges"
+    stats = run(["--input", str(tmp_path / "one.tsv"), "--schema", "criteo", "--output",
+                 str(output), "--block-rows", "64"])  # fmt: skip
+    assert stats["rows_read"] == 3000
+    assert written_rows(output) == written_rows(whole)

@@ -1,23 +1,27 @@
-"""Each preprocessing transform on a handful of rows, with TestPipeline + assert_that."""
+"""Each preprocessing transform on a few blocks, with TestPipeline + assert_that, and the byte
+range reader driven by hand (splits before and while reading)."""
 
 import json
+from pathlib import Path
 
 import apache_beam as beam
 import numpy as np
 import pytest
 import tensorflow as tf
+from apache_beam.io.filesystem import FileMetadata
+from apache_beam.io.restriction_trackers import OffsetRange
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipelines.encode import FINGERPRINTS, EncodeBlocks
-from pipelines.preprocess import split_of
-from pipelines.read import RawLine
-from pipelines.stats import RowStatsFn, build_stats, collision_rates
-from pipelines.validate import DEAD_LETTERS, ValidateFn
+from pipelines.encode import SPLITS, STATS, EncodeBlockFn, eval_rows
+from pipelines.read import FileRanges, ReadBlocksFn
+from pipelines.stats import BlockStats, MergeStatsFn, build_stats, collision_rates
+from pipelines.validate import DEAD_LETTERS, ValidateBlocks
 from unified_embedding.hashing import fingerprint
 from unified_embedding.records import parse_block
 from unified_embedding.schemas import from_short_form
-from unified_embedding.validation import RowValidator, ValidRow, split_digest
+from unified_embedding.textfile import LineBlock
+from unified_embedding.validation import BlockValidator
 
 SPEC = from_short_form(
     {
@@ -30,83 +34,135 @@ SPEC = from_short_form(
         "multi_valued": {"m": "|"},
     }
 )
-
-
-def line(n: int, data: bytes) -> RawLine:
-    return RawLine("f.tsv", n, data)
-
-
-GOOD = [line(1, b"1\t3\tx\ta|b"), line(2, b"0\t\t\t")]
+#  line  y  n      c      m      -> verdict
+#  1     1  3      x      a|b    valid
+#  2     0  ""     ""     ""     valid (all missing)
+#  3     1  3      \xff   a      undecodable
+#  4     1  3      x             wrong_column_count (3 columns)
+#  5     2  3      x      a      bad_label
+#  6     1  three  x      a      non_numeric
+#  7     1  3      x*30   a      field_too_long (max 20)
+#  8     1  1e999  x      a      non_finite
+GOOD = [b"1\t3\tx\ta|b", b"0\t\t\t"]
 BAD = {
-    "undecodable": line(3, b"1\t3\t\xff\ta"),
-    "wrong_column_count": line(4, b"1\t3\tx"),
-    "bad_label": line(5, b"2\t3\tx\ta"),
-    "non_numeric": line(6, b"1\tthree\tx\ta"),
-    "field_too_long": line(7, b"1\t3\t" + b"x" * 30 + b"\ta"),
+    "undecodable": b"1\t3\t\xff\ta",
+    "wrong_column_count": b"1\t3\tx",
+    "bad_label": b"2\t3\tx\ta",
+    "non_numeric": b"1\tthree\tx\ta",
+    "field_too_long": b"1\t3\t" + b"x" * 30 + b"\ta",
+    "non_finite": b"1\t1e999\tx\ta",
 }
 
 
-def test_validate_routes_every_defect_to_dead_letters_with_its_reason() -> None:
+def block(lines: list[bytes], offset: int = 0, line: int = 1) -> LineBlock:
+    return LineBlock("f.tsv", offset, line, b"".join(x + b"\n" for x in lines))
+
+
+def test_validate_blocks_routes_every_defect_to_dead_letters_with_its_reason() -> None:
     with TestPipeline(runner="FnApiRunner") as p:
         out = (
             p
-            | beam.Create(GOOD + list(BAD.values()))
-            | beam.ParDo(ValidateFn(SPEC.to_json(), 20, None)).with_outputs(
-                DEAD_LETTERS, main="valid"
-            )
+            | beam.Create([block(GOOD), block(list(BAD.values()), offset=100, line=3)])
+            | ValidateBlocks(SPEC, max_field_chars=20)
         )
         reasons = out[DEAD_LETTERS] | beam.Map(
             lambda d: (json.loads(d)["line"], json.loads(d)["reason"])
         )
-        assert_that(reasons, equal_to([(v.line, k) for k, v in BAD.items()]), label="DeadReasons")
-        values = out.valid | beam.Map(lambda r: (r.values, r.label))
-        assert_that(
-            values,
-            equal_to([(("3", "x", "a|b"), 1.0), (("", "", ""), 0.0)]),
-            label="ValidRows",
+        expected = [(3 + i, reason) for i, reason in enumerate(BAD)]
+        assert_that(reasons, equal_to(expected), label="DeadReasons")
+        values = out.valid | beam.FlatMap(
+            lambda c: zip(
+                *(c.columns[k].to_pylist() for k in "ncm"), c.labels.tolist(), strict=True
+            )
         )
+        assert_that(values, equal_to([("3", "x", "a|b", 1.0), ("", "", "", 0.0)]), label="Valid")
 
 
-def test_dead_letter_names_field_and_value() -> None:
-    validator = RowValidator(SPEC, 20, None)
-    with pytest.raises(Exception, match=r"field `n` is not a number: 'three'"):
-        validator.validate(BAD["non_numeric"].data)
-    with pytest.raises(Exception, match=r"field `c` has 30 characters \(max 20\)"):
-        validator.validate(BAD["field_too_long"].data)
+def test_dead_letter_names_field_value_offset_and_line() -> None:
+    checked = BlockValidator(SPEC, 20).validate(block(list(BAD.values()), offset=100, line=3))
+    letters = {json.loads(d)["reason"]: json.loads(d) for d in checked.dead_letters()}
+    assert "`n` is not a number: 'three'" in letters["non_numeric"]["detail"]
+    assert "field `c` has 30 characters (max 20)" in letters["field_too_long"]["detail"]
+    assert "`n` is not a finite float32 number: '1e999'" in letters["non_finite"]["detail"]
+    assert letters["wrong_column_count"]["detail"] == "expected 4 columns, found 3"
+    starts = np.cumsum([0] + [len(x) + 1 for x in BAD.values()])[:-1]
+    for i, reason in enumerate(BAD):
+        assert letters[reason]["offset"] == 100 + starts[i] and letters[reason]["line"] == 3 + i
+    unknown = BlockValidator(SPEC, 20).validate(block([BAD["bad_label"]], line=0))
+    assert json.loads(unknown.dead_letters()[0])["line"] is None  # a byte range's block
 
 
-@pytest.mark.parametrize("value", ["1e5", "-2.5", ".5", "7", "+3"])
+@pytest.mark.parametrize("value", ["1e5", "-2.5", ".5", "7", "+3", "5.", "1E-3"])
 def test_numbers_accepted(value: str) -> None:
-    RowValidator(SPEC, 20, None).validate(f"1\t{value}\tx\ta".encode())
+    checked = BlockValidator(SPEC).validate(block([f"1\t{value}\tx\ta".encode()]))
+    assert not checked.dead
 
 
-@pytest.mark.parametrize("value", ["inf", "nan", "1_000", "0x10", " 3", "3 "])
-def test_numbers_rejected(value: str) -> None:
-    with pytest.raises(Exception, match="not a number"):
-        RowValidator(SPEC, 20, None).validate(f"1\t{value}\tx\ta".encode())
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("inf", "non_numeric"),
+        ("nan", "non_numeric"),
+        ("1_000", "non_numeric"),
+        ("0x10", "non_numeric"),
+        (" 3", "non_numeric"),
+        ("3 ", "non_numeric"),
+        ("\u0661\u0662", "non_numeric"),  # Arabic-Indic digits pass `\d`, not ASCII
+        ("\uff13", "non_numeric"),  # a full-width digit
+        ("1e999", "non_finite"),
+        ("-1e39", "non_finite"),  # finite in float64, inf in the model's float32
+    ],
+)
+def test_numbers_rejected(value: str, reason: str) -> None:
+    checked = BlockValidator(SPEC).validate(block([f"1\t{value}\tx\ta".encode()]))
+    assert [d.reason for d in checked.dead] == [reason]
 
 
-def test_split_depends_only_on_content() -> None:
-    rows = [ValidRow(("a",), 1.0, split_digest(f"row {i}")) for i in range(2000)]
-    first = [split_of(r, 2, 0.25) for r in rows]
-    assert first == [split_of(r, 2, 0.25) for r in reversed(rows)][::-1]
-    assert 0.2 < np.mean(first) < 0.3
-    assert all(split_of(r, 2, 0.0) == 0 for r in rows)
-    assert all(split_of(r, 2, 1.0) == 1 for r in rows)
+def test_quoted_csv_with_delimiters_and_doubled_quotes_inside() -> None:
+    spec = from_short_form({"columns": ["y", "title", "city"], "label": "y", "delimiter": ","})
+    lines = [b'1,"Heat, Part 2",paris', b'0,"He said ""hi""",""', b'1,plain,"rome"', b"0,a,b,c"]
+    checked = BlockValidator(spec).validate(block(lines))
+    assert checked.columns["title"].to_pylist() == ["Heat, Part 2", 'He said "hi"', "plain"]
+    assert checked.columns["city"].to_pylist() == ["paris", "", "rome"]
+    assert [(d.line, d.reason) for d in checked.dead] == [(3, "wrong_column_count")]
 
 
-def test_row_stats_combine() -> None:
-    rows = [ValidRow(("3", "", "a"), 1.0, 0), ValidRow(("", "", "b"), 0.0, 1)]
+def test_an_unclosed_quote_loses_only_its_own_line() -> None:
+    spec = from_short_form({"columns": ["y", "a", "b"], "label": "y", "delimiter": ","})
+    lines = [b"1,x,y", b'0,"unclosed,z', b"1,u,v", b'1,"q",w']
+    checked = BlockValidator(spec).validate(block(lines))
+    assert checked.columns["a"].to_pylist() == ["x", "u", "q"]
+    assert [(d.line, d.reason) for d in checked.dead] == [(1, "wrong_column_count")]
+    assert "unbalanced quotes" in checked.dead[0].detail
+
+
+def test_tsv_keeps_quotes_and_crlf_is_one_line_end() -> None:
+    checked = BlockValidator(SPEC).validate(
+        LineBlock("f.tsv", 0, 1, b'1\t3\t"x"\ta\r\n0\t2\tlone\rcr\tb\n')
+    )
+    assert checked.columns["c"].to_pylist() == ['"x"', "lone\rcr"]
+    assert checked.columns["m"].to_pylist() == ["a", "b"]
+
+
+def test_declared_missing_tokens_are_missing() -> None:
+    spec = from_short_form(
+        {"columns": ["y", "n", "c"], "label": "y", "numeric": ["n"], "missing": ["null", "\\N"]}
+    )
+    checked = BlockValidator(spec).validate(block([b"1,null,\\N", b"0,2,null", b"1,,x"]))
+    assert not checked.dead
+    assert checked.columns["n"].to_pylist() == ["", "2", ""]
+    assert checked.columns["c"].to_pylist() == ["", "", "x"]
+
+
+def test_encode_block_hashes_with_the_shared_function_and_splits_by_content() -> None:
+    checked = BlockValidator(SPEC).validate(block(GOOD))
     with TestPipeline(runner="FnApiRunner") as p:
-        stats = p | beam.Create(rows) | beam.CombineGlobally(RowStatsFn(3))
-        assert_that(stats, equal_to([[2, 1, 1, 2, 0]]))
-
-
-def test_encode_blocks_hash_with_the_shared_function() -> None:
-    rows = [ValidRow(("3", "x", "a|b"), 1.0, 0), ValidRow(("", "", ""), 0.0, 1)]
-    with TestPipeline(runner="FnApiRunner") as p:
-        out = p | beam.Create(rows) | EncodeBlocks(SPEC, "train", block_rows=16)
-        blocks = out.records | beam.Map(
+        out = (
+            p
+            | beam.Create([checked])
+            | beam.ParDo(EncodeBlockFn(SPEC.to_json(), None, 0.0)).with_outputs(STATS, *SPLITS)
+        )
+        blocks = out.train | beam.Map(
             lambda s: {k: v.numpy().tolist() if not isinstance(v, tf.RaggedTensor)
                        else v.to_list() for k, v in parse_block(SPEC, tf.constant(s)).items()}
         )  # fmt: skip
@@ -117,23 +173,57 @@ def test_encode_blocks_hash_with_the_shared_function() -> None:
         ]
 
         def check(found: list) -> None:
-            (block,) = found
-            assert block["label"] == [[1.0], [0.0]]
-            assert block["c"] == expected_c and block["m"] == expected_m
-            assert block["n"][0] == pytest.approx(np.log1p(3.0)) and np.isnan(block["n"][1])
+            (one,) = found
+            assert one["label"] == [[1.0], [0.0]]
+            assert one["c"] == expected_c and one["m"] == expected_m
+            assert one["n"][0] == pytest.approx(np.log1p(3.0)) and np.isnan(one["n"][1])
 
         assert_that(blocks, check, label="Blocks")
-        distinct = out[FINGERPRINTS] | beam.combiners.Count.PerKey()
-        assert_that(distinct, equal_to([("c", 2), ("m", 3)]), label="Fingerprints")
+        assert_that(out.eval, equal_to([]), label="NoEval")
+        counts = out[STATS] | beam.Map(lambda s: (s.rows_read, s.rows_valid, s.splits["train"]))
+        assert_that(counts, equal_to([(2, 2, 2)]), label="Stats")
 
 
-def test_stats_invariant_and_collisions() -> None:
-    stats = build_stats(SPEC, 5, [3, 1, 0, 1, 0], {"bad_label": 2}, {"train": 2, "eval": 1},
-                        {"c": 2, "m": 3})  # fmt: skip
-    assert stats["rows_dead"] == 2 and stats["dead_by_reason"]["bad_label"] == 2
-    assert stats["fields"]["c"]["missing_rate"] == pytest.approx(1 / 3)
+def test_split_depends_only_on_content() -> None:
+    lines = [f"{i % 2}\t{i}\tv{i}\ta".encode() for i in range(3000)]
+    forward = BlockValidator(SPEC).validate(block(lines))
+    backward = BlockValidator(SPEC).validate(block(lines[::-1]))
+    first = eval_rows(forward, None, 0.25)
+    assert first.tolist() == eval_rows(backward, None, 0.25)[::-1].tolist()
+    assert 0.2 < first.mean() < 0.3
+    assert not eval_rows(forward, None, 0.0).any() and eval_rows(forward, None, 1.0).all()
+    by_column = eval_rows(forward, "c", 0.5)
+    assert 0.4 < by_column.mean() < 0.6 and by_column.tolist() != first.tolist()
+
+
+def test_stats_merge_across_blocks_and_check_the_invariant() -> None:
+    validator = BlockValidator(SPEC, 20)
+    with TestPipeline(runner="FnApiRunner") as p:
+        blocks = [block(GOOD), block(list(BAD.values())), block(GOOD)]
+        stats = (
+            p
+            | beam.Create([validator.validate(b) for b in blocks])
+            | beam.ParDo(EncodeBlockFn(SPEC.to_json(), None, 0.5)).with_outputs(STATS, *SPLITS)
+        )[STATS] | beam.CombineGlobally(MergeStatsFn())
+
+        def check(found: list[BlockStats]) -> None:
+            (total,) = found
+            document = build_stats(SPEC, total, SPLITS)
+            assert document["rows_read"] == 10 and document["rows_valid"] == 4
+            assert document["dead_by_reason"] == {r: 1 for r in BAD}
+            assert sum(document["rows_by_split"].values()) == 4
+            assert document["fields"]["c"]["missing_rate"] == 0.5
+            assert document["fields"]["c"]["approx_distinct"] == 2  # "x" and missing
+            assert document["fields"]["m"]["approx_distinct"] == 3  # a, b and missing
+            assert document["label_rate"] == 0.5
+
+        assert_that(stats, check)
+
+
+def test_lost_rows_fail_the_stats() -> None:
+    total = BlockStats(rows_read=6, rows_valid=3, dead={"bad_label": 2}, splits={"train": 3})
     with pytest.raises(RuntimeError, match="rows lost: 6 read but 3 valid"):
-        build_stats(SPEC, 6, [3, 1, 0, 1, 0], {"bad_label": 2}, {"train": 3}, {})
+        build_stats(SPEC, total, SPLITS)
     rates = collision_rates(SPEC.replace(table=SPEC.table.__class__(rows=100, width=8)),
                             {"c": 50, "m": 50})  # fmt: skip
     draws = 50 * 2 + 50 * 2
@@ -142,21 +232,47 @@ def test_stats_invariant_and_collisions() -> None:
     )
 
 
-def test_read_lines_numbers_lines_skips_a_valid_header_and_reads_gzip(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def read_ranges(path: Path, split_bytes: int, split_after: int | None = None) -> list[bytes]:
+    """Lines read range by range, as a runner would; `split_after`: split each range's tracker
+    in half after that many blocks (a dynamic split), and read the residual too."""
+    metadata = FileMetadata(str(path), path.stat().st_size)
+    provider = FileRanges(split_bytes)
+    pending = list(provider.split(metadata, provider.initial_restriction(metadata)))
+    fn = ReadBlocksFn(None, block_rows=7, total_bytes=metadata.size_in_bytes)
+    fn.setup()
+    lines: list[bytes] = []
+    while pending:
+        tracker = provider.create_tracker(pending.pop(0))
+        for i, one in enumerate(fn.process(metadata, tracker)):
+            lines += one.data.splitlines()
+            if split_after is not None and i + 1 == split_after:
+                split = tracker.try_split(0.5)
+                if split is not None:
+                    pending.append(split[1])
+        tracker.check_done()
+    return lines
+
+
+def test_one_file_read_in_byte_ranges_equals_the_whole_file(tmp_path: Path) -> None:
+    rows = [f"{i % 2}\t{i}\tvalue{i * 7919 % 1000}\ta|b".encode() for i in range(2000)]
+    path = tmp_path / "big.tsv"
+    path.write_bytes(b"\n".join(rows))  # no final newline
+    whole = read_ranges(path, split_bytes=1 << 30)
+    assert whole == rows
+    for split_bytes in (997, 4096, 10_000):
+        ranges = read_ranges(path, split_bytes)
+        assert sorted(ranges) == sorted(rows) and len(ranges) == len(rows)
+        assert len(list(FileRanges(split_bytes).split(
+            FileMetadata(str(path), path.stat().st_size), OffsetRange(0, path.stat().st_size)
+        ))) > 1  # fmt: skip
+    dynamic = read_ranges(path, 8192, split_after=2)
+    assert sorted(dynamic) == sorted(rows) and len(dynamic) == len(rows)
+
+
+def test_compressed_files_are_one_unsplittable_range(tmp_path: Path) -> None:
     import gzip
 
-    from pipelines.read import ReadLines
-
-    (tmp_path / "a.csv").write_bytes(b"y,n\n1,2\n0,3\n")
-    with gzip.open(tmp_path / "b.csv.gz", "wb") as f:
-        f.write(b"not,the,header\n1,4\r\n")
-    with TestPipeline(runner="FnApiRunner") as p:
-        lines = p | ReadLines(str(tmp_path / "*.csv*"), header=b"y,n")
-        found = lines | beam.Map(lambda r: (r.source.rsplit("/", 1)[-1], r.line, r.data))
-        assert_that(
-            found,
-            equal_to([
-                ("a.csv", 2, b"1,2"), ("a.csv", 3, b"0,3"),
-                ("b.csv.gz", 1, b"not,the,header"), ("b.csv.gz", 2, b"1,4"),
-            ]),
-        )  # fmt: skip
+    path = tmp_path / "rows.tsv.gz"
+    rows = [f"1\t{i}\tx\ta".encode() for i in range(500)]
+    path.write_bytes(gzip.compress(b"\n".join(rows) + b"\n"))
+    assert read_ranges(path, split_bytes=100, split_after=1) == rows

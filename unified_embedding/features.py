@@ -57,8 +57,25 @@ def as_strings(values: tf.Tensor | tf.RaggedTensor) -> tf.Tensor | tf.RaggedTens
     return values if values.dtype == tf.string else tf.strings.as_string(values)
 
 
-def encode_field(field: FieldSpec, values: tf.Tensor | tf.RaggedTensor) -> tf.Tensor:
-    """One field's raw values (batch,) -> its model input."""
+def blank_missing(
+    values: tf.Tensor | tf.RaggedTensor, tokens: tuple[str, ...]
+) -> tf.Tensor | tf.RaggedTensor:
+    """String cells equal to a declared missing-value token become empty (= missing)."""
+    if not tokens or isinstance(values, tf.RaggedTensor):
+        return values
+    values = tf.convert_to_tensor(values)
+    if values.dtype != tf.string:
+        return values
+    hit = tf.reduce_any(tf.equal(values[..., None], tf.constant(tokens)), axis=-1)
+    return tf.where(hit, tf.constant(""), values)
+
+
+def encode_field(
+    field: FieldSpec, values: tf.Tensor | tf.RaggedTensor, missing: tuple[str, ...] = ()
+) -> tf.Tensor:
+    """One field's raw values (batch,) -> its model input; `missing`: the format's tokens
+    that mean missing, besides the empty string."""
+    values = blank_missing(values, missing)
     if field.kind == "numeric":
         return transform_numeric(parse_numeric(values), field.transform)
     values = as_strings(values)
@@ -70,7 +87,8 @@ def encode_field(field: FieldSpec, values: tf.Tensor | tf.RaggedTensor) -> tf.Te
 
 def encode_features(spec: FeatureSpec, raw: Mapping[str, tf.Tensor | tf.RaggedTensor]) -> Features:
     """Every field of `spec` from `raw` (extra keys, e.g. the label, are ignored)."""
-    missing = [f.name for f in spec.fields if f.name not in raw]
-    if missing:
-        raise KeyError(f"raw features are missing fields {missing} of spec `{spec.name}`")
-    return {f.name: encode_field(f, raw[f.name]) for f in spec.fields}
+    absent = [f.name for f in spec.fields if f.name not in raw]
+    if absent:
+        raise KeyError(f"raw features are missing fields {absent} of spec `{spec.name}`")
+    missing = spec.input_format.missing
+    return {f.name: encode_field(f, raw[f.name], missing) for f in spec.fields}

@@ -36,11 +36,6 @@ def probe_key(field: str, probe: int) -> tuple[int, int]:
     )
 
 
-def fill_missing(values: tf.Tensor) -> tf.Tensor:
-    """Empty strings become the explicit missing value."""
-    return tf.where(tf.equal(values, ""), tf.constant(MISSING), values)
-
-
 def fingerprint(values: tf.Tensor | tf.RaggedTensor, field: str, probes: int) -> tf.Tensor:
     """Fingerprints of string `values` (any shape, ragged too) for `probes` probes of `field`.
 
@@ -48,16 +43,29 @@ def fingerprint(values: tf.Tensor | tf.RaggedTensor, field: str, probes: int) ->
     """
     if isinstance(values, tf.RaggedTensor):
         return tf.ragged.map_flat_values(lambda v: fingerprint(v, field, probes), values)
-    values = fill_missing(tf.convert_to_tensor(values, dtype=tf.string))
+    values = tf.convert_to_tensor(values, dtype=tf.string)
+    # Hash as they are, then put the missing value's fingerprint where a value is empty: the
+    # same result as hashing MISSING there, without copying every string through tf.where.
+    empty = tf.equal(tf.strings.length(values), 0)
     return tf.stack(
         [
-            tf.strings.to_hash_bucket_strong(
-                values, FINGERPRINT_BUCKETS, key=list(probe_key(field, j))
-            )
+            tf.where(empty, _missing_fingerprint(field, j), _hash(values, field, j))
             for j in range(probes)
         ],
         axis=-1,
     )
+
+
+def _hash(values: tf.Tensor, field: str, probe: int) -> tf.Tensor:
+    return tf.strings.to_hash_bucket_strong(
+        values, FINGERPRINT_BUCKETS, key=list(probe_key(field, probe))
+    )
+
+
+@functools.cache
+def _missing_fingerprint(field: str, probe: int) -> int:
+    with tf.init_scope():  # a Python int even when first asked inside a tf.function
+        return int(_hash(tf.constant([MISSING]), field, probe).numpy()[0])
 
 
 def bucketize(fingerprints: tf.Tensor, rows: int) -> tf.Tensor:

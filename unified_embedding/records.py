@@ -1,15 +1,20 @@
-"""The training-record layout: one `tf.train.Example` per BLOCK of rows, columns stored flat.
+"""The training-record layout: one `tf.train.Example` per BLOCK of rows, each column one
+little-endian byte string (`ndarray.tobytes()`, read back with `tf.io.decode_raw`).
 
 Building one protobuf per row in Python is what limits a naive pipeline (~19k rows/s on two
-cores); a block of a few thousand rows costs one protobuf with one list per column instead.
+cores), and even one list value per row costs ~0.2 us in Python; a column as raw bytes costs
+one copy, so a block's record is built in O(columns).
 
-    label            float  (rows,)
-    <numeric field>  float  (rows,)            transformed, NaN where missing
-    <categorical>    int64  (rows * probes,)   fingerprints, row-major
-    <multi-valued>   int64  (values * probes,) plus `<field>.lengths` int64 (rows,)
+    layout           int64  [2]                 this layout's version
+    label            float32 (rows,)            NaN where a scoring input has no label
+    <numeric field>  float32 (rows,)            transformed, NaN where missing
+    <categorical>    int64  (rows * probes,)    fingerprints, row-major
+    <multi-valued>   int64  (values * probes,)  plus `<field>.lengths` int64 (rows,)
 
 Fingerprints, not table rows, are stored, so one preprocessing run serves every table size.
 `read_blocks` -> `tf.data.Dataset` of row dicts shaped like `features.encode_features` output.
+Layout 1 (one int64/float list per column) was written before version 0.2; rerun
+`ue preprocess` on such records.
 """
 
 from __future__ import annotations
@@ -23,59 +28,66 @@ from unified_embedding.spec import FeatureSpec
 
 LABEL = "label"
 LENGTHS_SUFFIX = ".lengths"
+LAYOUT = "layout"
+LAYOUT_VERSION = 2
 
 
 def encode_block(spec: FeatureSpec, columns: Mapping[str, np.ndarray], labels: np.ndarray) -> bytes:
     """Serialize a block. `columns` hold `encode_features` output as NumPy: (rows,) floats,
     (rows, probes) ints, or for multi-valued fields a (flat values (n, probes), lengths) pair."""
-    feature = {LABEL: _floats(labels)}
+    feature = {
+        LAYOUT: tf.train.Feature(int64_list=tf.train.Int64List(value=[LAYOUT_VERSION])),
+        LABEL: _raw(labels, "<f4"),
+    }
     for f in spec.fields:
         value = columns[f.name]
         if f.kind == "numeric":
-            feature[f.name] = _floats(value)
+            feature[f.name] = _raw(value, "<f4")
         elif f.kind == "multi_valued":
             flat, lengths = value
-            feature[f.name] = _ints(flat)
-            feature[f.name + LENGTHS_SUFFIX] = _ints(lengths)
+            feature[f.name] = _raw(flat, "<i8")
+            feature[f.name + LENGTHS_SUFFIX] = _raw(lengths, "<i8")
         else:
-            feature[f.name] = _ints(value)
+            feature[f.name] = _raw(value, "<i8")
     example = tf.train.Example(features=tf.train.Features(feature=feature))
     return example.SerializeToString()
 
 
-def _floats(values: np.ndarray) -> tf.train.Feature:
-    return tf.train.Feature(float_list=tf.train.FloatList(value=np.ravel(values)))
+def _raw(values: np.ndarray, dtype: str) -> tf.train.Feature:
+    data = np.ascontiguousarray(values, dtype=dtype).tobytes()
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[data]))
 
 
-def _ints(values: np.ndarray) -> tf.train.Feature:
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=np.ravel(values)))
-
-
-def block_features(spec: FeatureSpec) -> dict[str, tf.io.FixedLenSequenceFeature]:
-    """The parsing spec of a block record."""
-    floats = tf.io.FixedLenSequenceFeature([], tf.float32, allow_missing=True)
-    ints = tf.io.FixedLenSequenceFeature([], tf.int64, allow_missing=True)
-    out = {LABEL: floats}
+def block_features(spec: FeatureSpec) -> dict[str, tf.io.FixedLenFeature]:
+    """The parsing spec of a block record (a record of another layout fails on `layout`)."""
+    raw = tf.io.FixedLenFeature([], tf.string)
+    out = {LAYOUT: tf.io.FixedLenFeature([], tf.int64), LABEL: raw}
     for f in spec.fields:
-        out[f.name] = floats if f.kind == "numeric" else ints
+        out[f.name] = raw
         if f.kind == "multi_valued":
-            out[f.name + LENGTHS_SUFFIX] = ints
+            out[f.name + LENGTHS_SUFFIX] = raw
     return out
 
 
 def parse_block(spec: FeatureSpec, serialized: tf.Tensor) -> dict[str, tf.Tensor]:
     """One serialized block -> columns with a leading rows dimension (ragged for multi-valued)."""
     parsed = tf.io.parse_single_example(serialized, block_features(spec))
-    out: dict[str, tf.Tensor] = {LABEL: parsed[LABEL][:, None]}
+    tf.debugging.assert_equal(
+        parsed[LAYOUT],
+        tf.constant(LAYOUT_VERSION, tf.int64),
+        message=f"records of another layout: rerun `ue preprocess` (expected {LAYOUT_VERSION})",
+    )
+    out: dict[str, tf.Tensor] = {LABEL: tf.io.decode_raw(parsed[LABEL], tf.float32)[:, None]}
     for f in spec.fields:
-        value = parsed[f.name]
         if f.kind == "numeric":
-            out[f.name] = value
-        elif f.kind == "multi_valued":
-            values = tf.reshape(value, [-1, f.probes])
-            out[f.name] = tf.RaggedTensor.from_row_lengths(values, parsed[f.name + LENGTHS_SUFFIX])
+            out[f.name] = tf.io.decode_raw(parsed[f.name], tf.float32)
+            continue
+        values = tf.reshape(tf.io.decode_raw(parsed[f.name], tf.int64), [-1, f.probes])
+        if f.kind == "multi_valued":
+            lengths = tf.io.decode_raw(parsed[f.name + LENGTHS_SUFFIX], tf.int64)
+            out[f.name] = tf.RaggedTensor.from_row_lengths(values, lengths)
         else:
-            out[f.name] = tf.reshape(value, [-1, f.probes])
+            out[f.name] = values
     return out
 
 

@@ -1,24 +1,27 @@
 """Raw rows of a delimited file (any schema) as columns of strings, plus labels.
 
-For in-process work on small files: the demo, `ue evaluate`, tests. Rows must meet the same
-rules as in the Beam pipeline (`validation.RowValidator`); the pipeline dead-letters a bad row,
-this reader stops at the first one with an error naming the line, field and value.
+For in-process work on small files: the demo, `ue evaluate`, tests. Rows meet the same rules,
+parsed by the same block reader, as in the Beam jobs (`validation.BlockValidator`); the jobs
+dead-letter a bad row, this reader stops at the first one with an error naming the line,
+field and value.
 """
 
 from __future__ import annotations
 
-import gzip
 import io
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
+from unified_embedding.cells import header_of
 from unified_embedding.spec import FeatureSpec
-from unified_embedding.validation import InvalidRow, RowValidator
+from unified_embedding.textfile import file_blocks
+from unified_embedding.validation import BlockValidator
 
 MAX_FIELD_CHARS = 1000  # as the pipeline's default --max-field-chars
+BLOCK_ROWS = 65_536
 
 
 @dataclass(frozen=True)
@@ -35,38 +38,42 @@ class RawRows:
         return RawRows({k: v[index] for k, v in self.columns.items()}, self.labels[index])
 
 
-def parse_lines(spec: FeatureSpec, lines: Iterable[bytes], source: str = "<input>") -> RawRows:
-    """Lines (bytes, newline optional) of `spec.input_format` -> columns; a bad row raises
-    ValueError naming the line and the problem."""
-    fmt = spec.input_format
-    validator = RowValidator(spec, MAX_FIELD_CHARS, split_column=None)
-    values, labels = [], []
-    for number, line in enumerate(lines, start=1):
-        line = line.rstrip(b"\r\n")
-        if number == 1 and fmt.header:
-            if line.decode("utf-8", errors="replace").split(fmt.delimiter) != list(fmt.columns):
-                raise ValueError(
-                    f"{source}: header does not match schema `{spec.name}`. "
-                    f"Received: {line[:80]!r}..."
-                )
-            continue
-        try:
-            row = validator.validate(line)
-        except InvalidRow as e:
-            raise ValueError(f"{source}:{number}: {e}") from None
-        values.append(row.values)
-        labels.append(row.label)
-    table = np.array(values, dtype=object).reshape(len(values), len(spec.fields))
-    columns = {f.name: table[:, i] for i, f in enumerate(spec.fields)}
-    return RawRows(columns, np.array(labels, dtype=np.float32))
+def read_stream(spec: FeatureSpec, raw: BinaryIO, source: str) -> RawRows:
+    """A whole (optionally compressed, by `source`'s extension) stream of `spec`'s format; a
+    bad row raises ValueError naming the line and the problem."""
+    validator = BlockValidator(spec, MAX_FIELD_CHARS)
+    expected = header_of(spec.input_format)
+
+    def header(line: bytes) -> bool:
+        if expected is not None and not expected(line):
+            raise ValueError(
+                f"{source}: header does not match schema `{spec.name}`. Received: {line[:80]!r}..."
+            )
+        return True
+
+    parts: dict[str, list[np.ndarray]] = {f.name: [] for f in spec.fields}
+    labels = []
+    for block in file_blocks(raw, source, header if expected else None, BLOCK_ROWS):
+        checked = validator.validate(block)
+        if checked.dead:
+            first = checked.dead[0]
+            number = int(checked.line_numbers(np.array([first.line]))[0])
+            raise ValueError(f"{source}:{number}: {first.detail}")
+        for f in spec.fields:
+            parts[f.name].append(checked.columns[f.name].to_numpy(zero_copy_only=False))
+        labels.append(checked.labels)
+    columns = {
+        name: np.concatenate(p).astype(object) if p else np.array([], dtype=object)
+        for name, p in parts.items()
+    }
+    return RawRows(columns, np.concatenate(labels) if labels else np.zeros(0, np.float32))
 
 
 def read_rows(spec: FeatureSpec, path: str | Path) -> RawRows:
     """A whole (optionally gzipped) file of `spec`'s format."""
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as raw:
-        return parse_lines(spec, raw, source=str(path))
+    with open(path, "rb") as raw:
+        return read_stream(spec, raw, str(path))
 
 
 def parse_bytes(spec: FeatureSpec, data: bytes) -> RawRows:
-    return parse_lines(spec, io.BytesIO(data))
+    return read_stream(spec, io.BytesIO(data), "<input>")

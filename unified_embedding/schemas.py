@@ -5,7 +5,11 @@ are required; unlisted columns are categorical):
 
     {"name": "movies", "columns": ["id", "clicked", "age", "genres", "city"], "label": "clicked",
      "delimiter": ",", "header": true, "ignore": ["id"], "numeric": {"age": "log1p"},
-     "multi_valued": {"genres": "|"}, "vocabulary": {"city": ["paris", "rome"]}, "probes": 2}
+     "multi_valued": {"genres": "|"}, "vocabulary": {"city": ["paris", "rome"]}, "probes": 2,
+     "missing": ["null", "\\N"]}
+
+`delimiter` "," (the default) reads RFC 4180 CSV (quotes, doubled quotes); "\t" a plain TSV.
+`missing` lists cell values that mean "missing" besides the empty cell.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from unified_embedding.spec import (
 
 _SHORT_KEYS = {
     "name", "columns", "label", "delimiter", "header", "ignore", "numeric", "multi_valued",
-    "vocabulary", "probes", "embedding_dim",
+    "vocabulary", "probes", "embedding_dim", "missing",
 }  # fmt: skip
 
 
@@ -131,7 +135,10 @@ def from_short_form(data: Mapping[str, Any]) -> FeatureSpec:
     return FeatureSpec(
         name=data.get("name", "custom"),
         input_format=InputFormat(
-            columns=columns, delimiter=data.get("delimiter", ","), header=data.get("header", True)
+            columns=columns,
+            delimiter=data.get("delimiter", ","),
+            header=data.get("header", True),
+            missing=tuple(data.get("missing", ())),
         ),
         label=label,
         fields=tuple(make(c) for c in columns if c != label and c not in ignore),

@@ -168,15 +168,23 @@ class TableSpec:
 
 @dataclass(frozen=True)
 class InputFormat:
-    """How raw rows are laid out: `columns` in file order (label and ignored columns included)."""
+    """How raw rows are laid out: `columns` in file order (label and ignored columns included);
+    `missing`: cell values that mean "missing" besides the empty cell (e.g. `null`, `\\N`).
+    CSV formats are read with RFC 4180 quoting; a tab delimiter means a plain split."""
 
     columns: tuple[str, ...]
     delimiter: str = "\t"
     header: bool = False
+    missing: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if isinstance(self.columns, list):
-            object.__setattr__(self, "columns", tuple(self.columns))
+        for name in ("columns", "missing"):
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+        _check(
+            all(isinstance(m, str) for m in self.missing),
+            f"`missing` should be a list of strings. Received: `missing={list(self.missing)!r}`",
+        )
         _check(
             len(self.columns) > 0 and all(isinstance(c, str) and c for c in self.columns),
             f"`columns` should be a non-empty list of names. Received: `columns={self.columns!r}`",
@@ -189,7 +197,14 @@ class InputFormat:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"columns": list(self.columns), "delimiter": self.delimiter, "header": self.header}
+        out: dict[str, Any] = {
+            "columns": list(self.columns),
+            "delimiter": self.delimiter,
+            "header": self.header,
+        }
+        if self.missing:  # only when set: specs without it keep their fingerprint
+            out["missing"] = list(self.missing)
+        return out
 
 
 @dataclass(frozen=True)
@@ -299,7 +314,9 @@ class FeatureSpec:
         try:
             input_format = data["input_format"]
             raw_fields = data["fields"]
-            _reject_unknown(input_format, {"columns", "delimiter", "header"}, "input_format")
+            _reject_unknown(
+                input_format, {"columns", "delimiter", "header", "missing"}, "input_format"
+            )
             spec = cls(
                 name=data["name"],
                 input_format=InputFormat(**input_format),

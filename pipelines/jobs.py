@@ -1,0 +1,51 @@
+"""What every Beam job of this project does alike: the local runner default, a clean output
+directory, and the dead-row limit."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+
+def default_runner(options: PipelineOptions) -> PipelineOptions:
+    """The FnApiRunner unless a runner is given: Beam's DirectRunner default (Prism)
+    downloads a binary, the FnApiRunner ships in the wheel."""
+    if options.view_as(StandardOptions).runner is None:
+        options.view_as(StandardOptions).runner = "FnApiRunner"
+    return options
+
+
+def prepare_output(output: str, patterns: Sequence[str], overwrite: bool) -> None:
+    """Creates `output`; refuses one holding earlier outputs (`patterns`) unless `overwrite`,
+    which removes them first: a directory never mixes two runs."""
+    if not FileSystems.exists(output):
+        FileSystems.mkdirs(output)
+        return
+    found = [
+        m.path
+        for result in FileSystems.match([f"{output}/{p}" for p in patterns])
+        for m in result.metadata_list
+    ]
+    if not found:
+        return
+    if not overwrite:
+        raise FileExistsError(
+            f"`--output {output}` holds {len(found)} files of an earlier run (e.g. "
+            f"{found[0]}): choose another directory or pass --overwrite to replace them"
+        )
+    FileSystems.delete(found)
+
+
+def dead_fraction_error(stats: Mapping[str, Any], limit: float, output: str) -> str | None:
+    """The failure message when more than `limit` of the rows read were dead-lettered."""
+    read, dead = stats["rows_read"], stats["rows_dead"]
+    if not read or dead / read <= limit:
+        return None
+    reasons = ", ".join(f"{k}: {v}" for k, v in stats["dead_by_reason"].items() if v)
+    return (
+        f"{dead} of {read} rows ({dead / read:.1%}) were dead-lettered, more than "
+        f"--max-dead-fraction {limit:g} allows ({reasons}); see {output}/dead_letters-*.jsonl"
+    )
