@@ -3,18 +3,33 @@ directory, and the dead-row limit."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 
-def default_runner(options: PipelineOptions) -> PipelineOptions:
-    """The FnApiRunner unless a runner is given: Beam's DirectRunner default (Prism)
-    downloads a binary, the FnApiRunner ships in the wheel."""
-    if options.view_as(StandardOptions).runner is None:
-        options.view_as(StandardOptions).runner = "FnApiRunner"
+# Local inputs at least this big run on one worker process per core by default: starting the
+# workers (each imports TensorFlow) costs a few seconds, which small inputs would not repay.
+LOCAL_PARALLEL_BYTES = 64 << 20
+
+
+def default_runner(beam_args: Sequence[str], input_bytes: int = 0) -> PipelineOptions:
+    """The FnApiRunner unless a runner is given (Beam's DirectRunner default, Prism, downloads
+    a binary; the FnApiRunner ships in the wheel), with one worker process per core for
+    inputs of LOCAL_PARALLEL_BYTES or more unless --direct_num_workers says otherwise."""
+    options = PipelineOptions(beam_args)
+    if options.view_as(StandardOptions).runner is not None:
+        return options
+    options.view_as(StandardOptions).runner = "FnApiRunner"
+    chosen = any(a.startswith("--direct_num_workers") for a in beam_args)
+    cores = os.cpu_count() or 1
+    if not chosen and input_bytes >= LOCAL_PARALLEL_BYTES and cores > 1:
+        direct = options.view_as(DirectOptions)
+        direct.direct_num_workers = cores
+        direct.direct_running_mode = "multi_processing"
     return options
 
 

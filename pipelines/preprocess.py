@@ -25,7 +25,6 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.encode import SPLITS, STATS, EncodeBlockFn
 from pipelines.jobs import dead_fraction_error, default_runner, prepare_output
@@ -137,9 +136,10 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     prepare_output(output, OUTPUTS, args.overwrite)
     with FileSystems.create(f"{output}/spec.json") as f:
         f.write(spec.to_json().encode("utf-8"))
-    options = default_runner(PipelineOptions(beam_args))
+    input_bytes = sum(f.size_in_bytes for f in files)
+    options = default_runner(beam_args, input_bytes)
     with beam.Pipeline(options=options) as pipeline:
-        build_pipeline(pipeline, spec, args, sum(f.size_in_bytes for f in files))
+        build_pipeline(pipeline, spec, args, input_bytes)
     with FileSystems.open(f"{output}/stats.json") as f:
         stats: dict[str, Any] = json.loads(f.read().decode("utf-8"))
     logging.info(
