@@ -10,7 +10,6 @@ from typing import Any
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
-
 # Local inputs at least this big run on one worker process per core by default: starting the
 # workers (each imports TensorFlow) costs a few seconds, which small inputs would not repay.
 LOCAL_PARALLEL_BYTES = 64 << 20
