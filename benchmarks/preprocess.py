@@ -1,11 +1,14 @@
-"""Throughput of the preprocessing job vs a naive one-`tf.train.Example`-per-row pipeline.
+"""Throughput and memory of the preprocessing job, next to a per-row pipeline in the same run.
 
-Generates `--rows` Criteo-format rows into 4 files, then times, end to end (pipeline startup
-included): `pipelines.preprocess.run` on the single-process FnApiRunner, the same job with two
-worker processes, and a baseline that writes one Example per row with the same hashing.
-Prints one JSON line. Peak RSS is the parent process's (workers of the 2-process run excluded).
+In one run, on generated Criteo rows, end to end (pipeline start-up included):
+- `rows_per_s`: `pipelines.preprocess.run` with default flags on `--rows` rows in 4 files;
+- `per_row_baseline_rows_per_s`: a per-row Beam pipeline (one element per line, Python
+  split and checks per row, the same hashing function in batches, one `tf.train.Example` per
+  row) on `--baseline-rows` rows, and `vs_per_row_baseline`;
+- `single_file`: one file of `--single-file-gb` through the default runner: rows/s and the
+  peak RSS summed over every process of the job (the workers included), sampled every 0.2 s.
 
-Run: `.venv/bin/python benchmarks/preprocess.py --rows 200000`.
+Prints one JSON line. Run: `.venv/bin/python benchmarks/preprocess.py` (~3 min on 2 cores).
 """
 
 from __future__ import annotations
@@ -15,11 +18,14 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse
+import contextlib
 import itertools
 import json
 import logging
-import resource
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -27,53 +33,60 @@ from typing import Any
 
 import apache_beam as beam
 import numpy as np
+import psutil
 import tensorflow as tf
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines import preprocess
-from pipelines.encode import encode_rows
-from pipelines.read import ReadLines
-from pipelines.validate import DEAD_LETTERS, ValidateFn
+from unified_embedding.features import encode_features
 from unified_embedding.records import LABEL
-from unified_embedding.schemas import load_schema
+from unified_embedding.schemas import criteo
 from unified_embedding.spec import FeatureSpec
 from unified_embedding.synthetic import SyntheticConfig, write_tsv
-from unified_embedding.validation import ValidRow
 
-INPUT_FILES = 4  # so two workers have files to read in parallel
-BLOCK_ROWS = 4096  # the job's `--block-rows` default; also the baseline's batch size
-MAX_FIELD_CHARS = 1000  # the job's `--max-field-chars` default
+INPUT_FILES = 4
 
 
-def write_inputs(directory: Path, rows: int, config: SyntheticConfig) -> str:
-    """`rows` generated rows split into INPUT_FILES TSV files; returns their glob."""
+def write_inputs(directory: Path, rows: int, files: int, seed: int) -> str:
+    """`rows` generated rows in `files` TSV files; returns their glob."""
     whole = directory / "generated.tsv"
-    write_tsv(whole, rows, config)
+    write_tsv(whole, rows, SyntheticConfig(seed=seed))
+    if files == 1:
+        return str(whole)
     lines = whole.read_bytes().splitlines(keepends=True)
     whole.unlink()
-    bounds = np.linspace(0, len(lines), INPUT_FILES + 1).astype(int)
+    bounds = np.linspace(0, len(lines), files + 1).astype(int)
     for i, (start, end) in enumerate(itertools.pairwise(bounds)):
         (directory / f"part-{i:05d}.tsv").write_bytes(b"".join(lines[start:end]))
     return str(directory / "part-*.tsv")
 
 
 class PerRowExamplesFn(beam.DoFn):
-    """A batch of rows -> one serialized `tf.train.Example` per row (the naive layout)."""
+    """A batch of raw lines -> per-row split and checks in Python, the shared hashing in one
+    batch, one serialized `tf.train.Example` per row: the naive design."""
 
     def __init__(self, spec_json: str) -> None:
         self._spec_json = spec_json
 
     def setup(self) -> None:
         self._spec = FeatureSpec.from_json(self._spec_json)
+        columns = self._spec.input_format.columns
+        self._index = [columns.index(f.name) for f in self._spec.fields]
 
-    def process(self, rows: list[ValidRow]) -> Iterator[bytes]:
-        columns = encode_rows(self._spec, rows)
-        per_row = {name: _per_row_lists(value) for name, value in columns.items()}
-        for i, row in enumerate(rows):
-            feature = {LABEL: tf.train.Feature(float_list=tf.train.FloatList(value=[row.label]))}
+    def process(self, lines: list[str]) -> Iterator[bytes]:
+        rows = [line.split("\t") for line in lines]
+        rows = [r for r in rows if len(r) == 40 and r[0] in ("0", "1")]
+        raw = {
+            f.name: tf.constant([r[i] for r in rows])
+            for f, i in zip(self._spec.fields, self._index, strict=True)
+        }
+        encoded = {k: v.numpy().tolist() for k, v in encode_features(self._spec, raw).items()}
+        for j, row in enumerate(rows):
+            feature = {
+                LABEL: tf.train.Feature(float_list=tf.train.FloatList(value=[float(row[0])]))
+            }
             for f in self._spec.fields:
-                value = per_row[f.name][i]
+                value = encoded[f.name][j]
                 if f.kind == "numeric":
                     feature[f.name] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
                 else:
@@ -82,34 +95,14 @@ class PerRowExamplesFn(beam.DoFn):
             yield example.SerializeToString()
 
 
-def _per_row_lists(value: Any) -> list[Any]:
-    """An `encode_rows` column -> one Python value per row (a flat list for multi-valued)."""
-    if isinstance(value, tuple):
-        flat, lengths = value
-        return [np.ravel(v).tolist() for v in np.split(flat, np.cumsum(lengths)[:-1])]
-    return list(value.tolist())
-
-
-def run_baseline(spec: FeatureSpec, pattern: str, output: str) -> None:
-    """ReadLines -> Validate -> batches -> one Example per row -> gzip TFRecord files."""
-    fmt = spec.input_format
-    header = fmt.delimiter.join(fmt.columns).encode("utf-8") if fmt.header else None
-    spec_json = spec.to_json()
-    options = PipelineOptions(["--runner=FnApiRunner"])
-    with beam.Pipeline(options=options) as pipeline:
-        checked = (
-            pipeline
-            | "ReadLines" >> ReadLines(pattern, header)
-            | "Validate"
-            >> beam.ParDo(ValidateFn(spec_json, MAX_FIELD_CHARS, None)).with_outputs(
-                DEAD_LETTERS, main="valid"
-            )
-        )
+def run_baseline(pattern: str, output: str) -> None:
+    with beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner"])) as pipeline:
         _ = (
-            checked.valid
-            | "Batch" >> beam.BatchElements(min_batch_size=256, max_batch_size=BLOCK_ROWS)
-            | "PerRowExamples" >> beam.ParDo(PerRowExamplesFn(spec_json))
-            | "WriteExamples"
+            pipeline
+            | "ReadLines" >> beam.io.ReadFromText(pattern)
+            | "Batch" >> beam.BatchElements(min_batch_size=256, max_batch_size=4096)
+            | "PerRowExamples" >> beam.ParDo(PerRowExamplesFn(criteo().to_json()))
+            | "Write"
             >> beam.io.WriteToTFRecord(
                 f"{output}/examples",
                 file_name_suffix=".tfrecord.gz",
@@ -118,58 +111,96 @@ def run_baseline(spec: FeatureSpec, pattern: str, output: str) -> None:
         )
 
 
-def _measure(rows: int, seconds: float, output: Path, patterns: Sequence[str]) -> dict[str, float]:
-    size = sum(p.stat().st_size for pattern in patterns for p in output.glob(pattern))
-    return {
-        "seconds": round(seconds, 2),
-        "rows_per_second": round(rows / seconds),
-        "output_mb": round(size / 2**20, 2),
-    }
+class PeakRss:
+    """Peak of the RSS summed over a process and all its descendants, sampled."""
+
+    def __init__(self, pid: int, every: float = 0.2) -> None:
+        self._pid = pid
+        self._every = every
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        root = psutil.Process(self._pid)
+        tree: list[psutil.Process] = [root]
+        while not self._stop.is_set():
+            total = 0
+            with contextlib.suppress(psutil.Error):
+                tree = [root, *root.children(recursive=True)]
+            for process in tree:
+                with contextlib.suppress(psutil.Error):  # a worker that just ended
+                    total += process.memory_info().rss
+            self.peak = max(self.peak, total)
+            self._stop.wait(self._every)
 
 
-def _time_job(rows: int, pattern: str, output: Path, beam_args: Sequence[str]) -> dict[str, float]:
+def time_job(rows: int, pattern: str, output: Path) -> dict[str, Any]:
+    """`ue preprocess` with default flags as its own process, as a user runs it."""
+    command = [sys.executable, "-m", "unified_embedding.cli", "preprocess", "--input", pattern,
+               "--schema", "criteo", "--output", str(output)]  # fmt: skip
     started = time.perf_counter()
-    stats = preprocess.run(
-        ["--input", pattern, "--schema", "criteo", "--output", str(output), *beam_args]
-    )
+    job = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with PeakRss(job.pid) as rss:
+        _, errors = job.communicate()
     seconds = time.perf_counter() - started
+    if job.returncode:
+        raise RuntimeError(f"ue preprocess failed: {errors.decode()[-2000:]}")
+    stats = json.loads((output / "stats.json").read_text())
     if stats["rows_valid"] != rows:
         raise RuntimeError(f"expected {rows} valid rows, the job reported {stats['rows_valid']}")
-    return _measure(rows, seconds, output, ["train-*.tfrecord.gz", "eval-*.tfrecord.gz"])
+    return {
+        "rows": rows,
+        "seconds": round(seconds, 2),
+        "rows_per_s": round(rows / seconds),
+        "peak_rss_mb_all_processes": round(rss.peak / 2**20),
+    }
 
 
 def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--baseline-rows", type=int, default=200_000)
+    parser.add_argument("--single-file-gb", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     logging.getLogger().setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        (root / "input").mkdir()
-        pattern = write_inputs(root / "input", args.rows, SyntheticConfig(seed=args.seed))
-        one = _time_job(args.rows, pattern, root / "one", [])
-        two = _time_job(
-            args.rows,
-            pattern,
-            root / "two",
-            ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"],
-        )
+        for name in ("input", "baseline_input", "single_input"):
+            (root / name).mkdir()
+        pattern = write_inputs(root / "input", args.rows, INPUT_FILES, args.seed)
+        job = time_job(args.rows, pattern, root / "job")
+        baseline_pattern = write_inputs(root / "baseline_input", args.baseline_rows, 1, args.seed)
         started = time.perf_counter()
-        run_baseline(load_schema("criteo"), pattern, str(root / "baseline"))
-        baseline_seconds = time.perf_counter() - started
-        baseline = _measure(
-            args.rows, baseline_seconds, root / "baseline", ["examples-*.tfrecord.gz"]
-        )
+        run_baseline(baseline_pattern, str(root / "baseline"))
+        baseline_rate = args.baseline_rows / (time.perf_counter() - started)
+        single_rows = round(args.single_file_gb * 2**30 / 248)  # generated rows: ~248 bytes
+        single_pattern = write_inputs(root / "single_input", single_rows, 1, args.seed + 1)
+        size = Path(single_pattern).stat().st_size
+        single = {
+            "gb": round(size / 2**30, 2),
+            **time_job(single_rows, single_pattern, root / "one"),
+        }
     result: dict[str, Any] = {
         "benchmark": "preprocess",
+        "cores": os.cpu_count(),
         "rows": args.rows,
-        "block_records_1_process": one,
-        "block_records_2_workers": two,
-        "baseline_per_row_examples": baseline,
-        "speedup_vs_baseline": round(one["rows_per_second"] / baseline["rows_per_second"], 2),
-        "speedup_2_workers_vs_1_process": round(two["rows_per_second"] / one["rows_per_second"], 2),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "rows_per_s": job["rows_per_s"],
+        "seconds": job["seconds"],
+        "peak_rss_mb_all_processes": job["peak_rss_mb_all_processes"],
+        "per_row_baseline_rows": args.baseline_rows,
+        "per_row_baseline_rows_per_s": round(baseline_rate),
+        "vs_per_row_baseline": round(job["rows_per_s"] / baseline_rate, 2),
+        "single_file": single,
     }
     print(json.dumps(result))
     return result

@@ -112,14 +112,8 @@ class ReadBlocksFn(beam.DoFn):
     def _whole_file(self, path: str, tracker: OffsetRestrictionTracker) -> Iterator[LineBlock]:
         if not tracker.try_claim(tracker.current_restriction().start):
             return
-        rows = 0
         with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
-            try:
-                for block in file_blocks(raw, path, self._header, self._block_rows):
-                    rows += block.data.count(b"\n")
-                    yield block
-            except OSError as e:
-                raise OSError(f"{e}; {rows} rows were read from it before") from None
+            yield from file_blocks(raw, path, self._header, self._block_rows)
         tracker.try_claim(tracker.current_restriction().stop)  # done
 
     def _byte_range(self, path: str, tracker: OffsetRestrictionTracker) -> Iterator[LineBlock]:

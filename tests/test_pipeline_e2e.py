@@ -181,7 +181,9 @@ def test_golden_fingerprints_and_labels_as_the_row_by_row_job_wrote_them(tmp_pat
 def test_truncated_gzip_fails_naming_the_file_and_rows_read(tmp_path: Path) -> None:
     data = gzip.compress(generated(1000))
     (tmp_path / "cut.tsv.gz").write_bytes(data[: len(data) // 2])
-    with pytest.raises(Exception, match=r"cut\.tsv\.gz: truncated \.gz file.*\d+ rows were read"):
+    with pytest.raises(
+        Exception, match=r"cut\.tsv\.gz: truncated \.gz file.* after [1-9]\d* lines"
+    ):
         preprocess(tmp_path, str(tmp_path / "cut.tsv.gz"))
 
 

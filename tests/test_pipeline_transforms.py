@@ -276,3 +276,9 @@ def test_compressed_files_are_one_unsplittable_range(tmp_path: Path) -> None:
     rows = [f"1\t{i}\tx\ta".encode() for i in range(500)]
     path.write_bytes(gzip.compress(b"\n".join(rows) + b"\n"))
     assert read_ranges(path, split_bytes=100, split_after=1) == rows
+
+
+def test_long_plain_digit_strings_overflow_float32() -> None:
+    lines = [b"1\t" + b"9" * 38 + b"\tx\ta", b"1\t" + b"9" * 39 + b"\tx\ta"]
+    checked = BlockValidator(SPEC).validate(block(lines))
+    assert [(d.line, d.reason) for d in checked.dead] == [(1, "non_finite")]

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from unified_embedding.spec import FeatureSpec, SpecError, TableSpec
-from unified_embedding.vocabulary import vocabulary_rows
 
 BYTES_PER_PARAM = 4  # float32 tables
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20,
@@ -67,7 +66,7 @@ def unified_fixed_params(spec: FeatureSpec) -> int:
     total = numeric_params(spec)
     for f in spec.categorical_fields:
         if f.vocabulary is not None:
-            total += vocabulary_rows(f.name, f.vocabulary) * spec.embedding_dim
+            total += _vocabulary_rows(f.name, f.vocabulary) * spec.embedding_dim
         elif f.probes * spec.table.width != spec.embedding_dim:
             total += f.probes * spec.table.width * spec.embedding_dim
     return total
@@ -100,7 +99,7 @@ def collisionless_params(spec: FeatureSpec, cardinalities: Mapping[str, int]) ->
         if f.name in cardinalities:
             rows += cardinalities[f.name] + 2
         elif f.vocabulary is not None:
-            rows += vocabulary_rows(f.name, f.vocabulary)
+            rows += _vocabulary_rows(f.name, f.vocabulary)
         else:
             return None
     return rows * spec.embedding_dim + numeric_params(spec)
@@ -134,3 +133,10 @@ def plan_budget(
             collisionless=collisionless_params(spec, cardinalities or {}),
         ),
     )
+
+
+def _vocabulary_rows(field: str, values: tuple[str, ...]) -> int:
+    # imported here: planning a budget must not load TensorFlow into a Beam launcher process
+    from unified_embedding.vocabulary import vocabulary_rows
+
+    return vocabulary_rows(field, values)

@@ -304,9 +304,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["preprocess"]:  # the pipeline owns its flags (and Beam's)
         try:
             return _preprocess(argv[1:])
-        except ValueError as e:
+        except (ValueError, FileNotFoundError, FileExistsError) as e:
             print(f"ue preprocess: error: {e}", file=sys.stderr)
             return 2
+        except (RuntimeError, OSError) as e:  # a failed job; a runner wraps the cause, named last
+            print(f"ue preprocess: failed: {str(e).strip().splitlines()[-1]}", file=sys.stderr)
+            return 1
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))

@@ -79,7 +79,7 @@ def chunks(raw: BinaryIO, path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator
         yield from iter(lambda: raw.read(chunk_bytes), b"")
         return
     make = DECOMPRESSORS[ext]
-    decompressor, ended, empty = make(), False, True
+    decompressor, ended, empty, lines = make(), False, True, 0
     try:
         for data in iter(lambda: raw.read(chunk_bytes), b""):
             empty = False
@@ -88,13 +88,16 @@ def chunks(raw: BinaryIO, path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator
                     decompressor, ended = make(), False
                 out = decompressor.decompress(data)
                 if out:
+                    lines += out.count(b"\n")
                     yield out
                 ended = decompressor.eof
                 data = decompressor.unused_data if ended else b""
     except (zlib.error, OSError, EOFError, lzma.LZMAError) as e:
-        raise CorruptInput(f"{path}: corrupt {ext} data ({e})") from None
+        raise CorruptInput(f"{path}: corrupt {ext} data after {lines} lines ({e})") from None
     if not ended and not empty:
-        raise CorruptInput(f"{path}: truncated {ext} file (the compressed stream ends early)")
+        raise CorruptInput(
+            f"{path}: truncated {ext} file: the compressed stream ends early, after {lines} lines"
+        )
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ REASONS = (
 # ASCII decimal or scientific numbers only: what Python, pyarrow and TensorFlow parse alike.
 NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 _FLOAT32_MAX = float(np.finfo(np.float32).max)  # beyond it a value is inf to the model
+_SAFE_DIGITS = 38  # a plain digit string this long or shorter is finite in float32
 
 
 @dataclass(frozen=True)
@@ -185,10 +186,12 @@ class BlockValidator:
         for f in self.spec.numeric_fields:
             column = columns[f.name]
             present = _mask(pc.not_equal(column, ""))
-            number = _mask(pc.match_substring_regex(column, NUMBER))
+            number = _numbers(column)
             checks.append(("non_numeric", f.name, present & ~number))
-            values = pc.cast(pc.if_else(pa.array(number), column, "0"), pa.float64())
-            checks.append(("non_finite", f.name, number & ~_finite32(values)))
+            longest = pc.max(pc.binary_length(column)).as_py() or 0
+            if longest > _SAFE_DIGITS or not _mask(pc.ascii_is_decimal(column))[present].all():
+                values = pc.cast(pc.if_else(pa.array(number), column, "0"), pa.float64())
+                checks.append(("non_finite", f.name, number & ~_finite32(values)))
         order = {
             r: i for i, r in enumerate(("field_too_long", "bad_label", "non_numeric", "non_finite"))
         }
@@ -228,6 +231,16 @@ def _detail(reason: str, name: str, value: str, validator: BlockValidator) -> st
     if reason == "non_numeric":
         return f"field `{name}` is not a number: {value!r} (ASCII decimal digits expected)"
     return f"field `{name}` is not a finite float32 number: {value!r}"
+
+
+def _numbers(column: pa.Array) -> np.ndarray:
+    """Cells that are ASCII decimal numbers. Plain digit strings (most cells of count data)
+    pass a cheap test; only the rest meet the regular expression."""
+    plain = _mask(pc.ascii_is_decimal(column))
+    rest = np.flatnonzero(~plain)
+    if len(rest):
+        plain[rest] = _mask(pc.match_substring_regex(column.take(pa.array(rest)), NUMBER))
+    return plain
 
 
 def _mask(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
