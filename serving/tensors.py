@@ -47,13 +47,13 @@ def to_array(
             f"received {_dtype_name(tensor.dtype)}"
         )
     dims = [d.size for d in tensor.tensor_shape.dim]
-    wanted = ", ".join("rows" if d is None else str(d) for d in shape)
+    wanted = ", ".join("rows" if d is None else str(d) for d in shape) + ("," * (len(shape) == 1))
     if len(dims) != len(shape) or any(d < 0 for d in dims) or tensor.tensor_shape.unknown_rank:
-        raise InvalidRequest(f"field `{name}`: expected shape ({wanted},), received {dims}")
+        raise InvalidRequest(f"field `{name}`: expected shape ({wanted}), received {dims}")
     if dims[0] > max_rows:
         raise InvalidRequest(f"field `{name}`: {dims[0]} rows; at most {max_rows} are allowed")
     if any(d is not None and d != got for d, got in zip(shape, dims, strict=True)):
-        raise InvalidRequest(f"field `{name}`: expected shape ({wanted},), received {dims}")
+        raise InvalidRequest(f"field `{name}`: expected shape ({wanted}), received {dims}")
     count = math.prod(dims)
     if dtype == types_pb2.DT_FLOAT:
         content = tensor.tensor_content

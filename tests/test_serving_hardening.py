@@ -71,7 +71,7 @@ def test_declared_shapes_are_checked_before_anything_is_allocated(running_server
     default = predict_pb2.PredictRequest()
     default.inputs["I1"].CopyFrom(_declared(types_pb2.DT_FLOAT, [5000], b"\0" * 4))
     cases = [
-        (packed, "field `categorical`: expected shape (rows, 26,), received [4096, 10000]"),
+        (packed, "field `categorical`: expected shape (rows, 26), received [4096, 10000]"),
         (narrow, "field `categorical`: shape [4096, 26] needs 106496 string_val values, "
                  "received 0"),
         (short, "field `numeric`: shape [4096, 13] needs 212992 bytes of tensor_content, "
