@@ -11,7 +11,8 @@ Measures, in one run, for the same model and the same rows:
                `ranking` is the default (`--workers` = cores), `ranking_vs_in_process` its
                rows/s over the in-process baseline
   sequential   one client, batch-1 row requests one after another (against the default server):
-               latency p50/p99
+               latency p50/p99; next to it a health check the same way (the gRPC round trip
+               without model or batcher: the floor under any call)
 Clients send requests built and serialized once in advance (a pool of `--distinct` ones), so
 the client process spends little of the cores it shares with the server. The server runs as a
 subprocess (`ue serve`) on 127.0.0.1. Without `--model-base-path` a small Criteo-shaped model
@@ -231,13 +232,20 @@ async def concurrent(
 
 
 def sequential(target: str, requests: list[prediction_pb2.ScoreRequest], count: int) -> dict:
-    """One client, one row per request, each sent after the previous answer."""
+    """One client, one row per request, each sent after the previous answer; and, as the floor
+    of any call, a health check (no model, no batcher) the same way."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
     with grpc.insecure_channel(target) as channel:
         score = prediction_pb2_grpc.RankingStub(channel).Score
         index = iter(range(10**9))
-        return percentiles(
+        out = percentiles(
             timed(lambda: score(requests[next(index) % len(requests)], timeout=5), count)
         )
+        check = health_pb2_grpc.HealthStub(channel).Check
+        probe = health_pb2.HealthCheckRequest()
+        floor = percentiles(timed(lambda: check(probe, timeout=5), count))
+    return {**out, "health_check": floor}
 
 
 def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -307,6 +315,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
            for w, v in served.items()},
         "sequential_p50_ms": sequential_ms["p50_ms"],
         "sequential_p99_ms": sequential_ms["p99_ms"],
+        "sequential_health_check": sequential_ms["health_check"],
         "targets": TARGETS,
         "met": {"ranking_vs_in_process": ratio >= TARGETS["ranking_vs_in_process"],
                 "sequential_p50_ms": sequential_ms["p50_ms"] <= TARGETS["sequential_p50_ms"],
