@@ -35,6 +35,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _FORK_UNSAFE = ("grpc", "tensorflow")  # modules whose state must not exist before the fork
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 @dataclass(frozen=True)
@@ -71,9 +72,14 @@ def reserve_port(host: str, port: int) -> Iterator[int]:
         yield int(sock.getsockname()[1])
 
 
+def _exit_before_serving(signum: int, frame: object) -> None:
+    raise SystemExit(0)  # stopped while starting: nothing in flight to finish
+
+
 def _worker(serve_worker: Callable[[int, int], int], index: int, port: int) -> None:
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, signal.SIG_DFL)  # the worker's server installs its own handlers
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, _exit_before_serving)  # until the server installs its own
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # blocked by the parent
     sys.exit(serve_worker(index, port))
 
 
@@ -102,19 +108,24 @@ def run_workers(config: WorkersConfig, serve_worker: Callable[[int, int], int]) 
     workers: list[Any] = []
     try:
         with reserve_port(config.host, config.port) as port:
-            context = multiprocessing.get_context("fork")
-            for i in range(config.workers):
-                worker = context.Process(target=_worker, args=(serve_worker, i, port),
-                                         name=f"worker-{i}")  # fmt: skip
-                worker.start()
-                workers.append(worker)
 
             def request_stop(signum: int, frame: object) -> None:
                 nonlocal stopping
                 stopping = True
 
-            for signum in (signal.SIGTERM, signal.SIGINT):
+            for signum in _STOP_SIGNALS:
                 signal.signal(signum, request_stop)
+            # A stop signal arriving while forking waits until each process has its handler.
+            signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+            try:
+                context = multiprocessing.get_context("fork")
+                for i in range(config.workers):
+                    worker = context.Process(target=_worker, args=(serve_worker, i, port),
+                                             name=f"worker-{i}")  # fmt: skip
+                    worker.start()
+                    workers.append(worker)
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
             http = None
             if config.metrics_port is not None:
                 http = _metrics_http(config.metrics_port, config.host)

@@ -90,6 +90,21 @@ def test_two_workers_share_a_port_and_both_reload(exported_model, tmp_path: Path
     assert logs[-1]["message"] == "workers stopped" and logs[-1]["exit_codes"] == [0, 0]
 
 
+def test_sigterm_while_the_workers_start_stops_them_all(exported_model) -> None:  # type: ignore[no-untyped-def]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "unified_embedding.cli", "serve", "--model-base-path",
+         str(exported_model.export_base), "--port", str(_free_port()), "--workers", "2"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    started = next(line for line in server.stderr if '"workers started"' in line)  # type: ignore[union-attr]
+    server.send_signal(signal.SIGTERM)  # the workers are most likely still starting
+    _, err = server.communicate(timeout=90)
+    assert server.returncode == 0, err[-3000:]
+    assert json.loads(started)["workers"] and '"exit_codes": [0, 0]' in err
+
+
 def test_workers_are_forked_before_grpc_exists() -> None:
     assert "grpc" in sys.modules  # this test process has imported it
     with pytest.raises(RuntimeError, match="must be forked before any gRPC"):
