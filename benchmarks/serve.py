@@ -1,16 +1,24 @@
-"""Serving latency and throughput on loopback, next to the in-process SavedModel call.
+"""Serving throughput and latency on loopback, next to the in-process SavedModel call.
 
-Measures, in one run:
-  in_process   the `packed` signature called in-process (what the server runs): batch-1 latency
-               p50/p99, and rows/s at batch 64 (what 64 concurrent clients can fill) and 512
-  sequential   one client, batch-1 requests one after another: latency p50/p99
-  concurrent   64 clients (asyncio, one channel each), batch-1 requests for `--seconds`, with
-               batching on and off: rows/s and latency p50/p99
-The server runs as a subprocess (`ue serve`), so client and server do not share a GIL; on a
-2-core machine they do share the cores. Without `--model-base-path` a small model is trained and
-exported first (~30 s). Prints one JSON line.
+Measures, in one run, for the same model and the same rows:
+  in_process   the `packed` signature called in-process on the ranking requests' rows (batches
+               of `--candidates`), from 1 and from `cores` threads: rows/s (the baseline is the
+               faster of the two); and batch-1 latency p50/p99
+  ranking      `--clients` concurrent clients (asyncio, one channel each) sending ranking
+               requests (a context of `--context-fields` categorical fields sent once, plus
+               `--candidates` candidates column-wise) for `--seconds`, against `ue serve
+               --workers W` for W in 1, 2 and the number of cores: rows/s, latency p50/p99;
+               `ranking` is the default (`--workers` = cores), `ranking_vs_in_process` its
+               rows/s over the in-process baseline
+  sequential   one client, batch-1 row requests one after another (against the default server):
+               latency p50/p99; next to it a health check the same way (the gRPC round trip
+               without model or batcher: the floor under any call)
+Clients send requests built and serialized once in advance (a pool of `--distinct` ones), so
+the client process spends little of the cores it shares with the server. The server runs as a
+subprocess (`ue serve`) on 127.0.0.1. Without `--model-base-path` a small Criteo-shaped model
+is trained and exported first (~30 s). Prints one JSON line.
 
-Run: `.venv/bin/python benchmarks/serve.py [--model-base-path E]`.
+Run: `.venv/bin/python benchmarks/serve.py [--model-base-path E] [--seconds 20]`.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -36,15 +45,12 @@ import grpc
 import numpy as np
 
 from protos import prediction_pb2, prediction_pb2_grpc
-from serving.client import row_proto, rows_from_file
+from serving.client import columns_from_file, ranking_request, row_proto, rows_from_file
 from serving.model_manager import list_versions
-from serving.predictor import Predictor, set_op_threads
+from serving.predictor import PackedBatch, Predictor, set_op_threads
 
-TARGETS = {
-    "sequential_p50_ms": 1.0,
-    "sequential_p99_ms": 3.0,
-    "concurrent_batching_vs_in_process": 0.6,
-}
+TARGETS = {"ranking_vs_in_process": 0.7, "sequential_p50_ms": 1.0, "sequential_p99_ms": 3.0}
+SCORE = "/unified_embedding.serving.v1.Ranking/Score"
 
 
 def percentiles(seconds: Sequence[float]) -> dict[str, float]:
@@ -82,16 +88,67 @@ def build_model(root: Path, rows_file: Path) -> Path:
     return root / "export"
 
 
-def in_process(version: Path, rows: list[dict[str, Any]], count: int) -> dict[str, Any]:
-    predictor = Predictor.load(version)
-    one = predictor.pack_rows(rows[:1])
-    latency = percentiles(timed(lambda: predictor.predict(one), count))
-    out: dict[str, Any] = {"batch_1": latency}
-    for size in (64, 512):
-        batch = predictor.pack_rows([rows[i % len(rows)] for i in range(size)])
-        seconds = timed(lambda b=batch: predictor.predict(b), max(20, count // size * 4), warmup=5)
-        out[f"batch_{size}_rows_per_second"] = round(size / float(np.median(seconds)))
+def ranking_requests(
+    columns: dict[str, np.ndarray], context_fields: Sequence[str], candidates: int, distinct: int
+) -> list[tuple[dict[str, Any], dict[str, np.ndarray]]]:
+    """`distinct` (context, candidates) pairs: request i takes its context from row i and its
+    candidates from the next `candidates` rows of the pool."""
+    count = len(next(iter(columns.values())))
+    out = []
+    for i in range(distinct):
+        index = (np.arange(candidates) + i * candidates) % count
+        context = {name: columns[name][i].item() for name in context_fields}
+        out.append((context, {k: v[index] for k, v in columns.items() if k not in context}))
     return out
+
+
+def in_process(
+    predictor: Predictor, batches: list[PackedBatch], seconds: float, threads: int
+) -> float:
+    """Rows/s of `threads` threads calling the model on `batches` round-robin for `seconds`."""
+    for batch in batches:
+        predictor.predict(batch)
+    rows = [0] * threads
+    stop_at = time.perf_counter() + seconds
+
+    def work(index: int) -> None:
+        i = index
+        while time.perf_counter() < stop_at:
+            batch = batches[i % len(batches)]
+            predictor.predict(batch)
+            rows[index] += len(batch)
+            i += 1
+
+    started = time.perf_counter()
+    workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return sum(rows) / (time.perf_counter() - started)
+
+
+def in_process_figures(
+    version: Path,
+    pairs: list[tuple[dict[str, Any], dict[str, np.ndarray]]],
+    row: dict[str, Any],
+    cores: int,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """The baseline: rows/s on the ranking requests' rows from 1 and `cores` threads (the
+    faster is `rows_per_second`), and batch-1 latency."""
+    predictor = Predictor.load(version)
+    batches = [predictor.pack_ranking(context, candidates) for context, candidates in pairs]
+    per_thread = {
+        threads: round(in_process(predictor, batches, args.in_process_seconds, threads))
+        for threads in sorted({1, cores})
+    }
+    one = predictor.pack_rows([row])
+    return {
+        "rows_per_second": max(per_thread.values()),
+        **{f"threads_{t}_rows_per_second": v for t, v in per_thread.items()},
+        "batch_1": percentiles(timed(lambda: predictor.predict(one), args.requests)),
+    }
 
 
 def free_port() -> int:
@@ -101,38 +158,44 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, base: Path, batching: bool, op_threads: int) -> None:
+    """`ue serve --workers W` on a free loopback port, stopped with SIGTERM."""
+
+    def __init__(self, base: Path, workers: int, op_threads: int) -> None:
         self.port = free_port()
         command = [sys.executable, "-m", "unified_embedding.cli", "serve", "--port",
-                   str(self.port), "--model-base-path", str(base),
+                   str(self.port), "--model-base-path", str(base), "--workers", str(workers),
                    "--op-threads", str(op_threads)]  # fmt: skip
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-        self.process = subprocess.Popen([*command, *([] if batching else ["--no-batching"])],
-                                        env=env, stderr=subprocess.DEVNULL)  # fmt: skip
+        self.process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
         self.target = f"127.0.0.1:{self.port}"
+        self.workers = workers
 
     def wait_ready(self) -> None:
-        from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-        deadline = time.monotonic() + 120
-        with grpc.insecure_channel(self.target) as channel:
-            check = health_pb2_grpc.HealthStub(channel).Check
-            while time.monotonic() < deadline:
+        """Until every worker answers (each new connection lands on some worker)."""
+        deadline = time.monotonic() + 180
+        seen: set[int] = set()
+        while len(seen) < self.workers:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the server did not start serving")
+            options = [("grpc.use_local_subchannel_pool", 1)]
+            with grpc.insecure_channel(self.target, options=options) as channel:
                 try:
-                    status = check(health_pb2.HealthCheckRequest(), timeout=1).status
-                    if status == health_pb2.HealthCheckResponse.SERVING:
-                        return
+                    info = prediction_pb2_grpc.RankingStub(channel).GetModelInfo(
+                        prediction_pb2.ModelInfoRequest(), timeout=2
+                    )
+                    seen.add(info.worker)
                 except grpc.RpcError:
-                    pass
-                time.sleep(0.2)
-        raise TimeoutError("the server did not start serving")
+                    time.sleep(0.2)
 
     def stop(self) -> None:
         self.process.terminate()
-        self.process.wait(30)
+        self.process.wait(60)
 
 
-async def concurrent(target: str, requests: list[bytes], clients: int, seconds: float) -> dict:
+async def concurrent(
+    target: str, requests: list[bytes], rows_per_request: int, clients: int, seconds: float
+) -> dict[str, Any]:
+    """`clients` clients sending pre-serialized requests back to back for `seconds`."""
     latencies: list[float] = []
     errors = 0
     stop_at = 0.0
@@ -141,18 +204,20 @@ async def concurrent(target: str, requests: list[bytes], clients: int, seconds: 
         nonlocal errors
         async with grpc.aio.insecure_channel(target) as channel:
             score = channel.unary_unary(
-                "/unified_embedding.serving.v1.Ranking/Score",
+                SCORE,
                 request_serializer=None,
                 response_deserializer=prediction_pb2.ScoreResponse.FromString,
             )
-            await score(requests[index % len(requests)], timeout=10)  # connect
+            sent = index
+            await score(requests[sent % len(requests)], timeout=30)  # connect
             while time.perf_counter() < stop_at:
                 started = time.perf_counter()
                 try:
-                    await score(requests[index % len(requests)], timeout=10)
+                    await score(requests[sent % len(requests)], timeout=30)
                     latencies.append(time.perf_counter() - started)
                 except grpc.RpcError:
                     errors += 1
+                sent += 1
 
     stop_at = time.perf_counter() + seconds + 1.0
     tasks = [asyncio.create_task(client(i)) for i in range(clients)]
@@ -162,79 +227,103 @@ async def concurrent(target: str, requests: list[bytes], clients: int, seconds: 
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - started
     measured = latencies[first:]
-    return {"rows_per_second": round(len(measured) / elapsed), "errors": errors,
-            **percentiles(measured)}  # fmt: skip
+    return {"rows_per_second": round(len(measured) * rows_per_request / elapsed),
+            "requests": len(measured), "errors": errors, **percentiles(measured)}  # fmt: skip
 
 
-def sequential(target: str, requests: list[bytes], count: int) -> dict[str, float]:
-    """One client, one row per request, each sent after the previous answer."""
-    parsed = [prediction_pb2.ScoreRequest.FromString(r) for r in requests]
+def sequential(target: str, requests: list[prediction_pb2.ScoreRequest], count: int) -> dict:
+    """One client, one row per request, each sent after the previous answer; and, as the floor
+    of any call, a health check (no model, no batcher) the same way."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
     with grpc.insecure_channel(target) as channel:
         score = prediction_pb2_grpc.RankingStub(channel).Score
         index = iter(range(10**9))
-        return percentiles(
-            timed(lambda: score(parsed[next(index) % len(parsed)], timeout=5), count)
+        out = percentiles(
+            timed(lambda: score(requests[next(index) % len(requests)], timeout=5), count)
         )
-
-
-def serve_measurements(base: Path, rows: list[dict[str, Any]], args: argparse.Namespace) -> dict:
-    out = {}
-    requests = [prediction_pb2.ScoreRequest(rows=[row_proto(r)]).SerializeToString() for r in rows]
-    for batching in (True, False):
-        server = ServerProcess(base, batching, args.op_threads)
-        try:
-            server.wait_ready()
-            name = "batching" if batching else "no_batching"
-            if batching:
-                out["sequential_batch_1"] = sequential(server.target, requests, args.requests)
-            out[f"concurrent_{args.clients}_{name}"] = asyncio.run(
-                concurrent(server.target, requests, args.clients, args.seconds)
-            )
-        finally:
-            server.stop()
-    return out
+        check = health_pb2_grpc.HealthStub(channel).Check
+        probe = health_pb2.HealthCheckRequest()
+        floor = percentiles(timed(lambda: check(probe, timeout=5), count))
+    return {**out, "health_check": floor}
 
 
 def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model-base-path", type=Path, default=None)
+    parser.add_argument("--seconds", type=float, default=20.0, help="per ranking run")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--candidates", type=int, default=100, help="per ranking request")
+    parser.add_argument("--context-fields", type=int, default=13,
+                        help="categorical fields sent once per request as context")  # fmt: skip
+    parser.add_argument("--distinct", type=int, default=8, help="distinct requests in the pool")
     parser.add_argument("--requests", type=int, default=2000, help="sequential requests")
-    parser.add_argument("--clients", type=int, default=64)
-    parser.add_argument("--seconds", type=float, default=5.0, help="per concurrent run")
+    parser.add_argument("--in-process-seconds", type=float, default=5.0)
     parser.add_argument("--op-threads", type=int, default=1, help="as `ue serve --op-threads`")
     args = parser.parse_args(argv)
-    set_op_threads(args.op_threads or None)  # the in-process limit runs as the server does
+    cores = os.cpu_count() or 1
+    set_op_threads(args.op_threads or None)  # the in-process calls run as the server's do
     with tempfile.TemporaryDirectory() as tmp:
         from unified_embedding.synthetic import SyntheticConfig, generate
 
         rows_file = Path(tmp) / "rows.tsv"
+        pool = args.candidates * args.distinct
         rows_file.write_bytes(
-            generate(512, SyntheticConfig(seed=4), start_row=10**6).to_tsv_bytes()
+            generate(pool, SyntheticConfig(seed=4), start_row=10**6).to_tsv_bytes()
         )
         base = args.model_base_path or build_model(Path(tmp), rows_file)
         version = base / str(list_versions(base)[-1])
-        predictor = Predictor.load(version)
+        spec = Predictor.load(version).spec
         info = prediction_pb2.ModelInfo(
-            fields=[prediction_pb2.Field(name=f.name, kind=f.kind) for f in predictor.spec.fields]
+            fields=[prediction_pb2.Field(name=f.name, kind=f.kind) for f in spec.fields]
         )
-        rows = rows_from_file(rows_file, "criteo", info)
-        del predictor
-        limit = in_process(version, rows, args.requests)
-        served = serve_measurements(base, rows, args)
-    batched = served[f"concurrent_{args.clients}_batching"]["rows_per_second"]
+        columns = columns_from_file(rows_file, "criteo", info)
+        context_fields = [f.name for f in spec.categorical_fields][: args.context_fields]
+        pairs = ranking_requests(columns, context_fields, args.candidates, args.distinct)
+        singles = rows_from_file(rows_file, "criteo", info)[: args.distinct * 4]
+        baseline = in_process_figures(version, pairs, singles[0], cores, args)
+        ranking = [ranking_request(c, k).SerializeToString() for c, k in pairs]
+        single_requests = [prediction_pb2.ScoreRequest(rows=[row_proto(r)]) for r in singles]
+        served: dict[int, dict[str, Any]] = {}
+        sequential_ms: dict[str, float] = {}
+        for workers in sorted({1, 2, cores}, reverse=True):
+            server = ServerProcess(base, workers, args.op_threads)
+            try:
+                server.wait_ready()
+                served[workers] = asyncio.run(
+                    concurrent(server.target, ranking, args.candidates, args.clients,
+                               args.seconds)
+                )  # fmt: skip
+                if workers == cores:
+                    sequential_ms = sequential(server.target, single_requests, args.requests)
+            finally:
+                server.stop()
+    ratio = round(served[cores]["rows_per_second"] / baseline["rows_per_second"], 3)
     result: dict[str, Any] = {
         "benchmark": "serve",
         "model_version": version.name,
-        "in_process": limit,
-        **served,
-        "concurrent_batching_vs_in_process_batch_64": round(
-            batched / limit["batch_64_rows_per_second"], 3
-        ),
+        "fields": {"numeric": len(spec.numeric_fields),
+                   "categorical": len(spec.categorical_fields)},
+        "request": {"candidates": args.candidates, "context_fields": len(context_fields),
+                    "distinct": args.distinct, "clients": args.clients,
+                    "seconds": args.seconds},
+        "in_process": baseline,
+        "ranking": {"workers": cores, **served[cores]},
+        "ranking_vs_in_process": ratio,
+        **{f"ranking_workers_{w}": {**v, "vs_in_process":
+           round(v["rows_per_second"] / baseline["rows_per_second"], 3)}
+           for w, v in served.items()},
+        "sequential_p50_ms": sequential_ms["p50_ms"],
+        "sequential_p99_ms": sequential_ms["p99_ms"],
+        "sequential_health_check": sequential_ms["health_check"],
         "targets": TARGETS,
+        "met": {"ranking_vs_in_process": ratio >= TARGETS["ranking_vs_in_process"],
+                "sequential_p50_ms": sequential_ms["p50_ms"] <= TARGETS["sequential_p50_ms"],
+                "sequential_p99_ms": sequential_ms["p99_ms"] <= TARGETS["sequential_p99_ms"]},
         "op_threads": args.op_threads,
-        "cpus": os.cpu_count(),
+        "cpus": cores,
         "load_average_1m": round(os.getloadavg()[0], 2),
-    }
+    }  # fmt: skip
     print(json.dumps(result))
     return result
 

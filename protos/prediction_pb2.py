@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17protos/prediction.proto\x12\x1cunified_embedding.serving.v1\"*\n\tModelSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\">\n\x05Value\x12\x16\n\x0cstring_value\x18\x01 \x01(\tH\x00\x12\x15\n\x0b\x66loat_value\x18\x02 \x01(\x02H\x00\x42\x06\n\x04kind\"\x9e\x01\n\x03Row\x12\x41\n\x08\x66\x65\x61tures\x18\x01 \x03(\x0b\x32/.unified_embedding.serving.v1.Row.FeaturesEntry\x1aT\n\rFeaturesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x32\n\x05value\x18\x02 \x01(\x0b\x32#.unified_embedding.serving.v1.Value:\x02\x38\x01\"\x93\x01\n\x0cScoreRequest\x12;\n\nmodel_spec\x18\x01 \x01(\x0b\x32\'.unified_embedding.serving.v1.ModelSpec\x12/\n\x04rows\x18\x02 \x03(\x0b\x32!.unified_embedding.serving.v1.Row\x12\x15\n\rexplain_top_k\x18\x03 \x01(\x05\";\n\tFieldPair\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x0e\n\x06weight\x18\x03 \x01(\x02\"E\n\x0b\x45xplanation\x12\x36\n\x05pairs\x18\x01 \x03(\x0b\x32\'.unified_embedding.serving.v1.FieldPair\"\xa4\x01\n\rScoreResponse\x12;\n\nmodel_spec\x18\x01 \x01(\x0b\x32\'.unified_embedding.serving.v1.ModelSpec\x12\x15\n\rprobabilities\x18\x02 \x03(\x02\x12?\n\x0c\x65xplanations\x18\x03 \x03(\x0b\x32).unified_embedding.serving.v1.Explanation\"O\n\x10ModelInfoRequest\x12;\n\nmodel_spec\x18\x01 \x01(\x0b\x32\'.unified_embedding.serving.v1.ModelSpec\"#\n\x05\x46ield\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\"\xb5\x01\n\tModelInfo\x12;\n\nmodel_spec\x18\x01 \x01(\x0b\x32\'.unified_embedding.serving.v1.ModelSpec\x12\x18\n\x10spec_fingerprint\x18\x02 \x01(\t\x12\x33\n\x06\x66ields\x18\x03 \x03(\x0b\x32#.unified_embedding.serving.v1.Field\x12\x1c\n\x14max_rows_per_request\x18\x04 \x01(\x05\x32\xd4\x01\n\x07Ranking\x12`\n\x05Score\x12*.unified_embedding.serving.v1.ScoreRequest\x1a+.unified_embedding.serving.v1.ScoreResponse\x12g\n\x0cGetModelInfo\x12..unified_embedding.serving.v1.ModelInfoRequest\x1a\'.unified_embedding.serving.v1.ModelInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17protos/prediction.proto\x12\x1cunified_embedding.serving.v1\"*\n\tModelSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\">\n\x05Value\x12\x16\n\x0cstring_value\x18\x01 \x01(\tH\x00\x12\x15\n\x0b\x66loat_value\x18\x02 \x01(\x02H\x00\x42\x06\n\x04kind\"\x9e\x01\n\x03Row\x12\x41\n\x08\x66\x65\x61tures\x18\x01 \x03(\x0b\x32/.unified_embedding.serving.v1.Row.FeaturesEntry\x1aT\n\rFeaturesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x32\n\x05value\x18\x02 \x01(\x0b\x32#.unified_embedding.serving.v1.Value:\x02\x38\x01\"\x82\x01\n\x06\x43olumn\x12\x38\n\x07strings\x18\x01 \x01(\x0b\x32%.unified_embedding.serving.v1.StringsH\x00\x12\x36\n\x06\x66loats\x18\x02 \x01(\x0b\x32$.unified_embedding.serving.v1.FloatsH\x00\x42\x06\n\x04kind\"\x19\n\x07Strings\x12\x0e\n\x06values\x18\x01 \x03(\t\"\x18\n\x06\x46loats\x12\x0e\n\x06values\x18\x01 \x03(\x02\"\xf0\x02\n\x0cScoreRequest\x12;\n\nmodel_spec\x18\x01 \x01(\x0b\x32\'.unified_embedding.serving.v1.ModelSpec\x12/\n\x04rows\x18\x02 \x03(\x0b\x32!.unified_embedding.serving.v1.Row\x12\x15\n\rexplain_top_k\x18\x03 \x01(\x05\x12\x32\n\x07\x63ontext\x18\x04 \x01(\x0b\x32!.unified_embedding.serving.v1.Row\x12N\n\ncandidates\x18\x05 \x03(\x0b\x32:.unified_embedding.serving.v1.ScoreRequest.CandidatesEntry\x1aW\n\x0f\x43\x61ndidatesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x33\n\x05value\x18\x02 \x01(\x0b\x32$.unified_embedding.serving.v1.Column:\x02\x38\x01\";\n\tFieldPair\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x0e\n\x06weight\x18\x03 \x01(\x02\"E\n\x0b\x45xplanation\x12\x36\n\x05pairs\x18\x01 \x03(\x0b\x32\'.unified_embedding.serving.v1.FieldPair\"\xa4\x01\n\rScoreResponse\x12;\n\nmodel_spec\x18\x01 \x01(\x0b\x32\'.unified_embedding.serving.v1.ModelSpec\x12\x15\n\rprobabilities\x18\x02 \x03(\x02\x12?\n\x0c\x65xplanations\x18\x03 \x03(\x0b\x32).unified_embedding.serving.v1.Explanation\"O\n\x10ModelInfoRequest\x12;\n\nmodel_spec\x18\x01 \x01(\x0b\x32\'.unified_embedding.serving.v1.ModelSpec\"#\n\x05\x46ield\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\"\xc5\x01\n\tModelInfo\x12;\n\nmodel_spec\x18\x01 \x01(\x0b\x32\'.unified_embedding.serving.v1.ModelSpec\x12\x18\n\x10spec_fingerprint\x18\x02 \x01(\t\x12\x33\n\x06\x66ields\x18\x03 \x03(\x0b\x32#.unified_embedding.serving.v1.Field\x12\x1c\n\x14max_rows_per_request\x18\x04 \x01(\x05\x12\x0e\n\x06worker\x18\x05 \x01(\x05\x32\xd4\x01\n\x07Ranking\x12`\n\x05Score\x12*.unified_embedding.serving.v1.ScoreRequest\x1a+.unified_embedding.serving.v1.ScoreResponse\x12g\n\x0cGetModelInfo\x12..unified_embedding.serving.v1.ModelInfoRequest\x1a\'.unified_embedding.serving.v1.ModelInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,6 +33,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ROW_FEATURESENTRY']._loaded_options = None
   _globals['_ROW_FEATURESENTRY']._serialized_options = b'8\001'
+  _globals['_SCOREREQUEST_CANDIDATESENTRY']._loaded_options = None
+  _globals['_SCOREREQUEST_CANDIDATESENTRY']._serialized_options = b'8\001'
   _globals['_MODELSPEC']._serialized_start=57
   _globals['_MODELSPEC']._serialized_end=99
   _globals['_VALUE']._serialized_start=101
@@ -41,20 +43,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ROW']._serialized_end=324
   _globals['_ROW_FEATURESENTRY']._serialized_start=240
   _globals['_ROW_FEATURESENTRY']._serialized_end=324
-  _globals['_SCOREREQUEST']._serialized_start=327
-  _globals['_SCOREREQUEST']._serialized_end=474
-  _globals['_FIELDPAIR']._serialized_start=476
-  _globals['_FIELDPAIR']._serialized_end=535
-  _globals['_EXPLANATION']._serialized_start=537
-  _globals['_EXPLANATION']._serialized_end=606
-  _globals['_SCORERESPONSE']._serialized_start=609
-  _globals['_SCORERESPONSE']._serialized_end=773
-  _globals['_MODELINFOREQUEST']._serialized_start=775
-  _globals['_MODELINFOREQUEST']._serialized_end=854
-  _globals['_FIELD']._serialized_start=856
-  _globals['_FIELD']._serialized_end=891
-  _globals['_MODELINFO']._serialized_start=894
-  _globals['_MODELINFO']._serialized_end=1075
-  _globals['_RANKING']._serialized_start=1078
-  _globals['_RANKING']._serialized_end=1290
+  _globals['_COLUMN']._serialized_start=327
+  _globals['_COLUMN']._serialized_end=457
+  _globals['_STRINGS']._serialized_start=459
+  _globals['_STRINGS']._serialized_end=484
+  _globals['_FLOATS']._serialized_start=486
+  _globals['_FLOATS']._serialized_end=510
+  _globals['_SCOREREQUEST']._serialized_start=513
+  _globals['_SCOREREQUEST']._serialized_end=881
+  _globals['_SCOREREQUEST_CANDIDATESENTRY']._serialized_start=794
+  _globals['_SCOREREQUEST_CANDIDATESENTRY']._serialized_end=881
+  _globals['_FIELDPAIR']._serialized_start=883
+  _globals['_FIELDPAIR']._serialized_end=942
+  _globals['_EXPLANATION']._serialized_start=944
+  _globals['_EXPLANATION']._serialized_end=1013
+  _globals['_SCORERESPONSE']._serialized_start=1016
+  _globals['_SCORERESPONSE']._serialized_end=1180
+  _globals['_MODELINFOREQUEST']._serialized_start=1182
+  _globals['_MODELINFOREQUEST']._serialized_end=1261
+  _globals['_FIELD']._serialized_start=1263
+  _globals['_FIELD']._serialized_end=1298
+  _globals['_MODELINFO']._serialized_start=1301
+  _globals['_MODELINFO']._serialized_end=1498
+  _globals['_RANKING']._serialized_start=1501
+  _globals['_RANKING']._serialized_end=1713
 # @@protoc_insertion_point(module_scope)

@@ -35,15 +35,46 @@ class Row(_message.Message):
     features: _containers.MessageMap[str, Value]
     def __init__(self, features: _Optional[_Mapping[str, Value]] = ...) -> None: ...
 
+class Column(_message.Message):
+    __slots__ = ("strings", "floats")
+    STRINGS_FIELD_NUMBER: _ClassVar[int]
+    FLOATS_FIELD_NUMBER: _ClassVar[int]
+    strings: Strings
+    floats: Floats
+    def __init__(self, strings: _Optional[_Union[Strings, _Mapping]] = ..., floats: _Optional[_Union[Floats, _Mapping]] = ...) -> None: ...
+
+class Strings(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, values: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Floats(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
+
 class ScoreRequest(_message.Message):
-    __slots__ = ("model_spec", "rows", "explain_top_k")
+    __slots__ = ("model_spec", "rows", "explain_top_k", "context", "candidates")
+    class CandidatesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Column
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Column, _Mapping]] = ...) -> None: ...
     MODEL_SPEC_FIELD_NUMBER: _ClassVar[int]
     ROWS_FIELD_NUMBER: _ClassVar[int]
     EXPLAIN_TOP_K_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     model_spec: ModelSpec
     rows: _containers.RepeatedCompositeFieldContainer[Row]
     explain_top_k: int
-    def __init__(self, model_spec: _Optional[_Union[ModelSpec, _Mapping]] = ..., rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., explain_top_k: _Optional[int] = ...) -> None: ...
+    context: Row
+    candidates: _containers.MessageMap[str, Column]
+    def __init__(self, model_spec: _Optional[_Union[ModelSpec, _Mapping]] = ..., rows: _Optional[_Iterable[_Union[Row, _Mapping]]] = ..., explain_top_k: _Optional[int] = ..., context: _Optional[_Union[Row, _Mapping]] = ..., candidates: _Optional[_Mapping[str, Column]] = ...) -> None: ...
 
 class FieldPair(_message.Message):
     __slots__ = ("source", "target", "weight")
@@ -86,13 +117,15 @@ class Field(_message.Message):
     def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("model_spec", "spec_fingerprint", "fields", "max_rows_per_request")
+    __slots__ = ("model_spec", "spec_fingerprint", "fields", "max_rows_per_request", "worker")
     MODEL_SPEC_FIELD_NUMBER: _ClassVar[int]
     SPEC_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     FIELDS_FIELD_NUMBER: _ClassVar[int]
     MAX_ROWS_PER_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    WORKER_FIELD_NUMBER: _ClassVar[int]
     model_spec: ModelSpec
     spec_fingerprint: str
     fields: _containers.RepeatedCompositeFieldContainer[Field]
     max_rows_per_request: int
-    def __init__(self, model_spec: _Optional[_Union[ModelSpec, _Mapping]] = ..., spec_fingerprint: _Optional[str] = ..., fields: _Optional[_Iterable[_Union[Field, _Mapping]]] = ..., max_rows_per_request: _Optional[int] = ...) -> None: ...
+    worker: int
+    def __init__(self, model_spec: _Optional[_Union[ModelSpec, _Mapping]] = ..., spec_fingerprint: _Optional[str] = ..., fields: _Optional[_Iterable[_Union[Field, _Mapping]]] = ..., max_rows_per_request: _Optional[int] = ..., worker: _Optional[int] = ...) -> None: ...

@@ -50,7 +50,8 @@ class RankingServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Score(self, request, context):
-        """Click probability of each row, in request order; optionally the top interacting field pairs.
+        """Click probability of each row (or candidate), in request order; optionally the top
+        interacting field pairs.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -2,6 +2,8 @@
 
 Modules, one concept each: `predictor` (a SavedModel version and its request validation, no
 gRPC), `batching`, `model_manager` (versions, hot reload), `tensors` (TF Serving tensors <->
-batches), `servicer` and `tf_serving` (thin gRPC servicers), `metrics`, `server`, `client`.
-Import the submodules directly: most of them import TensorFlow, the client does not.
+batches), `servicer` and `tf_serving` (thin gRPC servicers), `metrics`, `server`, `workers`
+(several server processes on one port), `logs`, `client`. Import the submodules directly: most
+of them import TensorFlow, the client does not, and `workers` and `logs` import neither
+TensorFlow nor gRPC (the parent of the workers must not, before it forks).
 """

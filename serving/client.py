@@ -5,11 +5,14 @@ read from a file of any supported schema. Imports no TensorFlow.
         info = client.model_info()
         rows = rows_from_file("rows.tsv", "criteo", info)
         probabilities = client.predict(rows)
+        # a ranking request: shared fields once, the candidates column-wise
+        columns = columns_from_file("rows.tsv", "criteo", info)
+        probabilities = client.rank({"C1": "user-7"}, {k: v for k, v in columns.items()
+                                                       if k != "C1"})
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import grpc
+import numpy as np
 
 from protos import prediction_pb2, prediction_pb2_grpc
 from unified_embedding.rows import read_rows
@@ -24,6 +28,7 @@ from unified_embedding.schemas import load_schema
 
 Response = TypeVar("Response")
 RowValues = Mapping[str, str | float]
+Columns = Mapping[str, Sequence[str] | Sequence[float] | np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -56,26 +61,56 @@ def row_proto(row: RowValues) -> prediction_pb2.Row:
     return prediction_pb2.Row(features=features)
 
 
-def _number(text: str) -> float:
-    return float(text) if text.strip() else math.nan  # as features.parse_numeric: "" = missing
+def column_proto(values: Sequence[str] | Sequence[float] | np.ndarray) -> prediction_pb2.Column:
+    """One field's values for every candidate: numbers -> `floats`, anything else -> `strings`."""
+    array = np.asarray(values)
+    if array.dtype.kind in "fiub":
+        return prediction_pb2.Column(floats=prediction_pb2.Floats(values=array.astype(np.float32)))
+    return prediction_pb2.Column(strings=prediction_pb2.Strings(values=array.astype(str)))
 
 
-def rows_from_file(
+def ranking_request(
+    context: RowValues, candidates: Columns, model_name: str = "", explain_top_k: int = 0
+) -> prediction_pb2.ScoreRequest:
+    """A ScoreRequest carrying `context` once and `candidates` column-wise."""
+    return prediction_pb2.ScoreRequest(
+        model_spec=prediction_pb2.ModelSpec(name=model_name),
+        context=row_proto(context),
+        candidates={name: column_proto(values) for name, values in candidates.items()},
+        explain_top_k=explain_top_k,
+    )
+
+
+def _numbers(text: np.ndarray) -> np.ndarray:
+    """Numeric text -> float32, as features.parse_numeric: empty = NaN = missing."""
+    stripped = np.char.strip(text.astype(str))
+    return np.where(stripped == "", "nan", stripped).astype(np.float32)
+
+
+def columns_from_file(
     path: str | Path, schema: str, info: prediction_pb2.ModelInfo
-) -> list[RowValues]:
-    """The model's fields of each row of `path` (`schema`: criteo, avazu, frappe or a schema
-    file); numeric fields parsed to floats (empty = NaN = missing)."""
+) -> dict[str, np.ndarray]:
+    """The model's fields of `path` (`schema`: criteo, avazu, frappe or a schema file), one
+    array per field: float32 for numeric fields (empty = NaN = missing), str otherwise."""
     spec = load_schema(schema)
     missing = [f.name for f in info.fields if f.name not in spec.field_names]
     if missing:
         raise ValueError(f"schema `{schema}` lacks the model's fields {missing}")
     columns = read_rows(spec, path).columns
-    converted: dict[str, list[str | float]] = {}
-    for f in info.fields:
-        values = [str(v) for v in columns[f.name]]
-        converted[f.name] = [_number(v) for v in values] if f.kind == "numeric" else list(values)
-    count = len(next(iter(converted.values()), []))
-    return [{name: values[i] for name, values in converted.items()} for i in range(count)]
+    return {
+        f.name: _numbers(columns[f.name]) if f.kind == "numeric" else columns[f.name].astype(str)
+        for f in info.fields
+    }
+
+
+def rows_from_file(
+    path: str | Path, schema: str, info: prediction_pb2.ModelInfo
+) -> list[RowValues]:
+    """The model's fields of each row of `path` as `{field: str | float}` (the row form)."""
+    columns = {name: values.tolist() for name, values in columns_from_file(path, schema,
+               info).items()}  # fmt: skip
+    count = len(next(iter(columns.values()), []))
+    return [{name: values[i] for name, values in columns.items()} for i in range(count)]
 
 
 class RankingClient:
@@ -122,6 +157,26 @@ class RankingClient:
         out: list[float] = []
         for chunk in _chunks(rows, self.config.max_rows_per_request):
             out.extend(self.score(chunk).probabilities)
+        return out
+
+    def rank(
+        self, context: RowValues, candidates: Columns, explain_top_k: int = 0
+    ) -> prediction_pb2.ScoreResponse:
+        """One ranking request: `context` (fields shared by every candidate) sent once, the
+        other fields column-wise; probabilities in candidate order."""
+        request = ranking_request(context, candidates, self.config.model_name, explain_top_k)
+        return self._call(self._stub.Score, request)
+
+    def predict_columns(self, candidates: Columns, context: RowValues | None = None) -> list[float]:
+        """Probabilities of any number of candidates given column-wise (plus a shared
+        `context`), in ranking requests of `max_rows_per_request` candidates."""
+        arrays = {name: np.asarray(values) for name, values in candidates.items()}
+        count = len(next(iter(arrays.values()), ()))
+        out: list[float] = []
+        for start in range(0, count, self.config.max_rows_per_request):
+            end = start + self.config.max_rows_per_request
+            chunk = {name: values[start:end] for name, values in arrays.items()}
+            out.extend(self.rank(context or {}, chunk).probabilities)
         return out
 
     def close(self) -> None:

@@ -1,5 +1,9 @@
 """Prometheus metrics of one server, in its own registry (several servers may share a process).
 
+Under `ue serve --workers N` each worker process writes its values to PROMETHEUS_MULTIPROC_DIR
+(prometheus-client's multiprocess mode) and the parent serves `/metrics`, summed over the
+workers; `ue_model_version` then carries a `pid` label per live worker.
+
 ue_requests_total{method}                 RPCs received
 ue_errors_total{method, code}             RPCs answered with an error, by gRPC status code
 ue_request_latency_seconds{method}        handler latency histogram
@@ -35,7 +39,8 @@ class Metrics:
                                  buckets=_LATENCY_BUCKETS, registry=r)  # fmt: skip
         self.batch_rows = Histogram("ue_batch_rows", "rows per model call",
                                     buckets=_BATCH_BUCKETS, registry=r)  # fmt: skip
-        self.version = Gauge("ue_model_version", "version being served", ["model"], registry=r)
+        self.version = Gauge("ue_model_version", "version being served", ["model"], registry=r,
+                             multiprocess_mode="liveall")  # fmt: skip
 
     @contextlib.contextmanager
     def track(self, method: str) -> Iterator[None]:

@@ -3,13 +3,15 @@
     <base>/1700000000/   saved_model.pb, variables/, assets/spec.json,
                          assets.extra/tf_serving_warmup_requests (optional)
 
-Every `poll_seconds` the manager lists numeric folders. When the wanted version is not the one
-serving, it loads it in a thread, replays its warm-up requests (or a synthesized request when
-the export has none), and only then swaps it in with one assignment: requests in flight finish
-on the version they started with, new ones see the new version, none fail. A version that fails
-to load, warm up or agree with its own spec is logged and skipped (retried only if its folder
-changes); the old version keeps serving. The replaced version is released once its last
-request is done.
+Every `poll_seconds` the manager lists the version folders: ASCII digits without leading zeros,
+within int64 (`export.parse_version`). Any other folder (`²`, `99999999999999999999`, `v2`) is
+logged once and ignored; hidden staging folders (`.123.partial`) silently. When the wanted
+version is not the one serving, it loads it in a thread, replays its warm-up requests (or a
+synthesized request when the export has none), and only then swaps it in with one assignment:
+requests in flight finish on the version they started with, new ones see the new version, none
+fail. A version that fails to load, warm up or agree with its own spec is logged and skipped
+(retried only if its folder changes); the old version keeps serving. The replaced version is
+released once its last request is done.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 
 from serving.predictor import Predictor, PredictorConfig
 from serving.tensors import batch_from_request, warmup_requests
+from unified_embedding.export import MAX_VERSION, parse_version
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +57,26 @@ class ManagerConfig:
     predictor: PredictorConfig = field(default_factory=PredictorConfig)
 
 
-def list_versions(base_path: Path) -> list[int]:
-    """Numeric sub-folders of `base_path`, oldest first (staging folders are not numeric)."""
+def scan_versions(base_path: Path) -> tuple[list[int], list[str]]:
+    """The versions under `base_path` (oldest first) and the other folders' names, except
+    hidden ones (staging folders of an export in progress)."""
     if not base_path.is_dir():
-        return []
-    return sorted(int(p.name) for p in base_path.iterdir() if p.name.isdigit() and p.is_dir())
+        return [], []
+    versions, others = [], []
+    for path in base_path.iterdir():
+        if path.name.startswith(".") or not path.is_dir():
+            continue
+        version = parse_version(path.name)
+        if version is None:
+            others.append(path.name)
+        else:
+            versions.append(version)
+    return sorted(versions), sorted(others)
+
+
+def list_versions(base_path: Path) -> list[int]:
+    """The version folders of `base_path`, oldest first."""
+    return scan_versions(base_path)[0]
 
 
 def _stamp(folder: Path) -> float:
@@ -95,6 +113,7 @@ class ModelManager:
         self._on_version = on_version
         self._current: Predictor | None = None
         self._rejected: dict[int, float] = {}  # version -> folder stamp when it failed
+        self._ignored: set[str] = set()  # folders that are not versions, logged once each
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -115,7 +134,12 @@ class ModelManager:
         return predictor
 
     def wanted(self) -> int | None:
-        versions = list_versions(self.config.base_path)
+        versions, others = scan_versions(self.config.base_path)
+        for name in sorted(set(others) - self._ignored):
+            self._ignored.add(name)
+            log.warning("ignoring folder %r under %s: a version folder is ASCII digits without "
+                        "leading zeros, at most %d", name, self.config.base_path,
+                        MAX_VERSION)  # fmt: skip
         if self.config.version is not None:
             return self.config.version if self.config.version in versions else None
         fresh = [v for v in versions if not self._is_rejected(v)]

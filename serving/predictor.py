@@ -5,7 +5,11 @@ and leave as NumPy arrays, so the predictor is tested without a server.
 
     predictor = Predictor.load("export/1700000000")
     batch = predictor.pack_rows([{"I1": 3.0, ..., "C1": "68fd1e64", ...}])  # or InvalidRequest
+    batch = predictor.pack_ranking({"C1": "user-7"}, {"I1": floats, ..., "C2": strings, ...})
     predictor.predict(batch)  # float32 (rows,), the `packed` signature: the fast path
+
+Any mix of field kinds is served, including none of a kind: a model without numeric fields gets
+a (rows, 0) `numeric` input, one without categorical fields a (rows, 0) `categorical` input.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from unified_embedding.export import parse_version
 from unified_embedding.spec import FeatureSpec, SpecError
 
 Value = str | bytes | float | int | None
@@ -79,11 +84,38 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _kind_of(array: np.ndarray | None) -> str:
+    if array is None:
+        return "no values"
+    if array.ndim != 1:
+        return f"an array of shape {array.shape}"
+    if _is_numbers(array):
+        return "numbers"
+    return "strings" if _is_strings(array) else str(array.dtype)
+
+
 def _check_rows(count: int, max_rows: int) -> None:
     if count == 0:
         raise InvalidRequest("the request has no rows; send at least one")
     if count > max_rows:
         raise InvalidRequest(f"the request has {count} rows; at most {max_rows} are allowed")
+
+
+def _check_finite(numeric: np.ndarray, names: Sequence[str], where: str = "") -> None:
+    """NaN means missing; an infinity is an error naming the first bad row and field."""
+    bad = np.isinf(numeric)
+    if bad.any():
+        r, c = (int(i) for i in np.argwhere(bad)[0])
+        raise InvalidRequest(f"{where}row {r}: field `{names[c]}`: received {numeric[r, c]}; "
+                             "numbers must be finite (NaN = missing)")  # fmt: skip
+
+
+def _is_numbers(array: np.ndarray) -> bool:
+    return array.dtype.kind in "fiu"
+
+
+def _is_strings(array: np.ndarray) -> bool:
+    return array.dtype.kind in "OSU"
 
 
 class Predictor:
@@ -108,8 +140,9 @@ class Predictor:
         """Loads `<base>/<version>`; raises SpecError or InconsistentModel when the version's
         spec.json is invalid or disagrees with its signatures (and TF's errors when unloadable)."""
         path = Path(path)
-        if not path.name.isdigit():
-            raise InconsistentModel(f"a version folder is a number. Received: `{path.name}`")
+        if parse_version(path.name) is None:
+            raise InconsistentModel(f"a version folder is a number within int64 (ASCII digits, "
+                                    f"no leading zeros). Received: `{path.name}`")  # fmt: skip
         spec = FeatureSpec.load(path / SPEC_ASSET)
         loaded = tf.saved_model.load(str(path))
         check_signatures(spec, loaded.signatures)
@@ -134,26 +167,69 @@ class Predictor:
                     numeric[r, self._column[name]] = self._number(r, name, value)
                 else:
                     categorical[r, self._column[name]] = self._string(r, name, value)
+        _check_finite(numeric, self.numeric_names)
         return PackedBatch(categorical, numeric)
 
     def pack_columns(self, columns: Mapping[str, np.ndarray]) -> PackedBatch:
         """One 1-D array per field (strings/bytes for categorical fields, float32 for numeric
         ones), as the `serving_default` signature takes them."""
-        unknown = sorted(set(columns) - set(self._column))
-        if unknown:
-            raise InvalidRequest(f"unknown field `{unknown[0]}`; the model's fields are "
-                                 f"{list(self.spec.field_names)}")  # fmt: skip
-        missing = [n for n in self.spec.field_names if n not in columns]
+        return self.pack_ranking({}, columns, where="")
+
+    def pack_ranking(
+        self,
+        context: Mapping[str, Value],
+        candidates: Mapping[str, np.ndarray | None],
+        where: str = "candidates: ",
+    ) -> PackedBatch:
+        """A ranking request: `context` values shared by every candidate (sent once) and the
+        other fields column-wise, one 1-D array per field (strings for categorical fields,
+        numbers for numeric ones). Every field appears exactly once; rows keep candidate order.
+        """
+        both = sorted(set(context) & set(candidates))
+        if both:
+            raise InvalidRequest(f"field `{both[0]}` is given in both context and candidates; "
+                                 "give it in one of them")  # fmt: skip
+        for part, names in (("context: ", context), (where, candidates)):
+            unknown = sorted(set(names) - set(self._column))
+            if unknown:
+                raise InvalidRequest(f"{part}unknown field `{unknown[0]}`; the model's fields "
+                                     f"are {list(self.spec.field_names)}")  # fmt: skip
+        missing = [n for n in self.spec.field_names if n not in context and n not in candidates]
         if missing:
             raise InvalidRequest(f"missing field `{missing[0]}`")
-        sizes = {name: len(array) for name, array in columns.items()}
-        counts = set(sizes.values())
-        if len(counts) != 1:
-            raise InvalidRequest(f"fields have different numbers of rows: {sizes}")
-        _check_rows(counts.pop(), self.config.max_rows)
-        categorical = np.stack([columns[n] for n in self.categorical_names], axis=1)
-        numeric = np.stack([columns[n] for n in self.numeric_names], axis=1).astype(np.float32)
-        return PackedBatch(categorical.astype(object), numeric)
+        for name, array in candidates.items():  # one 1-D column per field, of its kind
+            numbers = name in self._numeric
+            if (
+                array is None
+                or array.ndim != 1
+                or not (_is_numbers(array) if numbers else _is_strings(array))
+            ):
+                raise InvalidRequest(f"{where}field `{name}`: expected "
+                                     f"{'numbers' if numbers else 'strings'}, received "
+                                     f"{_kind_of(array)}")  # fmt: skip
+        sizes = {name: len(array) for name, array in candidates.items() if array is not None}
+        if len(set(sizes.values())) > 1:
+            raise InvalidRequest(f"{where}fields have different numbers of rows: {sizes}")
+        rows = next(iter(sizes.values()), 0)
+        _check_rows(rows, self.config.max_rows)
+        categorical = np.empty((rows, len(self.categorical_names)), dtype=object)
+        numeric = np.empty((rows, len(self.numeric_names)), dtype=np.float32)
+        for name, value in context.items():  # one value per field, broadcast to every row
+            if name in self._numeric:
+                number = self._number(0, name, value, "context: ")
+                if math.isinf(number):
+                    raise InvalidRequest(f"context: field `{name}`: received {number}; numbers "
+                                         "must be finite (NaN = missing)")  # fmt: skip
+                numeric[:, self._column[name]] = number
+            else:
+                categorical[:, self._column[name]] = self._string(0, name, value, "context: ")
+        for name, array in candidates.items():
+            if name in self._numeric:
+                numeric[:, self._column[name]] = array
+            else:
+                categorical[:, self._column[name]] = array
+        _check_finite(numeric, self.numeric_names, where)
+        return PackedBatch(categorical, numeric)
 
     def check_packed(self, categorical: np.ndarray, numeric: np.ndarray) -> PackedBatch:
         """The `packed` inputs as given: shapes (rows, categorical) and (rows, numeric)."""
@@ -170,7 +246,9 @@ class Predictor:
                 f"{categorical.shape[0]} and {numeric.shape[0]}"
             )
         _check_rows(categorical.shape[0], self.config.max_rows)
-        return PackedBatch(categorical.astype(object), numeric.astype(np.float32))
+        numeric = numeric.astype(np.float32, copy=False)
+        _check_finite(numeric, self.numeric_names, "input `numeric`: ")
+        return PackedBatch(categorical.astype(object, copy=False), numeric)
 
     def _raise_for_fields(self, r: int, row: Mapping[str, Value]) -> None:
         for name in row:
@@ -181,21 +259,23 @@ class Predictor:
                 raise InvalidRequest(f"row {r}: missing field `{name}`")
 
     @staticmethod
-    def _number(r: int, name: str, value: Value) -> float:
+    def _number(r: int, name: str, value: Value, where: str = "") -> float:
+        at = where or f"row {r}: "
         if isinstance(value, float | int) and not isinstance(value, bool):
             return float(value)
         if value is None:
-            raise InvalidRequest(f"row {r}: field `{name}`: received no value (NaN = missing)")
-        raise InvalidRequest(f"row {r}: field `{name}`: expected a number, received "
+            raise InvalidRequest(f"{at}field `{name}`: received no value (NaN = missing)")
+        raise InvalidRequest(f"{at}field `{name}`: expected a number, received "
                              f"{_describe(value)}")  # fmt: skip
 
     @staticmethod
-    def _string(r: int, name: str, value: Value) -> str | bytes:
+    def _string(r: int, name: str, value: Value, where: str = "") -> str | bytes:
+        at = where or f"row {r}: "
         if isinstance(value, str | bytes):
             return value
         if value is None:
-            raise InvalidRequest(f'row {r}: field `{name}`: received no value ("" = missing)')
-        raise InvalidRequest(f"row {r}: field `{name}`: expected a string, received "
+            raise InvalidRequest(f'{at}field `{name}`: received no value ("" = missing)')
+        raise InvalidRequest(f"{at}field `{name}`: expected a string, received "
                              f"{_describe(value)}")  # fmt: skip
 
     # The model ---------------------------------------------------------------------------

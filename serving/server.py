@@ -11,12 +11,9 @@ ones in flight finish for up to `grace_seconds`.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import signal
-import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +26,7 @@ from tensorflow_serving.apis import prediction_service_pb2
 
 from protos import prediction_pb2
 from serving.batching import Batcher, BatchingConfig
+from serving.logs import configure_logging
 from serving.metrics import Metrics
 from serving.model_manager import ManagerConfig, ModelManager
 from serving.predictor import set_op_threads
@@ -63,6 +61,9 @@ class ServerConfig:
     model_threads: model calls that may run at once (threads).
     op_threads: TensorFlow intra- and inter-op threads, set by `serve()` before TensorFlow
         starts (None: TensorFlow's default, one per core).
+    reuse_port: bind with SO_REUSEPORT, so several server processes share `port` and the
+        kernel spreads connections over them (`serving.workers`); off, a port in use fails.
+    worker: this process's index among the workers (ModelInfo.worker, logs).
     """
 
     models: ManagerConfig
@@ -76,6 +77,8 @@ class ServerConfig:
     grace_seconds: float = 10.0
     model_threads: int = 2
     op_threads: int | None = 1
+    reuse_port: bool = False
+    worker: int = 0
 
 
 class PredictionServer:
@@ -116,10 +119,12 @@ class PredictionServer:
         limits = [
             ("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", config.max_message_bytes),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", int(config.reuse_port)),
         ]
         server = grpc.aio.server(options=limits, maximum_concurrent_rpcs=config.max_concurrent_rpcs)
-        add_to_server(RankingServicer(self.models, self.batcher, self.metrics), server)
+        add_to_server(
+            RankingServicer(self.models, self.batcher, self.metrics, config.worker), server
+        )
         add_service(
             server,
             prediction_service_pb2.DESCRIPTOR.services_by_name["PredictionService"],
@@ -148,7 +153,7 @@ class PredictionServer:
             self.metrics_port = int(self._http.server_address[1])
         log.info("listening", extra={"fields": {"address": f"{config.host}:{self.port}",
                  "tls": config.tls is not None, "metrics_port": self.metrics_port,
-                 "model": config.models.model_name,
+                 "model": config.models.model_name, "worker": config.worker,
                  "base_path": str(config.models.base_path)}})  # fmt: skip
         return self.port
 
@@ -168,7 +173,7 @@ class PredictionServer:
             self._http.server_close()
         self._executor.shutdown(wait=True)
         self._loader.shutdown(wait=True)
-        log.info("stopped", extra={"fields": {"port": self.port}})
+        log.info("stopped", extra={"fields": {"port": self.port, "worker": self.config.worker}})
 
 
 async def _serve(config: ServerConfig) -> None:
@@ -242,26 +247,11 @@ class BackgroundServer:
         self.stop()
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and any `extra={"fields": ...}`."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-            **getattr(record, "fields", {}),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
-
-
-def configure_logging(level: int = logging.INFO) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
+__all__ = [
+    "BackgroundServer",
+    "PredictionServer",
+    "ServerConfig",
+    "TlsConfig",
+    "configure_logging",
+    "serve",
+]

@@ -1,6 +1,7 @@
 """The `unified_embedding.serving.v1.Ranking` servicer: protos <-> predictor, status codes.
 
-INVALID_ARGUMENT  a missing or unknown field, a wrong type, an empty or oversized batch
+INVALID_ARGUMENT  a missing or unknown field, a wrong type, a non-finite number, an empty or
+                  oversized batch, rows and candidates in one request
 NOT_FOUND         an unknown model or version
 RESOURCE_EXHAUSTED  the batching queue is full
 DEADLINE_EXCEEDED   the deadline passed before the model answered
@@ -16,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
+import numpy as np
 from google.protobuf import message_factory
 from google.protobuf.descriptor import ServiceDescriptor
 
@@ -23,7 +25,7 @@ from protos import prediction_pb2, prediction_pb2_grpc
 from serving.batching import Batcher, QueueFull
 from serving.metrics import Metrics
 from serving.model_manager import ModelManager, ModelNotFound, ModelUnavailable
-from serving.predictor import InvalidRequest, Predictor, Value
+from serving.predictor import InvalidRequest, PackedBatch, Predictor, Value
 
 log = logging.getLogger(__name__)
 Response = TypeVar("Response")
@@ -77,15 +79,42 @@ def rows_of(request: prediction_pb2.ScoreRequest) -> list[dict[str, Value]]:
     return [{k: _value(v) for k, v in row.features.items()} for row in request.rows]
 
 
+def column_array(column: prediction_pb2.Column) -> np.ndarray | None:
+    """A Column as one NumPy array (float32 or object of str); None when it holds neither."""
+    kind = column.WhichOneof("kind")
+    if kind == "floats":
+        return np.array(column.floats.values, np.float32)
+    if kind == "strings":
+        strings = np.empty(len(column.strings.values), dtype=object)
+        strings[:] = column.strings.values
+        return strings
+    return None
+
+
+def batch_of(predictor: Predictor, request: prediction_pb2.ScoreRequest) -> PackedBatch:
+    """The request's rows, or its context + candidates, as one batch."""
+    if not request.candidates and not request.HasField("context"):
+        return predictor.pack_rows(rows_of(request))
+    if request.rows:
+        raise InvalidRequest("give either `rows` or `context` + `candidates`, not both. Received "
+                             f"{len(request.rows)} rows and a ranking request")  # fmt: skip
+    context = {k: _value(v) for k, v in request.context.features.items()}
+    candidates = {k: column_array(v) for k, v in request.candidates.items()}
+    return predictor.pack_ranking(context, candidates)
+
+
 def model_spec(name: str, predictor: Predictor) -> prediction_pb2.ModelSpec:
     return prediction_pb2.ModelSpec(name=name, version=predictor.version)
 
 
 class RankingServicer(prediction_pb2_grpc.RankingServicer):
-    def __init__(self, models: ModelManager, batcher: Batcher, metrics: Metrics) -> None:
+    def __init__(
+        self, models: ModelManager, batcher: Batcher, metrics: Metrics, worker: int = 0
+    ) -> None:
         self.models = models
         self.batcher = batcher
         self.metrics = metrics
+        self.worker = worker
 
     async def Score(
         self, request: prediction_pb2.ScoreRequest, context: grpc.aio.ServicerContext
@@ -101,7 +130,10 @@ class RankingServicer(prediction_pb2_grpc.RankingServicer):
         if top_k and len(request.rows) > MAX_EXPLAIN_ROWS:
             raise InvalidRequest(f"explanations are given for at most {MAX_EXPLAIN_ROWS} rows per "
                                  f"request. Received {len(request.rows)} rows")  # fmt: skip
-        batch = predictor.pack_rows(rows_of(request))
+        batch = batch_of(predictor, request)
+        if top_k and len(batch) > MAX_EXPLAIN_ROWS:
+            raise InvalidRequest(f"explanations are given for at most {MAX_EXPLAIN_ROWS} rows per "
+                                 f"request. Received {len(batch)} candidates")  # fmt: skip
         scores = await self.batcher.predict(predictor, batch)
         response = prediction_pb2.ScoreResponse(
             model_spec=model_spec(self.models.config.model_name, predictor),
@@ -129,6 +161,7 @@ class RankingServicer(prediction_pb2_grpc.RankingServicer):
                     prediction_pb2.Field(name=f.name, kind=f.kind) for f in predictor.spec.fields
                 ],
                 max_rows_per_request=predictor.config.max_rows,
+                worker=self.worker,
             )
 
         return await handle("GetModelInfo", self.metrics, context, info)

@@ -2,12 +2,16 @@
 
 `serving_default` requests carry one 1-D tensor per field (DT_STRING for categorical fields,
 DT_FLOAT for numeric ones); `packed` requests carry `categorical` (rows, categorical fields)
-DT_STRING and `numeric` (rows, numeric fields) DT_FLOAT. Shapes are checked before any value
-is decoded, so a request cannot make the server allocate more than its own size.
+DT_STRING and `numeric` (rows, numeric fields) DT_FLOAT. The declared shape is checked against
+`max_rows`, the signature's width and the number of values or bytes actually sent before any
+array is made, so a request cannot make the server allocate more than its own size (a 77-byte
+request declaring a (4096, 10000) string tensor used to be expanded by `tf.make_ndarray`).
+Float values sent as `tensor_content` bytes are decoded with one `np.frombuffer`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +24,7 @@ from serving.predictor import InvalidRequest, PackedBatch, Predictor
 
 SIGNATURES = ("serving_default", "packed")
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
-_DTYPES = {types_pb2.DT_STRING: object, types_pb2.DT_FLOAT: np.float32}
+_FLOAT32 = np.dtype("<f4")  # tensor_content is little-endian, as TensorFlow writes it
 
 
 def _dtype_name(dtype: int) -> str:
@@ -28,26 +32,49 @@ def _dtype_name(dtype: int) -> str:
 
 
 def to_array(
-    name: str, tensor: tensor_pb2.TensorProto, dtype: int, rank: int, max_rows: int
+    name: str,
+    tensor: tensor_pb2.TensorProto,
+    dtype: int,
+    shape: tuple[int | None, ...],
+    max_rows: int,
 ) -> np.ndarray:
-    """A TensorProto of `dtype` and `rank` as NumPy; InvalidRequest names the input otherwise."""
+    """A TensorProto of `dtype` and `shape` (None: any number of rows, at most `max_rows`) as
+    NumPy; InvalidRequest names the input otherwise. Nothing is allocated before the declared
+    shape agrees with the values sent."""
     if tensor.dtype != dtype:
         raise InvalidRequest(
             f"field `{name}`: expected a {_dtype_name(dtype)} tensor, "
             f"received {_dtype_name(tensor.dtype)}"
         )
     dims = [d.size for d in tensor.tensor_shape.dim]
-    if len(dims) != rank or any(d < 0 for d in dims) or tensor.tensor_shape.unknown_rank:
-        raise InvalidRequest(
-            f"field `{name}`: expected a tensor of rank {rank}, received shape {dims}"
-        )
-    if dims[0] > max_rows or (rank == 2 and dims[1] > 10_000):
+    wanted = ", ".join("rows" if d is None else str(d) for d in shape) + ("," * (len(shape) == 1))
+    if len(dims) != len(shape) or any(d < 0 for d in dims) or tensor.tensor_shape.unknown_rank:
+        raise InvalidRequest(f"field `{name}`: expected shape ({wanted}), received {dims}")
+    if dims[0] > max_rows:
         raise InvalidRequest(f"field `{name}`: {dims[0]} rows; at most {max_rows} are allowed")
-    try:
-        array = tf.make_ndarray(tensor)
-    except (ValueError, TypeError) as e:
-        raise InvalidRequest(f"field `{name}`: values do not fill shape {dims}: {e}") from None
-    return array.astype(_DTYPES[dtype], copy=False)
+    if any(d is not None and d != got for d, got in zip(shape, dims, strict=True)):
+        raise InvalidRequest(f"field `{name}`: expected shape ({wanted}), received {dims}")
+    count = math.prod(dims)
+    if dtype == types_pb2.DT_FLOAT:
+        content = tensor.tensor_content
+        if content:
+            if len(content) != count * _FLOAT32.itemsize:
+                raise InvalidRequest(f"field `{name}`: shape {dims} needs {count * 4} bytes of "
+                                     f"tensor_content, received {len(content)}")  # fmt: skip
+            return np.frombuffer(content, _FLOAT32).reshape(dims)
+        if len(tensor.float_val) != count:
+            raise InvalidRequest(f"field `{name}`: shape {dims} needs {count} float_val values, "
+                                 f"received {len(tensor.float_val)}")  # fmt: skip
+        return np.array(tensor.float_val, np.float32).reshape(dims)
+    if tensor.tensor_content:
+        raise InvalidRequest(f"field `{name}`: send DT_STRING values in string_val, "
+                             "not tensor_content")  # fmt: skip
+    if len(tensor.string_val) != count:
+        raise InvalidRequest(f"field `{name}`: shape {dims} needs {count} string_val values, "
+                             f"received {len(tensor.string_val)}")  # fmt: skip
+    array = np.empty(count, dtype=object)
+    array[:] = tensor.string_val
+    return array.reshape(dims)
 
 
 def batch_from_request(predictor: Predictor, request: predict_pb2.PredictRequest) -> PackedBatch:
@@ -62,10 +89,14 @@ def batch_from_request(predictor: Predictor, request: predict_pb2.PredictRequest
         for name in ("categorical", "numeric"):
             if name not in inputs:
                 raise InvalidRequest(f"missing input `{name}` of signature `packed`")
+        width = {"categorical": len(predictor.categorical_names),
+                 "numeric": len(predictor.numeric_names)}  # fmt: skip
         return predictor.check_packed(
-            to_array("categorical", inputs["categorical"], types_pb2.DT_STRING, 2, max_rows),
-            to_array("numeric", inputs["numeric"], types_pb2.DT_FLOAT, 2, max_rows),
-        )
+            to_array("categorical", inputs["categorical"], types_pb2.DT_STRING,
+                     (None, width["categorical"]), max_rows),
+            to_array("numeric", inputs["numeric"], types_pb2.DT_FLOAT,
+                     (None, width["numeric"]), max_rows),
+        )  # fmt: skip
     if signature != "serving_default":
         raise InvalidRequest(f"unknown signature `{signature}`; served: {list(SIGNATURES)}")
     numeric = set(predictor.numeric_names)
@@ -74,7 +105,7 @@ def batch_from_request(predictor: Predictor, request: predict_pb2.PredictRequest
         if name not in predictor.spec.field_names:
             raise InvalidRequest(f"unknown field `{name}`")
         dtype = types_pb2.DT_FLOAT if name in numeric else types_pb2.DT_STRING
-        columns[name] = to_array(name, tensor, dtype, 1, max_rows)
+        columns[name] = to_array(name, tensor, dtype, (None,), max_rows)
     return predictor.pack_columns(columns)
 
 

@@ -1,4 +1,5 @@
-"""`ue serve` as its own process and `ue predict` against it; SIGTERM stops it gracefully."""
+"""`ue serve` as its own process and `ue predict` against it (rows, and ranking requests with a
+shared context); SIGTERM stops it gracefully. Several workers: test_serving_workers.py."""
 
 import json
 import os
@@ -23,7 +24,8 @@ def test_ue_serve_and_ue_predict(exported_model, capsys: pytest.CaptureFixture[s
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     server = subprocess.Popen(
         [sys.executable, "-m", "unified_embedding.cli", "serve", "--model-base-path",
-         str(exported_model.export_base), "--port", str(port), "--model-name", "ctr"],
+         str(exported_model.export_base), "--port", str(port), "--model-name", "ctr",
+         "--workers", "1"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -35,6 +37,16 @@ def test_ue_serve_and_ue_predict(exported_model, capsys: pytest.CaptureFixture[s
         assert out["model"] == "ctr" and out["version"] == int(exported_model.version.name)
         expected = score_rows(exported_model.version, read_rows(criteo(), exported_model.rows_file))
         np.testing.assert_allclose(out["probabilities"], expected, rtol=1e-5, atol=1e-6)
+        # ranking requests: C1 sent once per request, the other fields column-wise
+        assert main([*args, "--context", "C1=abc", "--context", "I1="]) == 0
+        ranked = json.loads(capsys.readouterr().out)["probabilities"]
+        rows = read_rows(criteo(), exported_model.rows_file)
+        rows.columns["C1"][:], rows.columns["I1"][:] = "abc", ""
+        same = score_rows(exported_model.version, rows)
+        np.testing.assert_allclose(ranked, same, rtol=1e-5, atol=1e-6)
+        assert main([*args, "--columns"]) == 0
+        columns = json.loads(capsys.readouterr().out)["probabilities"]
+        np.testing.assert_allclose(columns, expected, rtol=1e-5, atol=1e-6)
         assert main([*args, "--model-name", "other"]) == 1
         assert "NOT_FOUND: unknown model `other`" in capsys.readouterr().err
     finally:

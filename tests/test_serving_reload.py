@@ -79,15 +79,21 @@ def test_new_version_under_load_then_corrupt_and_inconsistent_versions(
             gc.collect()
             assert first() is None, "the replaced version is still referenced (not unloaded)"
 
+            # Both are prepared in hidden staging folders and renamed in, as `export` does: a
+            # copy of the good version being corrupted in place could be loaded mid-way.
             corrupt = base / str(int(new.name) + 1)
-            shutil.copytree(new, corrupt)
-            (corrupt / "saved_model.pb").write_bytes(b"not a SavedModel")
+            staging = base / f".{corrupt.name}.partial"
+            shutil.copytree(new, staging)
+            (staging / "saved_model.pb").write_bytes(b"not a SavedModel")
+            staging.rename(corrupt)
             inconsistent = base / str(int(new.name) + 2)
-            shutil.copytree(new, inconsistent)
-            spec = json.loads((inconsistent / "assets" / "spec.json").read_text())
+            staging = base / f".{inconsistent.name}.partial"
+            shutil.copytree(new, staging)
+            spec = json.loads((staging / "assets" / "spec.json").read_text())
             spec["fields"] = spec["fields"][1:]  # spec.json disagrees with the signatures
             spec.pop("fingerprint")
-            (inconsistent / "assets" / "spec.json").write_text(json.dumps(spec))
+            (staging / "assets" / "spec.json").write_text(json.dumps(spec))
+            staging.rename(inconsistent)
             manager = server.server.models
             _wait_for(
                 lambda: {int(corrupt.name), int(inconsistent.name)} <= manager._rejected.keys()

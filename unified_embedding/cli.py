@@ -101,6 +101,22 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    workers = args.workers or os.cpu_count() or 1
+    if workers == 1:
+        return _serve_worker(args, 0, args.port, reuse_port=False)
+    # The parent imports neither gRPC nor TensorFlow: each worker does, after the fork.
+    from serving.logs import configure_logging
+    from serving.workers import WorkersConfig, run_workers
+
+    configure_logging()
+    config = WorkersConfig(workers, host=args.host, port=args.port,
+                           metrics_port=args.metrics_port,
+                           stop_seconds=args.grace_seconds + 20)  # fmt: skip
+    return run_workers(config, lambda index, port: _serve_worker(args, index, port, True))
+
+
+def _serve_worker(args: argparse.Namespace, worker: int, port: int, reuse_port: bool) -> int:
+    """One server process until SIGTERM/SIGINT; under `--workers N` the parent serves metrics."""
     from pathlib import Path
 
     from serving.batching import BatchingConfig
@@ -125,11 +141,28 @@ def _serve(args: argparse.Namespace) -> int:
         max_queued_requests=args.max_queued_requests,
         max_concurrent_batches=args.model_threads,
     )
-    serve(ServerConfig(models, port=args.port, host=args.host, metrics_port=args.metrics_port,
+    metrics_port = None if reuse_port else args.metrics_port
+    serve(ServerConfig(models, port=port, host=args.host, metrics_port=metrics_port,
                        batching=batching, tls=tls, grace_seconds=args.grace_seconds,
                        model_threads=args.model_threads, op_threads=args.op_threads or None,
-                       max_message_bytes=args.max_message_mb * 1024 * 1024))  # fmt: skip
+                       max_message_bytes=args.max_message_mb * 1024 * 1024,
+                       reuse_port=reuse_port, worker=worker))  # fmt: skip
     return 0
+
+
+def _context(pairs: Sequence[str], kinds: dict[str, str]) -> dict[str, str | float]:
+    """`--context NAME=VALUE` pairs; numeric fields' values as numbers ("" = NaN = missing)."""
+    import math
+
+    out: dict[str, str | float] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or name not in kinds:
+            raise ValueError(f"`--context` takes NAME=VALUE with NAME one of the model's fields "
+                             f"{sorted(kinds)}. Received: `{pair}`")  # fmt: skip
+        numeric = kinds[name] == "numeric"
+        out[name] = (float(value) if value.strip() else math.nan) if numeric else value
+    return out
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -137,7 +170,7 @@ def _predict(args: argparse.Namespace) -> int:
 
     import grpc
 
-    from serving.client import ClientConfig, RankingClient, rows_from_file
+    from serving.client import ClientConfig, RankingClient, columns_from_file, rows_from_file
 
     certificate = (
         Path(args.tls_root_certificate).read_bytes() if args.tls_root_certificate else None
@@ -148,7 +181,13 @@ def _predict(args: argparse.Namespace) -> int:
     with RankingClient(args.target, config) as client:
         try:
             info = client.model_info()
-            probabilities = client.predict(rows_from_file(args.input, args.schema, info))
+            if args.columns or args.context:
+                context = _context(args.context, {f.name: f.kind for f in info.fields})
+                columns = columns_from_file(args.input, args.schema, info)
+                candidates = {k: v for k, v in columns.items() if k not in context}
+                probabilities = client.predict_columns(candidates, context)
+            else:
+                probabilities = client.predict(rows_from_file(args.input, args.schema, info))
         except grpc.RpcError as e:  # the server's answer names the problem
             print(f"ue predict: {e.code().name}: {e.details()}", file=sys.stderr)
             return 1
@@ -268,6 +307,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--grace-seconds", type=float, default=10.0)
     serve.add_argument("--tls-certificate", default=None, help="PEM certificate chain")
     serve.add_argument("--tls-key", default=None, help="PEM private key")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="server processes sharing --port (SO_REUSEPORT), each loading the models itself; "
+        "0: one per core",
+    )
     serve.set_defaults(run=_serve)
 
     predict = commands.add_parser("predict", help="score rows of a file through a ue server")
@@ -279,6 +325,19 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--retries", type=int, default=3, help="retries on UNAVAILABLE")
     predict.add_argument("--batch-size", type=int, default=1024, help="rows per request")
     predict.add_argument("--tls-root-certificate", default=None)
+    predict.add_argument(
+        "--columns",
+        action="store_true",
+        help="send ranking requests: the rows as candidates, one column per field",
+    )
+    predict.add_argument(
+        "--context",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a field shared by every row, sent once per request instead of the file's column "
+        "(repeatable; implies --columns)",
+    )
     predict.set_defaults(run=_predict)
 
     demo = commands.add_parser(

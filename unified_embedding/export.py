@@ -33,6 +33,7 @@ from unified_embedding.model import AutoInt
 from unified_embedding.spec import FeatureSpec
 
 Tensors = dict[str, tf.Tensor]
+MAX_VERSION = 2**63 - 1  # versions travel as int64 (our ModelSpec, TF Serving's Int64Value)
 WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
 WARMUP_BATCH_SIZES = (1, 64)  # the first call of each batch shape pays for graph set-up
 
@@ -176,9 +177,18 @@ def write_warmup(spec: FeatureSpec, saved_model_dir: Path) -> Path:
     return path
 
 
+def parse_version(name: str) -> int | None:
+    """The version a folder name stands for: ASCII digits without leading zeros, within int64;
+    None for anything else (`str.isdigit` also accepts `²`, which `int` then refuses)."""
+    if not name.isascii() or not name.isdigit() or (len(name) > 1 and name[0] == "0"):
+        return None
+    version = int(name)
+    return version if version <= MAX_VERSION else None
+
+
 def next_version(export_base: Path) -> Path:
-    """`<export_base>/<unix seconds>`, later than every existing numeric version."""
-    existing = [int(p.name) for p in export_base.glob("*") if p.name.isdigit()]
+    """`<export_base>/<unix seconds>`, later than every existing version."""
+    existing = [v for v in (parse_version(p.name) for p in export_base.glob("*")) if v is not None]
     version = max([int(time.time()), *(v + 1 for v in existing)])
     return export_base / str(version)
 
