@@ -22,6 +22,7 @@ import contextlib
 import itertools
 import json
 import logging
+import resource
 import subprocess
 import sys
 import tempfile
@@ -148,10 +149,12 @@ def time_job(rows: int, pattern: str, output: Path) -> dict[str, Any]:
     command = [sys.executable, "-m", "unified_embedding.cli", "preprocess", "--input", pattern,
                "--schema", "criteo", "--output", str(output)]  # fmt: skip
     started = time.perf_counter()
+    cpu_before = _children_cpu_seconds()
     job = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     with PeakRss(job.pid) as rss:
         _, errors = job.communicate()
     seconds = time.perf_counter() - started
+    cpu = _children_cpu_seconds() - cpu_before
     if job.returncode:
         raise RuntimeError(f"ue preprocess failed: {errors.decode()[-2000:]}")
     stats = json.loads((output / "stats.json").read_text())
@@ -162,7 +165,16 @@ def time_job(rows: int, pattern: str, output: Path) -> dict[str, Any]:
         "seconds": round(seconds, 2),
         "rows_per_s": round(rows / seconds),
         "peak_rss_mb_all_processes": round(rss.peak / 2**20),
+        # CPU seconds of the job and its workers: rows per CPU-second x cores is what the job
+        # would reach alone on this machine, when other work shares the cores
+        "cpu_seconds": round(cpu, 1),
+        "rows_per_cpu_s": round(rows / cpu),
     }
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -197,6 +209,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "rows_per_s": job["rows_per_s"],
         "seconds": job["seconds"],
         "peak_rss_mb_all_processes": job["peak_rss_mb_all_processes"],
+        "rows_per_cpu_s": job["rows_per_cpu_s"],
         "per_row_baseline_rows": args.baseline_rows,
         "per_row_baseline_rows_per_s": round(baseline_rate),
         "vs_per_row_baseline": round(job["rows_per_s"] / baseline_rate, 2),
