@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import gzip
 import struct
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO
 
 import apache_beam as beam
@@ -38,18 +40,32 @@ def write_record(handle: BinaryIO, record: bytes) -> None:
 
 
 class _GzipHandle:
-    """A gzip stream over a Beam file handle; closing it closes both."""
+    """A gzip stream over a Beam file handle, compressed on its own thread (zlib releases the
+    GIL, so compression overlaps the next block's parsing and hashing); at most
+    `_PENDING` writes wait. Closing it flushes and closes both."""
+
+    _PENDING = 4
 
     def __init__(self, raw: BinaryIO) -> None:
         self._raw = raw
         self._gzip = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=GZIP_LEVEL, mtime=0)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gzip")
+        self._pending: deque[Future[int]] = deque()
 
     def write(self, data: bytes) -> int:
-        return self._gzip.write(data)
+        while len(self._pending) >= self._PENDING:
+            self._pending.popleft().result()  # raises the writer's error, if any
+        self._pending.append(self._thread.submit(self._gzip.write, data))
+        return len(data)
 
     def close(self) -> None:
-        self._gzip.close()
-        self._raw.close()
+        try:
+            while self._pending:
+                self._pending.popleft().result()
+            self._gzip.close()
+        finally:
+            self._thread.shutdown()
+            self._raw.close()
 
 
 class GzipRecordSink(filebasedsink.FileBasedSink):
