@@ -25,35 +25,59 @@ Encoder = Callable[..., dict[str, Any]]
 
 
 def graph_encoder(spec: FeatureSpec) -> Encoder:
-    """`features.encode_features` for `spec` as one traced graph taking the fields packed by
-    `arrow_tensors.pack_strings`: one call per block, the fields' ops run in parallel."""
+    """`features.encode_features` for `spec` as one traced graph: the fields' values packed
+    one field after another by `arrow_tensors.pack_strings`, `sizes` values per field. One
+    call per block, and the fields' ops run in parallel."""
     import tensorflow as tf
 
     from unified_embedding.features import encode_features
 
-    def encode(data: tf.Tensor, starts: tf.Tensor, lengths: tf.Tensor) -> dict[str, Any]:
-        cells = tf.strings.substr(data, starts, lengths)  # (fields, rows)
+    def encode(data: tf.Tensor, starts: tf.Tensor, lengths: tf.Tensor, sizes: tf.Tensor) -> Any:
+        cells = tf.split(tf.strings.substr(data, starts, lengths), sizes, num=len(spec.fields))
         return encode_features(spec, {f.name: cells[i] for i, f in enumerate(spec.fields)})
 
-    matrix = tf.TensorSpec([len(spec.fields), None], tf.int64)
-    return tf.function(encode, input_signature=[tf.TensorSpec([], tf.string), matrix, matrix])
+    vector = tf.TensorSpec([None], tf.int64)
+    sizes = tf.TensorSpec([len(spec.fields)], tf.int64)
+    return tf.function(
+        encode, input_signature=[tf.TensorSpec([], tf.string), vector, vector, sizes]
+    )
 
 
 def encode_columns(spec: FeatureSpec, checked: CheckedBlock, encoder: Encoder) -> dict[str, object]:
     """The valid rows -> NumPy columns of `encoder` (multi-valued: flat fingerprints and
-    lengths)."""
+    lengths). Each field's distinct cells are encoded once and gathered back (pyarrow
+    dictionary encoding): click logs repeat values heavily, so the hashing sees far fewer
+    strings than there are cells."""
     import tensorflow as tf
 
     from unified_embedding.arrow_tensors import pack_strings
 
-    data, starts, lengths = pack_strings([checked.columns[f.name] for f in spec.fields])
+    distinct, index = [], []
+    for f in spec.fields:
+        encoded = pc.dictionary_encode(checked.columns[f.name])
+        distinct.append(encoded.dictionary)
+        index.append(encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64))
+    data, starts, lengths = pack_strings(distinct)
+    sizes = np.array([len(d) for d in distinct], dtype=np.int64)
     out: dict[str, object] = {}
-    for name, value in encoder(tf.constant(data), starts, lengths).items():
+    encoded_fields = encoder(tf.constant(data), starts, lengths, sizes)
+    for f, rows in zip(spec.fields, index, strict=True):
+        value = encoded_fields[f.name]
         if isinstance(value, tf.RaggedTensor):
-            out[name] = (value.flat_values.numpy(), value.row_lengths().numpy())
+            out[f.name] = _gather_ragged(
+                value.flat_values.numpy(), value.row_lengths().numpy(), rows
+            )
         else:
-            out[name] = value.numpy()
+            out[f.name] = value.numpy()[rows]
     return out
+
+
+def _gather_ragged(flat: np.ndarray, lengths: np.ndarray, rows: np.ndarray) -> tuple[Any, Any]:
+    """Rows `rows` of a ragged (flat values, row lengths) pair, as a new pair."""
+    picked = lengths[rows]
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])[rows]
+    position = np.repeat(starts - np.concatenate([[0], np.cumsum(picked)[:-1]]), picked)
+    return flat[position + np.arange(int(picked.sum()))], picked
 
 
 def eval_rows(checked: CheckedBlock, split_column: str | None, eval_fraction: float) -> np.ndarray:
