@@ -22,13 +22,13 @@ import argparse
 import json
 import logging
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import PredictionResult, RunInference
 
-from pipelines.inference import BlockModelHandler, ModelVersion, resolve_model
+from pipelines.inference import BlockModelHandler, BlockPredictions, ModelVersion, resolve_model
 from pipelines.jobs import dead_fraction_error, default_runner, prepare_output
 from pipelines.preprocess import DeadRowsError
 from pipelines.read import ReadBlocks, matched_files
@@ -38,6 +38,7 @@ from pipelines.validate import DEAD_LETTERS, ValidateBlocks
 from unified_embedding.cells import header_of
 from unified_embedding.schemas import load_schema
 from unified_embedding.spec import FeatureSpec, SpecError
+from unified_embedding.validation import CheckedBlock
 
 OUTPUTS = ("stats.json", "scores-*", "dead_letters-*")
 STATS = "stats"
@@ -113,7 +114,8 @@ class SummarizeBlockFn(beam.DoFn):
         self._table = table
 
     def process(self, result: PredictionResult) -> Iterator[Any]:
-        checked, predictions = result.example, result.inference
+        checked = cast(CheckedBlock, result.example)
+        predictions = cast(BlockPredictions, result.inference)
         yield beam.pvalue.TaggedOutput(
             STATS,
             BlockScores.of(
