@@ -71,6 +71,12 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
         "--explain-top-k", type=int, default=0, help="add each row's K strongest attention pairs"
     )
     parser.add_argument("--block-rows", type=int, default=4096, help="rows per model call")
+    parser.add_argument(
+        "--op-threads",
+        type=int,
+        default=0,
+        help="TensorFlow threads per worker process (0: its default); 1 with a worker per core",
+    )
     parser.add_argument("--max-field-chars", type=int, default=1000, help="longer cells are dead")
     parser.add_argument(
         "--max-dead-fraction",
@@ -88,6 +94,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
         )
     if args.block_rows < 1:
         parser.error(f"`--block-rows` should be positive. Received: {args.block_rows}")
+    if args.op_threads < 0:
+        parser.error(f"`--op-threads` should be non-negative. Received: {args.op_threads}")
     if args.explain_top_k < 0:
         parser.error(f"`--explain-top-k` should be non-negative. Received: {args.explain_top_k}")
     args.key_columns = [c.strip() for c in args.key_columns.split(",") if c.strip()]
@@ -176,7 +184,7 @@ def build_pipeline(
     checked = blocks | "Validate" >> ValidateBlocks(
         spec, args.max_field_chars, label_required=False
     )
-    handler = BlockModelHandler(model.path, model.spec, args.explain_top_k)
+    handler = BlockModelHandler(model.path, model.spec, args.explain_top_k, args.op_threads)
     scored = (
         checked.valid
         | "Score" >> RunInference(handler)
