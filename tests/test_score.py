@@ -379,3 +379,45 @@ def test_preprocess_train_export_score_through_the_command_line(
     assert main(["score", "--model", str(version), "--input", str(tmp_path / "holdout.tsv"),
                  "--output", str(tmp_path / "other"), "--key-columns", "nope"]) == 2  # fmt: skip
     assert "ue score: error: `--key-columns` should name input columns" in capsys.readouterr().err
+
+
+def test_run_inference_scores_a_block_per_call_with_the_model_loaded_once(
+    exported_model,
+    monkeypatch,  # type: ignore[no-untyped-def]
+) -> None:
+    import apache_beam as beam
+    from apache_beam.ml.inference.base import RunInference
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.util import assert_that
+
+    from pipelines.inference import BlockModelHandler, BlockScorer
+    from unified_embedding.textfile import LineBlock
+    from unified_embedding.validation import BlockValidator
+
+    spec = exported_model.spec
+    lines = exported_model.rows_file.read_bytes().splitlines(keepends=True)
+    validator = BlockValidator(spec, label_required=False)
+    blocks = [validator.validate(LineBlock("rows", 0, 1, b"".join(lines[i : i + 70])))
+              for i in range(0, 200, 70)]  # fmt: skip
+    expected = oracle(exported_model.version, spec, input_rows(spec, exported_model.rows_file))
+
+    def check(results: list) -> None:  # type: ignore[type-arg]
+        assert sorted(len(r) for r in results) == [60, 70, 70]  # one result per block
+        got = np.concatenate([r for r in sorted(results, key=lambda r: -len(r))])
+        np.testing.assert_allclose(np.sort(got), np.sort(expected), atol=1e-6)
+
+    loads = []
+    load = BlockScorer.__init__
+    monkeypatch.setattr(BlockScorer, "__init__", lambda *a, **k: loads.append(1) or load(*a, **k))
+    handler = BlockModelHandler(str(exported_model.version), spec)
+    assert handler.batch_elements_kwargs() == {"min_batch_size": 1, "max_batch_size": 1}
+    options = beam.options.pipeline_options.PipelineOptions(["--runner=FnApiRunner"])
+    with TestPipeline(options=options) as pipeline:
+        probabilities = (
+            pipeline
+            | beam.Create(blocks)
+            | RunInference(handler)
+            | beam.Map(lambda result: result.inference.probability)
+        )
+        assert_that(probabilities, check)
+    assert len(loads) == 1  # three blocks, one model
