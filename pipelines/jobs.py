@@ -55,6 +55,10 @@ def prepare_output(output: str, patterns: Sequence[str], overwrite: bool) -> Non
     FileSystems.delete(found)
 
 
+class DeadRowsError(RuntimeError):
+    """More rows were dead-lettered than `--max-dead-fraction` allows."""
+
+
 def dead_fraction_error(stats: Mapping[str, Any], limit: float, output: str) -> str | None:
     """The failure message when more than `limit` of the rows read were dead-lettered."""
     read, dead = stats["rows_read"], stats["rows_dead"]

@@ -27,7 +27,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.encode import SPLITS, STATS, EncodeBlockFn
-from pipelines.jobs import dead_fraction_error, default_runner, prepare_output
+from pipelines.jobs import DeadRowsError, dead_fraction_error, default_runner, prepare_output
 from pipelines.read import ReadBlocks, matched_files
 from pipelines.sinks import WriteRecords
 from pipelines.stats import BlockStats, MergeStatsFn, build_stats
@@ -155,10 +155,6 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if error:
         raise DeadRowsError(error)
     return stats
-
-
-class DeadRowsError(RuntimeError):
-    """More rows were dead-lettered than `--max-dead-fraction` allows."""
 
 
 if __name__ == "__main__":

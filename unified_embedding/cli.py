@@ -208,6 +208,23 @@ def _preprocess(argv: Sequence[str]) -> int:
     return 0
 
 
+def _score(argv: Sequence[str]) -> int:
+    import logging
+
+    from pipelines.score import run
+
+    logging.getLogger().setLevel(logging.INFO)
+    stats = run(argv)
+    print(json.dumps({"model_version": stats["model"]["version"],
+                      **{k: stats[k] for k in ("rows_read", "rows_scored", "rows_dead",
+                                               "dead_by_reason", "metrics")}}))  # fmt: skip
+    return 0
+
+
+# Beam jobs own their flags (and Beam's): `ue <job> ...` hands the rest of the line to them.
+BEAM_JOBS = {"preprocess": _preprocess, "score": _score}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ue", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -225,6 +242,13 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
         help="Beam pipeline: raw logs -> train/eval records, spec.json, stats.json "
         "(see `ue preprocess --help`)",
+    )
+
+    commands.add_parser(
+        "score",
+        add_help=False,
+        help="Beam job: P(click) per raw row from an exported model, score shards, stats.json "
+        "(see `ue score --help`)",
     )
 
     train = commands.add_parser("train", help="train AutoInt on the pipeline's records")
@@ -360,14 +384,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["preprocess"]:  # the pipeline owns its flags (and Beam's)
+    if argv[:1] and argv[0] in BEAM_JOBS:  # the pipeline owns its flags (and Beam's)
         try:
-            return _preprocess(argv[1:])
+            return BEAM_JOBS[argv[0]](argv[1:])
         except (ValueError, FileNotFoundError, FileExistsError) as e:
-            print(f"ue preprocess: error: {e}", file=sys.stderr)
+            print(f"ue {argv[0]}: error: {e}", file=sys.stderr)
             return 2
         except (RuntimeError, OSError) as e:  # a failed job; a runner wraps the cause, named last
-            print(f"ue preprocess: failed: {str(e).strip().splitlines()[-1]}", file=sys.stderr)
+            print(f"ue {argv[0]}: failed: {str(e).strip().splitlines()[-1]}", file=sys.stderr)
             return 1
     args = build_parser().parse_args(argv)
     try:
