@@ -3,6 +3,7 @@ directory, and the dead-row limit."""
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -15,6 +16,30 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions,
 # and worker processes would each import TensorFlow (seconds, and ~0.7 GB each). Measured on
 # 1M rows, 2 cores: 55k rows/s with 2 threads, 45k in one thread, 34k with 2 processes.
 LOCAL_PARALLEL_BYTES = 64 << 20
+
+
+def add_row_rule_flags(parser: argparse.ArgumentParser, block_help: str) -> None:
+    """The flags every job reading raw rows shares: blocks, row limits, fail-loud rules."""
+    parser.add_argument("--block-rows", type=int, default=4096, help=block_help)
+    parser.add_argument("--max-field-chars", type=int, default=1000, help="longer cells are dead")
+    parser.add_argument(
+        "--max-dead-fraction",
+        type=float,
+        default=0.01,
+        help="fail the job when more of the rows read are dead-lettered (outputs still written)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="remove earlier outputs in --output first"
+    )
+
+
+def check_row_rule_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if not 0.0 <= args.max_dead_fraction <= 1.0:
+        parser.error(
+            f"`--max-dead-fraction` should be in [0, 1]. Received: {args.max_dead_fraction}"
+        )
+    if args.block_rows < 1:
+        parser.error(f"`--block-rows` should be positive. Received: {args.block_rows}")
 
 
 def default_runner(beam_args: Sequence[str], input_bytes: int = 0) -> PipelineOptions:
@@ -59,13 +84,13 @@ class DeadRowsError(RuntimeError):
     """More rows were dead-lettered than `--max-dead-fraction` allows."""
 
 
-def dead_fraction_error(stats: Mapping[str, Any], limit: float, output: str) -> str | None:
-    """The failure message when more than `limit` of the rows read were dead-lettered."""
+def check_dead_fraction(stats: Mapping[str, Any], limit: float, output: str) -> None:
+    """Raises DeadRowsError when more than `limit` of the rows read were dead-lettered."""
     read, dead = stats["rows_read"], stats["rows_dead"]
     if not read or dead / read <= limit:
-        return None
+        return
     reasons = ", ".join(f"{k}: {v}" for k, v in stats["dead_by_reason"].items() if v)
-    return (
+    raise DeadRowsError(
         f"{dead} of {read} rows ({dead / read:.1%}) were dead-lettered, more than "
         f"--max-dead-fraction {limit:g} allows ({reasons}); see {output}/dead_letters-*.jsonl"
     )

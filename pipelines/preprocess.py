@@ -27,7 +27,13 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.encode import SPLITS, STATS, EncodeBlockFn
-from pipelines.jobs import DeadRowsError, dead_fraction_error, default_runner, prepare_output
+from pipelines.jobs import (
+    add_row_rule_flags,
+    check_dead_fraction,
+    check_row_rule_flags,
+    default_runner,
+    prepare_output,
+)
 from pipelines.read import ReadBlocks, matched_files
 from pipelines.sinks import WriteRecords
 from pipelines.stats import BlockStats, MergeStatsFn, build_stats
@@ -56,26 +62,11 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
     parser.add_argument(
         "--budget", default=None, help="size the shared table from a budget, e.g. 4MB"
     )
-    parser.add_argument("--block-rows", type=int, default=4096, help="rows per record")
-    parser.add_argument("--max-field-chars", type=int, default=1000, help="longer cells are dead")
-    parser.add_argument(
-        "--max-dead-fraction",
-        type=float,
-        default=0.01,
-        help="fail the job when more of the rows read are dead-lettered (outputs still written)",
-    )
-    parser.add_argument(
-        "--overwrite", action="store_true", help="remove earlier outputs in --output first"
-    )
+    add_row_rule_flags(parser, "rows per record")
     args, beam_args = parser.parse_known_args(argv)
     if not 0.0 <= args.eval_fraction <= 1.0:
         parser.error(f"`--eval-fraction` should be in [0, 1]. Received: {args.eval_fraction}")
-    if not 0.0 <= args.max_dead_fraction <= 1.0:
-        parser.error(
-            f"`--max-dead-fraction` should be in [0, 1]. Received: {args.max_dead_fraction}"
-        )
-    if args.block_rows < 1:
-        parser.error(f"`--block-rows` should be positive. Received: {args.block_rows}")
+    check_row_rule_flags(parser, args)
     return args, beam_args
 
 
@@ -151,9 +142,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         stats["rows_by_split"]["train"],
         stats["rows_by_split"]["eval"],
     )
-    error = dead_fraction_error(stats, args.max_dead_fraction, output)
-    if error:
-        raise DeadRowsError(error)
+    check_dead_fraction(stats, args.max_dead_fraction, output)
     return stats
 
 

@@ -29,7 +29,13 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import PredictionResult, RunInference
 
 from pipelines.inference import BlockModelHandler, BlockPredictions, ModelVersion, resolve_model
-from pipelines.jobs import DeadRowsError, dead_fraction_error, default_runner, prepare_output
+from pipelines.jobs import (
+    add_row_rule_flags,
+    check_dead_fraction,
+    check_row_rule_flags,
+    default_runner,
+    prepare_output,
+)
 from pipelines.read import ReadBlocks, matched_files
 from pipelines.score_output import DEFAULT_KEYS, FORMATS, ScoreTable, WriteTables
 from pipelines.score_stats import BlockScores, MergeScoreStatsFn, ScoreStats
@@ -69,30 +75,15 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
     parser.add_argument(
         "--explain-top-k", type=int, default=0, help="add each row's K strongest attention pairs"
     )
-    parser.add_argument("--block-rows", type=int, default=4096, help="rows per model call")
     parser.add_argument(
         "--op-threads",
         type=int,
         default=0,
         help="TensorFlow threads per worker process (0: its default); 1 with a worker per core",
     )
-    parser.add_argument("--max-field-chars", type=int, default=1000, help="longer cells are dead")
-    parser.add_argument(
-        "--max-dead-fraction",
-        type=float,
-        default=0.01,
-        help="fail the job when more of the rows read are dead-lettered (outputs still written)",
-    )
-    parser.add_argument(
-        "--overwrite", action="store_true", help="remove earlier outputs in --output first"
-    )
+    add_row_rule_flags(parser, "rows per model call")
     args, beam_args = parser.parse_known_args(argv)
-    if not 0.0 <= args.max_dead_fraction <= 1.0:
-        parser.error(
-            f"`--max-dead-fraction` should be in [0, 1]. Received: {args.max_dead_fraction}"
-        )
-    if args.block_rows < 1:
-        parser.error(f"`--block-rows` should be positive. Received: {args.block_rows}")
+    check_row_rule_flags(parser, args)
     if args.op_threads < 0:
         parser.error(f"`--op-threads` should be non-negative. Received: {args.op_threads}")
     if args.explain_top_k < 0:
@@ -225,9 +216,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         {k: v for k, v in stats["dead_by_reason"].items() if v},
         stats["metrics"],
     )
-    error = dead_fraction_error(stats, args.max_dead_fraction, output)
-    if error:
-        raise DeadRowsError(error)
+    check_dead_fraction(stats, args.max_dead_fraction, output)
     return stats
 
 
