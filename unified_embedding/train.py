@@ -30,6 +30,7 @@ import tf_keras as keras
 from unified_embedding.budget import parse_budget, plan_budget
 from unified_embedding.data import distinct_fingerprints, load_data_spec, training_dataset
 from unified_embedding.experiment import TrainConfig, build_embedding, make_optimizer
+from unified_embedding.layouts import LAYOUTS, get_layout
 from unified_embedding.model import PRECISIONS, AutoInt, AutoIntConfig, build_autoint
 from unified_embedding.spec import FeatureSpec
 
@@ -38,8 +39,7 @@ EVAL_BATCH = 4096
 MIN_SHARD_BYTES = 256 << 10  # variables smaller than this stay on one parameter server
 RUN_FILE = "run.json"
 WEIGHTS = "weights/best"
-LAYOUTS = ("unified", "per_feature", "collisionless")
-VOCABULARY_FILE = "vocabulary.npz"  # collisionless: the train split's fingerprints per field
+VOCABULARY_FILE = "vocabulary.npz"  # `needs_vocabulary` layouts: the train split's fingerprints
 
 
 @dataclass(frozen=True)
@@ -307,7 +307,7 @@ def train(job: TrainJob) -> dict[str, Any]:
     inputs = fit_inputs(job, data_spec)
     # Every worker derives the same vocabularies from the same records; the chief keeps them.
     fingerprints = None
-    if job.layout == "collisionless":
+    if get_layout(job.layout).needs_vocabulary:
         fingerprints = distinct_fingerprints(data_spec, job.data_dir, "train")
         if chief:
             save_vocabulary(fingerprints, model_dir)
@@ -317,7 +317,7 @@ def train(job: TrainJob) -> dict[str, Any]:
         # Across workers Keras would SUM every logged value, doubling the (already global)
         # metrics; "first" keeps them right, and `loss` then shows one worker's share (read
         # `logloss`, the metric, for the global value).
-        model.compile(optimizer=make_optimizer(model, job.optimizer))
+        model.compile(optimizer=make_optimizer(model, job.optimizer, run.layout))
         if job.strategy == "multi_worker":
             model.distribute_reduction_method = "first"
     eval_every = job.eval_every or evaluation_period(job, data_spec)
