@@ -18,6 +18,7 @@ import tf_keras as keras
 
 from unified_embedding.budget import BudgetPlan, plan_budget
 from unified_embedding.features import encode_features
+from unified_embedding.kinds import kind_of
 from unified_embedding.layers.field_embedding import FieldEmbedding
 from unified_embedding.layouts import get_layout
 from unified_embedding.metrics import log_loss, roc_auc
@@ -68,10 +69,7 @@ def distinct_values(rows: RawRows, spec: FeatureSpec) -> dict[str, list[str]]:
     """Every value seen per categorical field (vocabularies for the collision-free layout)."""
     out = {}
     for f in spec.categorical_fields:
-        values = rows.columns[f.name]
-        if f.kind == "multi_valued":
-            assert f.separator is not None
-            values = np.array([v for row in values for v in str(row).split(f.separator)], object)
+        values = kind_of(f).cell_values(f, rows.columns[f.name])
         out[f.name] = sorted({str(v) for v in values if v != ""})
     return out
 

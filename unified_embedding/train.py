@@ -30,6 +30,7 @@ import tf_keras as keras
 from unified_embedding.budget import parse_budget, plan_budget
 from unified_embedding.data import distinct_fingerprints, load_data_spec, training_dataset
 from unified_embedding.experiment import TrainConfig, build_embedding, make_optimizer
+from unified_embedding.kinds import kind_of
 from unified_embedding.layouts import LAYOUTS, get_layout
 from unified_embedding.model import PRECISIONS, AutoInt, AutoIntConfig, build_autoint
 from unified_embedding.spec import FeatureSpec
@@ -453,15 +454,7 @@ def load_trained(model_dir: str | Path) -> tuple[AutoInt, RunConfig]:
     run = RunConfig.load(model_dir)
     model = build_model(run, load_vocabulary(model_dir))
     spec = run.feature_spec()
-    dummy = {f.name: _dummy_input(f.kind, f.probes) for f in spec.fields}
+    dummy = {f.name: kind_of(f).dummy_input(f) for f in spec.fields}
     model(dummy)
     model.load_weights(str(Path(model_dir) / WEIGHTS)).expect_partial()
     return model, run
-
-
-def _dummy_input(kind: str, probes: int) -> tf.Tensor:
-    if kind == "numeric":
-        return tf.zeros([1], tf.float32)
-    if kind == "multi_valued":
-        return tf.RaggedTensor.from_row_lengths(tf.zeros([1, probes], tf.int64), [1])
-    return tf.zeros([1, probes], tf.int64)
