@@ -146,7 +146,9 @@ def measure_size(
         model_config,
     )
     model({k: v[:BATCH_SIZE] for k, v in features.items()})  # variables before the optimizers
-    model.compile(optimizer=experiment.make_optimizer(model, TrainConfig(BATCH_SIZE, seed=seed)))
+    model.compile(
+        optimizer=experiment.make_optimizer(model, TrainConfig(BATCH_SIZE, seed=seed), "unified")
+    )
     train = train_examples_per_second(model, features, steps, seed)
     predict = predict_examples_per_second(model, features)
     flops = 3 * autoint_flops_per_example(len(spec.fields), spec.embedding_dim, model_config)

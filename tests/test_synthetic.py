@@ -207,3 +207,12 @@ def test_generate_and_write_reject_bad_sizes(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="`chunk_rows` should be >= 1"):
         write_tsv(tmp_path / "x.tsv", 10, chunk_rows=0)
     assert len(generate(0)) == 0 and generate(0).to_tsv_bytes() == b""
+
+
+def test_columns_are_the_criteo_schemas() -> None:
+    from unified_embedding.schemas import criteo
+
+    spec = criteo()
+    assert spec.input_format.columns == COLUMNS
+    assert tuple(f.name for f in spec.numeric_fields) == INTEGER_FIELDS
+    assert tuple(f.name for f in spec.categorical_fields) == CATEGORY_FIELDS

@@ -300,3 +300,24 @@ def test_collisionless_from_records_has_a_row_per_seen_value(trained: dict) -> N
     expected = model.probabilities(encode_features(spec, raw)).numpy()[:, 0]
     served = tf.saved_model.load(str(version)).signatures["serving_default"](**raw)
     np.testing.assert_allclose(served["probability"].numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_reload_builds_the_embedding_from_its_saved_config(trained: dict, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """`load_trained` rebuilds the layer from `embedding.json` (its own `get_config`), never by
+    planning the budget again: a changed `plan_budget` cannot move a trained table's rows."""
+    import unified_embedding.training.run as run_module
+
+    model_dir = Path(trained["summary"]["model_dir"])
+    saved = json.loads((model_dir / run_module.EMBEDDING_FILE).read_text())
+    assert saved["config"] == json.loads(json.dumps(trained["model"].embedding.get_config()))
+
+    def no_planning(*args: object, **kwargs: object) -> None:
+        raise AssertionError("load_trained re-planned the budget")
+
+    monkeypatch.setattr(run_module, "plan_budget", no_planning)
+    model, _ = load_trained(model_dir)
+    raw = raw_inputs(trained["spec"], trained["raw_file"])
+    features = encode_features(trained["spec"], {k: v[:50] for k, v in raw.items()})
+    np.testing.assert_array_equal(
+        model.probabilities(features).numpy(), trained["model"].probabilities(features).numpy()
+    )

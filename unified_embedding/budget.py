@@ -2,9 +2,11 @@
 
 plan = plan_budget(criteo(), parse_budget("1MB"))
 plan.table                  # TableSpec(rows=..., width=8): the shared table for the budget
-plan.params.unified         # == UnifiedEmbedding(spec.replace(table=plan.table)).count_params()
+plan.params["unified"]      # == UnifiedEmbedding(spec.replace(table=plan.table)).count_params()
 plan.params.per_feature     # per-field hash tables splitting the same budget equally
 plan.params.collisionless   # one row per distinct value (needs cardinalities)
+
+Each layout's count comes from its entry in `layouts.REGISTRY`.
 """
 
 from __future__ import annotations
@@ -37,13 +39,15 @@ def parse_budget(text: str | float) -> int:
     return int(value)
 
 
-@dataclass(frozen=True)
-class LayoutParams:
-    """Trainable parameters of each embedding layout for the same fields."""
+class LayoutParams(dict[str, int | None]):
+    """Trainable parameters of each embedding layout (`layouts.LAYOUTS`) for the same fields,
+    by name: `params["unified"]`, or `params.unified`. None: unknown (no cardinalities)."""
 
-    unified: int
-    per_feature: int
-    collisionless: int | None
+    def __getattr__(self, name: str) -> int | None:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 @dataclass(frozen=True)
@@ -121,18 +125,16 @@ def plan_budget(
             f"`budget` leaves no room for the shared table: {fixed} parameters go to numeric "
             f"fields, vocabularies and projections. Received: `budget_bytes={budget_bytes}`"
         )
-    sized = spec.replace(table=dataclasses.replace(table, rows=rows))
+    # imported here: the registry imports this module's parameter counts
+    from unified_embedding.layouts import REGISTRY
+
+    sized = dataclasses.replace(table, rows=rows)
     per_field = split_rows_equally(spec, params - numeric_params(spec))
-    return BudgetPlan(
-        budget_bytes=budget_bytes,
-        table=sized.table,
-        per_feature_rows=per_field,
-        params=LayoutParams(
-            unified=unified_params(sized),
-            per_feature=per_feature_params(spec, per_field),
-            collisionless=collisionless_params(spec, cardinalities or {}),
-        ),
+    plan = BudgetPlan(budget_bytes, sized, per_field, LayoutParams())
+    plan.params.update(
+        {name: layout.params(spec, plan, cardinalities or {}) for name, layout in REGISTRY.items()}
     )
+    return plan
 
 
 def _vocabulary_rows(field: str, values: tuple[str, ...]) -> int:

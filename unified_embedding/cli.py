@@ -226,6 +226,8 @@ BEAM_JOBS = {"preprocess": _preprocess, "score": _score}
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from unified_embedding.layouts import LAYOUTS  # no TensorFlow: `ue --help` stays fast
+
     parser = argparse.ArgumentParser(prog="ue", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -257,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--embedding",
         default="unified",
-        choices=["unified", "per_feature", "collisionless"],
+        choices=LAYOUTS,
         help="collisionless: a row per value seen in the train split (ignores --budget-mb)",
     )
     train.add_argument("--budget-mb", type=float, default=None, help="embedding budget in MB")

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from unified_embedding.features import parse_numeric
+from unified_embedding.kinds import kind_of
 from unified_embedding.metrics import summary_metrics
 from unified_embedding.rows import RawRows, read_rows
 from unified_embedding.schemas import load_schema
@@ -24,7 +24,7 @@ def raw_batches(
         batch = {}
         for f in spec.fields:
             text = tf.constant(rows.columns[f.name][start : start + batch_size].astype(str))
-            batch[f.name] = parse_numeric(text) if f.kind == "numeric" else text
+            batch[f.name] = kind_of(f).from_text(text)
         yield batch
 
 

@@ -18,16 +18,13 @@ import tf_keras as keras
 
 from unified_embedding.budget import BudgetPlan, plan_budget
 from unified_embedding.features import encode_features
-from unified_embedding.layers.collisionless import CollisionlessEmbedding
+from unified_embedding.kinds import kind_of
 from unified_embedding.layers.field_embedding import FieldEmbedding
-from unified_embedding.layers.per_feature_hash import PerFeatureHashEmbedding
-from unified_embedding.layers.unified import UnifiedEmbedding
+from unified_embedding.layouts import get_layout
 from unified_embedding.metrics import log_loss, roc_auc
 from unified_embedding.model import AutoInt, AutoIntConfig, build_autoint
 from unified_embedding.rows import RawRows
 from unified_embedding.spec import FeatureSpec
-
-LAYOUTS = ("unified", "per_feature", "collisionless")
 
 
 @dataclass(frozen=True)
@@ -72,10 +69,7 @@ def distinct_values(rows: RawRows, spec: FeatureSpec) -> dict[str, list[str]]:
     """Every value seen per categorical field (vocabularies for the collision-free layout)."""
     out = {}
     for f in spec.categorical_fields:
-        values = rows.columns[f.name]
-        if f.kind == "multi_valued":
-            assert f.separator is not None
-            values = np.array([v for row in values for v in str(row).split(f.separator)], object)
+        values = kind_of(f).cell_values(f, rows.columns[f.name])
         out[f.name] = sorted({str(v) for v in values if v != ""})
     return out
 
@@ -87,15 +81,10 @@ def build_embedding(
     vocabularies: Mapping[str, Sequence[str]] | None = None,
     fingerprints: Mapping[str, Sequence[int] | np.ndarray] | None = None,
 ) -> FieldEmbedding:
-    """The embedding block of `layout` spending `plan`'s budget. The collision-free layout
-    ignores the budget: it needs `vocabularies` (raw values) or `fingerprints` per field."""
-    if layout == "unified":
-        return UnifiedEmbedding(spec.replace(table=plan.table))
-    if layout == "per_feature":
-        return PerFeatureHashEmbedding(spec, plan.per_feature_rows)
-    if layout == "collisionless":
-        return CollisionlessEmbedding(spec, vocabularies, fingerprints)
-    raise ValueError(f"`layout` should be one of {LAYOUTS}. Received: `layout={layout!r}`")
+    """The embedding block of `layout` spending `plan`'s budget. A layout that
+    `needs_vocabulary` ignores the budget: it takes `vocabularies` (raw values) or
+    `fingerprints` per field."""
+    return get_layout(layout).build(spec, plan, vocabularies, fingerprints)
 
 
 def encode(spec: FeatureSpec, rows: RawRows) -> dict[str, tf.Tensor]:
@@ -105,11 +94,12 @@ def encode(spec: FeatureSpec, rows: RawRows) -> dict[str, tf.Tensor]:
     return {**features, "label": tf.constant(rows.labels[:, None])}
 
 
-def make_optimizer(model: AutoInt, config: TrainConfig) -> Any:
-    """Sparse Adagrad on the embedding tables, Adam on everything else."""
+def make_optimizer(model: AutoInt, config: TrainConfig, layout: str) -> Any:
+    """Sparse Adagrad on the embedding tables (as `layout`'s `table_variables` names them),
+    Adam on everything else."""
     import tensorflow_recommenders as tfrs
 
-    tables = model.embedding.trainable_variables
+    tables = get_layout(layout).table_variables(model.embedding)
     table_ids = {id(v) for v in tables}
     dense = [v for v in model.trainable_variables if id(v) not in table_ids]
     return tfrs.experimental.optimizers.CompositeOptimizer(
@@ -140,7 +130,7 @@ def train_and_evaluate(
     model_config = model_config or AutoIntConfig()
     train_config = train_config or TrainConfig()
     tf.keras.utils.set_random_seed(train_config.seed)
-    vocabularies = distinct_values(train, spec) if layout == "collisionless" else None
+    vocabularies = distinct_values(train, spec) if get_layout(layout).needs_vocabulary else None
     cardinalities = {k: len(v) for k, v in (vocabularies or {}).items()}
     plan = plan_budget(spec, budget_bytes, cardinalities)
     embedding = build_embedding(layout, spec, plan, vocabularies)
@@ -153,7 +143,7 @@ def train_and_evaluate(
         .prefetch(tf.data.AUTOTUNE)
     )
     model(next(iter(dataset)))  # create every variable before splitting them among optimizers
-    model.compile(optimizer=make_optimizer(model, train_config))
+    model.compile(optimizer=make_optimizer(model, train_config, layout))
     started = time.perf_counter()
     model.fit(dataset, epochs=train_config.epochs, verbose=0)
     seconds = time.perf_counter() - started

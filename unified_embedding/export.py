@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from unified_embedding.features import encode_features
+from unified_embedding.kinds import LENGTHS_SUFFIX, kind_of
 from unified_embedding.model import AutoInt
 from unified_embedding.spec import FeatureSpec
 
@@ -39,32 +40,16 @@ WARMUP_BATCH_SIZES = (1, 64)  # the first call of each batch shape pays for grap
 
 
 def raw_signature(spec: FeatureSpec) -> dict[str, tf.TensorSpec]:
-    return {
-        f.name: tf.TensorSpec([None], tf.float32 if f.kind == "numeric" else tf.string, f.name)
-        for f in spec.fields
-    }
+    return {f.name: tf.TensorSpec([None], kind_of(f).raw_dtype, f.name) for f in spec.fields}
 
 
 def ids_signature(spec: FeatureSpec) -> dict[str, tf.TensorSpec | tf.RaggedTensorSpec]:
-    out: dict[str, tf.TensorSpec | tf.RaggedTensorSpec] = {}
-    for f in spec.fields:
-        if f.kind == "numeric":
-            out[f.name] = tf.TensorSpec([None], tf.float32, f.name)
-        elif f.kind == "multi_valued":
-            out[f.name] = tf.RaggedTensorSpec([None, None, f.probes], tf.int64, ragged_rank=1)
-        else:
-            out[f.name] = tf.TensorSpec([None, f.probes], tf.int64, f.name)
-    return out
+    return {f.name: kind_of(f).ids_spec(f) for f in spec.fields}
 
 
 def example_features(spec: FeatureSpec) -> dict[str, tf.io.FixedLenFeature]:
     """Raw features in a tf.train.Example; an absent feature is a missing value."""
-    return {
-        f.name: tf.io.FixedLenFeature([], tf.float32, default_value=float("nan"))
-        if f.kind == "numeric"
-        else tf.io.FixedLenFeature([], tf.string, default_value="")
-        for f in spec.fields
-    }
+    return {f.name: kind_of(f).example_feature() for f in spec.fields}
 
 
 class ServingModule(tf.Module):
@@ -106,7 +91,7 @@ class ServingModule(tf.Module):
         for name, value in encode_features(self.spec, raw).items():
             if isinstance(value, tf.RaggedTensor):  # signatures return dense tensors
                 out[name] = value.flat_values
-                out[name + ".lengths"] = value.row_lengths()
+                out[name + LENGTHS_SUFFIX] = value.row_lengths()
             else:
                 out[name] = value
         return out
@@ -141,13 +126,7 @@ def signatures(module: ServingModule) -> dict[str, Any]:
 def warmup_inputs(spec: FeatureSpec, batch_size: int) -> dict[str, np.ndarray]:
     """A batch of `serving_default` inputs: alternating present and missing values."""
     present = np.arange(batch_size) % 2 == 0
-    out: dict[str, np.ndarray] = {}
-    for f in spec.fields:
-        if f.kind == "numeric":
-            out[f.name] = np.where(present, 1.0, np.nan).astype(np.float32)
-        else:
-            out[f.name] = np.where(present, f"warmup-{f.name}", "").astype(object)
-    return out
+    return {f.name: kind_of(f).warmup_values(f, present) for f in spec.fields}
 
 
 def warmup_logs(spec: FeatureSpec, model_name: str = "default") -> list[bytes]:

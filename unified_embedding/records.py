@@ -24,10 +24,11 @@ from collections.abc import Mapping
 import numpy as np
 import tensorflow as tf
 
+from unified_embedding.kinds import LENGTHS_SUFFIX, kind_of
 from unified_embedding.spec import FeatureSpec
 
+__all__ = ["LABEL", "LAYOUT", "LAYOUT_VERSION", "LENGTHS_SUFFIX", "encode_block", "read_blocks"]
 LABEL = "label"
-LENGTHS_SUFFIX = ".lengths"
 LAYOUT = "layout"
 LAYOUT_VERSION = 2
 
@@ -40,15 +41,8 @@ def encode_block(spec: FeatureSpec, columns: Mapping[str, np.ndarray], labels: n
         LABEL: _raw(labels, "<f4"),
     }
     for f in spec.fields:
-        value = columns[f.name]
-        if f.kind == "numeric":
-            feature[f.name] = _raw(value, "<f4")
-        elif f.kind == "multi_valued":
-            flat, lengths = value
-            feature[f.name] = _raw(flat, "<i8")
-            feature[f.name + LENGTHS_SUFFIX] = _raw(lengths, "<i8")
-        else:
-            feature[f.name] = _raw(value, "<i8")
+        for key, (values, dtype) in kind_of(f).record_columns(f, columns[f.name]).items():
+            feature[key] = _raw(values, dtype)
     example = tf.train.Example(features=tf.train.Features(feature=feature))
     return example.SerializeToString()
 
@@ -63,9 +57,7 @@ def block_features(spec: FeatureSpec) -> dict[str, tf.io.FixedLenFeature]:
     raw = tf.io.FixedLenFeature([], tf.string)
     out = {LAYOUT: tf.io.FixedLenFeature([], tf.int64), LABEL: raw}
     for f in spec.fields:
-        out[f.name] = raw
-        if f.kind == "multi_valued":
-            out[f.name + LENGTHS_SUFFIX] = raw
+        out.update({key: raw for key in kind_of(f).record_keys(f)})
     return out
 
 
@@ -79,15 +71,7 @@ def parse_block(spec: FeatureSpec, serialized: tf.Tensor) -> dict[str, tf.Tensor
     )
     out: dict[str, tf.Tensor] = {LABEL: tf.io.decode_raw(parsed[LABEL], tf.float32)[:, None]}
     for f in spec.fields:
-        if f.kind == "numeric":
-            out[f.name] = tf.io.decode_raw(parsed[f.name], tf.float32)
-            continue
-        values = tf.reshape(tf.io.decode_raw(parsed[f.name], tf.int64), [-1, f.probes])
-        if f.kind == "multi_valued":
-            lengths = tf.io.decode_raw(parsed[f.name + LENGTHS_SUFFIX], tf.int64)
-            out[f.name] = tf.RaggedTensor.from_row_lengths(values, lengths)
-        else:
-            out[f.name] = values
+        out[f.name] = kind_of(f).parse_record(f, parsed)
     return out
 
 

@@ -4,12 +4,10 @@ Each run is one `experiment.train_and_evaluate` (AutoInt, in memory) on the same
 the model's initialisation and the shuffle order, not the data. The result is a tidy DataFrame,
 one row per run; `aggregate` turns it into mean and std per (layout, budget, probes) point.
 
-Layouts at a budget (Coleman et al., NeurIPS 2023, figure 3's comparison):
-  unified        one shared table sized by `budget.plan_budget` (probes concatenated per field)
-  per_feature    one hash table per categorical field, the budget split equally
-  collisionless  one row per distinct training value: its size is fixed by the cardinalities,
-                 NOT by the budget, so it is trained once per seed and reported at its true
-                 parameter count (`budget` = "collision-free"), never at a budget it exceeds.
+Layouts at a budget: see `layouts.py`. A layout that does not `spend_budget` (collision-free:
+one row per distinct training value) has its size fixed by the cardinalities, NOT by the budget,
+so it is trained once per seed and reported at its true parameter count (`budget` =
+"collision-free"), never at a budget it exceeds.
 """
 
 from __future__ import annotations
@@ -25,7 +23,8 @@ import tensorflow as tf
 
 from unified_embedding.budget import BYTES_PER_PARAM, parse_budget
 from unified_embedding.evaluation.study_data import StudyData
-from unified_embedding.experiment import LAYOUTS, TrainConfig, train_and_evaluate
+from unified_embedding.experiment import TrainConfig, train_and_evaluate
+from unified_embedding.layouts import LAYOUTS, get_layout
 from unified_embedding.model import AutoIntConfig
 from unified_embedding.spec import FeatureSpec
 
@@ -39,7 +38,7 @@ class StudyConfig:
 
     Attributes:
       budgets: embedding budgets (float32 bytes, e.g. "10KB") for the hashed layouts.
-      layouts: a subset of `experiment.LAYOUTS`.
+      layouts: a subset of `layouts.LAYOUTS`.
       seeds: one run per seed at every point; report mean and std over them.
       probes: probes per categorical field for the sweep (each must divide `embedding_dim`;
         the table width becomes embedding_dim / probes so a field stays embedding_dim wide).
@@ -99,7 +98,7 @@ def run_one(
     _, result = train_and_evaluate(spec, layout, data.train, data.evaluation,
                                    parse_budget(budget), config.model, train)  # fmt: skip
     tf.keras.backend.clear_session()  # many runs in one process: drop the old graphs
-    collision_free = layout == "collisionless"
+    collision_free = not get_layout(layout).spends_budget
     return {
         "dataset": data.name,
         "layout": layout,
@@ -125,8 +124,9 @@ def run_budget_study(
     records = []
     for seed in config.seeds:
         for layout in config.layouts:
-            # The collision-free table ignores the budget; the largest one just sizes the plan.
-            budgets = config.budgets if layout != "collisionless" else config.budgets[-1:]
+            # A collision-free table ignores the budget; the largest one just sizes the plan.
+            spends = get_layout(layout).spends_budget
+            budgets = config.budgets if spends else config.budgets[-1:]
             for budget in budgets:
                 records.append(run_one(data, data.spec, layout, budget, config, seed))
                 if progress:

@@ -14,15 +14,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-LAYOUT_LABELS = {
-    "unified": "unified (one shared table)",
-    "per_feature": "per-feature hashing",
-    "collisionless": "collision-free",
-}
+from unified_embedding.layouts import REGISTRY
+
+LAYOUT_LABELS = {name: layout.label for name, layout in REGISTRY.items()}
 LAYOUT_STYLES: dict[str, dict[str, Any]] = {
-    "unified": {"color": "tab:blue", "marker": "o"},
-    "per_feature": {"color": "tab:orange", "marker": "s"},
-    "collisionless": {"color": "tab:green", "marker": "*", "markersize": 12},
+    name: dict(layout.style) for name, layout in REGISTRY.items()
 }
 
 

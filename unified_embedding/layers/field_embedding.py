@@ -17,6 +17,7 @@ from typing import Any
 import tensorflow as tf
 import tf_keras as keras
 
+from unified_embedding.kinds import KINDS, kind_of
 from unified_embedding.spec import FeatureSpec, FieldSpec
 
 
@@ -67,28 +68,24 @@ class FieldEmbedding(keras.layers.Layer):
 
     def call(self, features: Mapping[str, tf.Tensor | tf.RaggedTensor]) -> tf.Tensor:
         out: dict[str, tf.Tensor] = {}
-        single = [f for f in self.spec.fields if f.kind == "categorical"]
-        if single:
-            vectors = self.embed_fields(single, [features[f.name] for f in single])
-            out.update(zip([f.name for f in single], vectors, strict=True))
-        for f in self.spec.fields:
-            if f.kind == "multi_valued":
-                out[f.name] = self._pooled(f, features[f.name])
-        numeric = self.spec.numeric_fields
-        if numeric:
-            values = tf.stack([tf.cast(features[f.name], self.compute_dtype) for f in numeric], 1)
-            vectors = self._numeric(values)  # (batch, numeric fields, dim)
-            out.update({f.name: vectors[:, i] for i, f in enumerate(numeric)})
+        for kind in KINDS.values():  # each kind embeds all its fields at once
+            fields = [f for f in self.spec.fields if kind_of(f) is kind]
+            if fields:
+                vectors = kind.embed(self, fields, [features[f.name] for f in fields])
+                out.update(zip([f.name for f in fields], vectors, strict=True))
         return tf.stack([out[name] for name in self.spec.field_names], axis=1)
 
-    def _numeric(self, values: tf.Tensor) -> tf.Tensor:
+    def embed_numeric(self, values: tf.Tensor) -> tf.Tensor:
+        """Numeric values (batch, numeric fields) -> (batch, numeric fields, dim)."""
         missing = tf.math.is_nan(values)
         present = tf.where(missing, tf.zeros_like(values), values)
         return present[..., None] * tf.cast(self.numeric_vectors, self.compute_dtype) + tf.cast(
             missing, self.compute_dtype
         )[..., None] * tf.cast(self.numeric_missing, self.compute_dtype)
 
-    def _pooled(self, field: FieldSpec, ids: tf.RaggedTensor) -> tf.Tensor:
+    def embed_pooled(self, field: FieldSpec, ids: tf.RaggedTensor) -> tf.Tensor:
+        """Fingerprints (batch, (values), probes) of a field -> the mean of its values'
+        vectors (batch, dim)."""
         if not isinstance(ids, tf.RaggedTensor):  # (batch, values, probes) padded densely
             ids = tf.RaggedTensor.from_tensor(ids, ragged_rank=1)
         rows = self.embed_fields([field], [ids.flat_values])[0]  # (all values, dim)

@@ -1,0 +1,120 @@
+"""`write_tsv`: stream generated rows to a (gzipped) Criteo TSV file, with a report."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import gzip
+import io
+import math
+import os
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from unified_embedding.metrics import roc_auc
+from unified_embedding.synthetic.batches import BLOCK_ROWS, block_slices
+from unified_embedding.synthetic.config import DEFAULT_CONFIG, SyntheticConfig
+from unified_embedding.synthetic.planted import planted_model
+
+_WORKERS = 2  # the target machine has two cores
+_AUC_MAX_ROWS = 2_000_000  # planted_auc memory bound for very large files
+
+
+@dataclass(frozen=True)
+class GenerateReport:
+    """Summary of a `write_tsv` call. planted_auc covers the first 2,000,000 rows at most."""
+
+    rows: int
+    label_rate: float
+    planted_auc: float
+    seconds: float
+    rows_per_second: float
+
+    def to_dict(self) -> dict[str, int | float]:
+        return dataclasses.asdict(self)
+
+
+def write_tsv(
+    path: str | os.PathLike[str],
+    rows: int,
+    config: SyntheticConfig = DEFAULT_CONFIG,
+    chunk_rows: int = 8 * BLOCK_ROWS,
+) -> GenerateReport:
+    """Streams `rows` generated rows to `path` (gzip if it ends with .gz); returns a report.
+
+    `chunk_rows` bounds memory (three chunks are in flight) and never changes the bytes;
+    multiples of 8192 avoid generating boundary blocks twice. Chunks are rendered by two
+    threads (NumPy releases the GIL) and written in order. The file appears under `path` only
+    once complete.
+    """
+    if rows < 0:
+        raise ValueError(f"`rows` should be non-negative. Received: `rows={rows}`")
+    if chunk_rows < 1:
+        raise ValueError(f"`chunk_rows` should be >= 1. Received: `chunk_rows={chunk_rows}`")
+    started = time.perf_counter()
+    planted_model(config)  # build once here rather than racing in every worker
+    target = os.fspath(path)
+    partial = target + ".partial"
+    clicks = auc_rows = 0
+    auc_labels: list[np.ndarray] = []
+    auc_probabilities: list[np.ndarray] = []
+    with contextlib.ExitStack() as stack:
+        stack.callback(_remove_if_present, partial)  # a no-op after the rename below
+        raw = stack.enter_context(open(partial, "wb"))
+        sink: io.BufferedIOBase = raw
+        if target.endswith(".gz"):
+            # mtime=0 and no file name keep .gz bytes reproducible; level 1 because zlib, not
+            # generation, would otherwise dominate the run time.
+            sink = stack.enter_context(
+                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=1)
+            )
+        pool = stack.enter_context(ThreadPoolExecutor(max_workers=_WORKERS))
+        pending: deque[Future[tuple[bytes, np.ndarray, np.ndarray]]] = deque()
+        for start_row in [*range(0, rows, chunk_rows), None]:
+            if start_row is not None:
+                count = min(chunk_rows, rows - start_row)
+                pending.append(pool.submit(_render_chunk, config, start_row, count))
+            # Keep one chunk queued per worker; write the oldest once it is ready.
+            while pending and (start_row is None or len(pending) > _WORKERS):
+                text, chunk_labels, chunk_probabilities = pending.popleft().result()
+                sink.write(text)
+                clicks += int(chunk_labels.sum())
+                keep = min(len(chunk_labels), _AUC_MAX_ROWS - auc_rows)
+                auc_rows += keep
+                auc_labels.append(chunk_labels[:keep])
+                auc_probabilities.append(chunk_probabilities[:keep])
+        sink.close()  # finishes the gzip stream; closing is idempotent
+        raw.close()  # flushed before the file becomes visible
+        os.replace(partial, target)
+    labels = np.concatenate(auc_labels) if auc_labels else np.zeros(0, np.int8)
+    both_classes = 0 < labels.sum() < labels.size
+    planted_auc = roc_auc(labels, np.concatenate(auc_probabilities)) if both_classes else math.nan
+    seconds = time.perf_counter() - started
+    return GenerateReport(
+        rows=rows,
+        label_rate=clicks / rows if rows else math.nan,
+        planted_auc=planted_auc,
+        seconds=seconds,
+        rows_per_second=rows / seconds,
+    )
+
+
+def _render_chunk(
+    config: SyntheticConfig, start_row: int, rows: int
+) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """Worker task: TSV bytes, labels and probabilities of rows [start_row, start_row + rows)."""
+    parts = list(block_slices(config, start_row, rows))  # formatted unconcatenated: cheaper
+    return (
+        b"".join(part.to_tsv_bytes() for part in parts),
+        np.concatenate([part.labels for part in parts]),
+        np.concatenate([part.probabilities for part in parts]),
+    )
+
+
+def _remove_if_present(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)

@@ -1,0 +1,83 @@
+"""The train and eval inputs of `model.fit` under each strategy, over the pipeline's records."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tensorflow as tf
+import tf_keras as keras
+
+from unified_embedding.data import training_dataset
+from unified_embedding.spec import FeatureSpec
+from unified_embedding.training.job import TrainJob
+from unified_embedding.training.strategies import shard_by_data
+
+EVAL_BATCH = 4096
+
+
+@dataclass(frozen=True)
+class FitInputs:
+    train: Any  # a tf.data.Dataset, or a DatasetCreator under parameter_server
+    evaluation: Any
+    validation_steps: int | None
+    first_batch: dict[str, tf.Tensor]
+
+
+def fit_inputs(job: TrainJob, spec: FeatureSpec) -> FitInputs:
+    """The train and eval inputs `model.fit` takes under `job.strategy`.
+
+    Under parameter_server each worker builds its own pipeline over its shard of the rows
+    (`DatasetCreator`). Keras cannot evaluate TFRS task metrics exactly there, so the periodic
+    `val_*` metrics come from about one pass over the eval rows spread across the workers (a
+    faster worker may see some rows twice and another's last rows not at all); the final
+    evaluation is exact (`evaluate_weights`).
+    """
+    seed = job.optimizer.seed
+
+    static = job.strategy == "tpu"  # XLA on TPUs compiles one program per batch shape
+
+    def train_data(shard: tuple[int, int] | None = None) -> tf.data.Dataset:
+        return training_dataset(
+            spec, job.data_dir, "train", job.batch_size, True, seed, drop_remainder=static,
+            shard=shard,
+        ).repeat()  # fmt: skip
+
+    def eval_data(shard: tuple[int, int] | None = None) -> tf.data.Dataset:
+        return training_dataset(
+            spec, job.data_dir, "eval", EVAL_BATCH, shuffle=False, drop_remainder=static,
+            shard=shard,
+        )  # fmt: skip
+
+    first_batch = next(iter(eval_data()))
+    if job.strategy == "multi_worker":
+        return FitInputs(shard_by_data(train_data()), shard_by_data(eval_data()), None, first_batch)
+    if job.strategy != "parameter_server":
+        return FitInputs(train_data(), eval_data(), None, first_batch)
+
+    def per_worker(
+        make: Callable[[tuple[int, int]], tf.data.Dataset],
+    ) -> keras.utils.experimental.DatasetCreator:
+        def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+            return make((context.num_input_pipelines, context.input_pipeline_id)).repeat()
+
+        return keras.utils.experimental.DatasetCreator(dataset_fn)
+
+    eval_rows = count_rows(spec, job.data_dir, "eval")
+    steps = max(1, math.ceil(eval_rows / EVAL_BATCH))
+    return FitInputs(per_worker(train_data), per_worker(eval_data), steps, first_batch)
+
+
+def count_rows(spec: FeatureSpec, data_dir: str | Path, split: str) -> int:
+    """Rows of a split: from the pipeline's stats.json, else by reading the records."""
+    stats = Path(data_dir) / "stats.json"
+    if stats.is_file():
+        rows_by_split = json.loads(stats.read_text()).get("rows_by_split", {})
+        if split in rows_by_split:
+            return int(rows_by_split[split])
+    data = training_dataset(spec, data_dir, split, EVAL_BATCH, shuffle=False)
+    return int(data.reduce(0, lambda n, batch: n + tf.shape(batch["label"])[0]).numpy())

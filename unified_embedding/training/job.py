@@ -1,0 +1,45 @@
+"""`TrainJob`: what `ue train` was asked to do, validated before anything runs."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from unified_embedding.experiment import TrainConfig
+from unified_embedding.layouts import LAYOUTS
+from unified_embedding.model import PRECISIONS, AutoIntConfig
+from unified_embedding.training.strategies import STRATEGIES
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    data_dir: str
+    model_dir: str
+    layout: str = "unified"
+    budget: str | None = None  # default: the table in the data's spec.json
+    steps: int = 10_000
+    eval_every: int | None = None  # default: one pass over the train split, at most 1,000
+    checkpoint_every: int = 200
+    patience: int = 3
+    batch_size: int = 512  # global, split across replicas; beat 1024 on the Frappe sample
+    strategy: str = "default"
+    cpu_devices: int = 1  # >1 splits the CPU into logical devices (multi-device code on CPU)
+    precision: str = "auto"  # or one of model.PRECISIONS; see `resolve_precision`
+    model: AutoIntConfig = dataclasses.field(default_factory=AutoIntConfig)
+    optimizer: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"`--embedding` should be one of {LAYOUTS}. Received: `{self.layout}`")
+        if self.precision not in ("auto", *PRECISIONS):
+            raise ValueError(
+                f"`--precision` should be one of {('auto', *PRECISIONS)}. "
+                f"Received: `{self.precision}`"
+            )
+        if self.strategy not in STRATEGIES:
+            raise ValueError(
+                f"`--strategy` should be one of {STRATEGIES}. Received: `{self.strategy}`"
+            )
+        for name in ("steps", "eval_every", "checkpoint_every", "batch_size", "cpu_devices"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"`{name}` should be >= 1. Received: `{getattr(self, name)}`")

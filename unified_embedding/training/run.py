@@ -1,0 +1,123 @@
+"""A training run's files in its model directory, and the model rebuilt from them.
+
+run.json          RunConfig: layout, budget, the sized spec, AutoInt's config, the records'
+                  spec fingerprint (a resumed run must read records of the same contract)
+embedding.json    the embedding layer's own `get_config`: what a reload builds (the budget
+                  is never re-planned, so a change of `plan_budget` cannot move a trained
+                  table's rows)
+weights/best      the best weights (early stopping's)
+vocabulary.npz    runs written before embedding.json: a vocabulary layout's fingerprints
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tf_keras as keras
+
+from unified_embedding.budget import parse_budget, plan_budget
+from unified_embedding.experiment import build_embedding
+from unified_embedding.kinds import kind_of
+from unified_embedding.model import AutoInt, AutoIntConfig, build_autoint
+from unified_embedding.spec import FeatureSpec
+from unified_embedding.training.job import TrainJob
+
+RUN_FILE = "run.json"
+EMBEDDING_FILE = "embedding.json"
+WEIGHTS = "weights/best"
+VOCABULARY_FILE = "vocabulary.npz"  # runs written before EMBEDDING_FILE existed
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything needed to rebuild the trained model (written to `run.json`)."""
+
+    layout: str
+    budget_bytes: int
+    spec: dict[str, Any]  # the data's spec with the table sized for the budget
+    model: dict[str, Any]
+    data_fingerprint: str  # of the records' spec.json
+
+    def feature_spec(self) -> FeatureSpec:
+        return FeatureSpec.from_dict(self.spec)
+
+    def autoint_config(self) -> AutoIntConfig:
+        return AutoIntConfig(**self.model)
+
+    def save(self, model_dir: Path) -> None:
+        (model_dir / RUN_FILE).write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> RunConfig:
+        return cls(**json.loads((Path(model_dir) / RUN_FILE).read_text()))
+
+
+def run_config(job: TrainJob, spec: FeatureSpec, precision: str) -> RunConfig:
+    """The run `job` asks for on records of `spec`; refuses a model directory trained on
+    records of another contract."""
+    budget = parse_budget(job.budget) if job.budget else spec.table.params * 4
+    model_dir = Path(job.model_dir)
+    if (model_dir / RUN_FILE).is_file():  # resuming: the contract must not have changed
+        previous = RunConfig.load(model_dir).data_fingerprint
+        if previous != spec.fingerprint:
+            raise ValueError(
+                f"{model_dir} was trained on records of spec {previous}; these records are "
+                f"{spec.fingerprint}. Use a new --model-dir."
+            )
+    sized = spec.replace(table=plan_budget(spec, budget).table)
+    model = dataclasses.replace(job.model, precision=precision)
+    return RunConfig(
+        job.layout, budget, sized.to_dict(), dataclasses.asdict(model), spec.fingerprint
+    )
+
+
+def build_model(run: RunConfig, fingerprints: Mapping[str, np.ndarray] | None = None) -> AutoInt:
+    """A new model of `run` (its embedding spending the run's budget). `fingerprints`: a
+    vocabulary layout's vocabularies (`data.distinct_fingerprints`)."""
+    spec = run.feature_spec()
+    plan = plan_budget(spec, run.budget_bytes)
+    embedding = build_embedding(run.layout, spec, plan, fingerprints=fingerprints)
+    return build_autoint(embedding, run.autoint_config())
+
+
+def save_embedding(embedding: keras.layers.Layer, model_dir: Path) -> None:
+    """The layer's class and `get_config` (`keras.layers.serialize`), as JSON."""
+    config = keras.layers.serialize(embedding)
+    (model_dir / EMBEDDING_FILE).write_text(json.dumps(config, indent=1) + "\n")
+
+
+def load_embedding(model_dir: str | Path) -> keras.layers.Layer | None:
+    """The embedding layer of a run's `embedding.json`; None for runs written before it."""
+    path = Path(model_dir) / EMBEDDING_FILE
+    if not path.is_file():
+        return None
+    return keras.layers.deserialize(json.loads(path.read_text()))
+
+
+def load_vocabulary(model_dir: str | Path) -> dict[str, np.ndarray] | None:
+    path = Path(model_dir) / VOCABULARY_FILE
+    if not path.is_file():
+        return None
+    with np.load(path) as saved:
+        return {name: saved[name] for name in saved.files}
+
+
+def load_trained(model_dir: str | Path) -> tuple[AutoInt, RunConfig]:
+    """The best weights of a finished run, ready to export. The embedding layer comes from its
+    own saved config; only runs written before `embedding.json` rebuild it from the plan."""
+    run = RunConfig.load(model_dir)
+    embedding = load_embedding(model_dir)
+    if embedding is None:
+        model = build_model(run, load_vocabulary(model_dir))
+    else:
+        model = build_autoint(embedding, run.autoint_config())
+    spec = run.feature_spec()
+    model({f.name: kind_of(f).dummy_input(f) for f in spec.fields})
+    model.load_weights(str(Path(model_dir) / WEIGHTS)).expect_partial()
+    return model, run
