@@ -282,3 +282,13 @@ def test_long_plain_digit_strings_overflow_float32() -> None:
     lines = [b"1\t" + b"9" * 38 + b"\tx\ta", b"1\t" + b"9" * 39 + b"\tx\ta"]
     checked = BlockValidator(SPEC).validate(block(lines))
     assert [(d.line, d.reason) for d in checked.dead] == [(1, "non_finite")]
+
+
+def test_a_file_without_line_breaks_fails_instead_of_filling_memory(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import unified_embedding.textfile as textfile
+
+    monkeypatch.setattr(textfile, "MAX_LINE_BYTES", 1000)
+    data = b"1\t2\tx\ta\n" * 3 + b"z" * 5000
+    parts = (data[i : i + 100] for i in range(0, len(data), 100))
+    with pytest.raises(textfile.CorruptInput, match=r"f\.tsv: no line break in the \d+ bytes"):
+        list(textfile.line_blocks(parts, "f.tsv", 0, 1, block_rows=2))

@@ -22,6 +22,7 @@ from typing import BinaryIO, Protocol
 import numpy as np
 
 CHUNK_BYTES = 1 << 22  # 4 MiB reads: bounded memory whatever the file's size
+MAX_LINE_BYTES = 1 << 26  # a "line" longer than 64 MiB is not a row of a delimited file
 BOM = b"\xef\xbb\xbf"
 
 
@@ -139,6 +140,12 @@ def line_blocks(
             yield LineBlock(source, offset, line, pending[start:end])
             offset, line, start = offset + end - start, line + block_rows if line else 0, end
         pending = pending[start:]
+        unfinished = len(pending) - (int(ends[-1]) + 1 - start if len(ends) > 0 else 0)
+        if unfinished > MAX_LINE_BYTES:
+            raise CorruptInput(
+                f"{source}: no line break in the {unfinished} bytes after byte offset "
+                f"{offset}: not a delimited text file (or a line over {MAX_LINE_BYTES} bytes)"
+            )
     if pending:
         yield LineBlock(source, offset, line, pending)
 
