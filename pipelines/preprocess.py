@@ -38,12 +38,18 @@ from pipelines.read import ReadBlocks, matched_files
 from pipelines.sinks import WriteRecords
 from pipelines.stats import BlockStats, MergeStatsFn, build_stats
 from pipelines.validate import DEAD_LETTERS, ValidateBlocks
+from unified_embedding import artifacts
 from unified_embedding.budget import parse_budget, plan_budget
 from unified_embedding.cells import header_of
 from unified_embedding.schemas import load_schema
 from unified_embedding.spec import FeatureSpec
 
-OUTPUTS = ("spec.json", "stats.json", "train-*", "eval-*", "dead_letters-*")
+OUTPUTS = (
+    artifacts.SPEC_FILE,
+    artifacts.STATS_FILE,
+    *(f"{artifacts.record_prefix(split)}-*" for split in SPLITS),
+    artifacts.DEAD_LETTERS_GLOB,
+)
 
 
 def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
@@ -106,14 +112,16 @@ def build_pipeline(
         EncodeBlockFn(spec_json, args.split_key, args.eval_fraction)
     ).with_outputs(STATS, *SPLITS)
     for split in SPLITS:
-        _ = encoded[split] | f"Write{split.capitalize()}" >> WriteRecords(f"{output}/{split}")
+        _ = encoded[split] | f"Write{split.capitalize()}" >> WriteRecords(
+            f"{output}/{artifacts.record_prefix(split)}"
+        )
     _ = checked[DEAD_LETTERS] | "WriteDeadLetters" >> beam.io.WriteToText(
-        f"{output}/dead_letters", file_name_suffix=".jsonl"
+        f"{output}/{artifacts.DEAD_LETTERS_PREFIX}", file_name_suffix=artifacts.DEAD_LETTERS_SUFFIX
     )
     _ = (
         encoded[STATS]
         | "MergeStats" >> beam.CombineGlobally(MergeStatsFn())
-        | "WriteStats" >> beam.ParDo(WriteStatsFn(spec_json, f"{output}/stats.json"))
+        | "WriteStats" >> beam.ParDo(WriteStatsFn(spec_json, f"{output}/{artifacts.STATS_FILE}"))
     )
 
 
@@ -125,13 +133,13 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     files = matched_files(args.input)
     output = args.output.rstrip("/")
     prepare_output(output, OUTPUTS, args.overwrite)
-    with FileSystems.create(f"{output}/spec.json") as f:
+    with FileSystems.create(f"{output}/{artifacts.SPEC_FILE}") as f:
         f.write(spec.to_json().encode("utf-8"))
     input_bytes = sum(f.size_in_bytes for f in files)
     options = default_runner(beam_args, input_bytes)
     with beam.Pipeline(options=options) as pipeline:
         build_pipeline(pipeline, spec, args, input_bytes)
-    with FileSystems.open(f"{output}/stats.json") as f:
+    with FileSystems.open(f"{output}/{artifacts.STATS_FILE}") as f:
         stats: dict[str, Any] = json.loads(f.read().decode("utf-8"))
     logging.info(
         "preprocess: %d rows read, %d valid, %d dead-lettered %s; train %d, eval %d",

@@ -40,12 +40,13 @@ from pipelines.read import ReadBlocks, matched_files
 from pipelines.score_output import DEFAULT_KEYS, FORMATS, ScoreTable, WriteTables
 from pipelines.score_stats import BlockScores, MergeScoreStatsFn, ScoreStats
 from pipelines.validate import DEAD_LETTERS, ValidateBlocks
+from unified_embedding import artifacts
 from unified_embedding.cells import header_of
 from unified_embedding.schemas import load_schema
 from unified_embedding.spec import FeatureSpec, SpecError
 from unified_embedding.validation import CheckedBlock
 
-OUTPUTS = ("stats.json", "scores-*", "dead_letters-*")
+OUTPUTS = (artifacts.STATS_FILE, f"{artifacts.SCORES_PREFIX}-*", artifacts.DEAD_LETTERS_GLOB)
 STATS = "stats"
 
 
@@ -180,14 +181,16 @@ def build_pipeline(
         | "Score" >> RunInference(handler)
         | "Summarize" >> beam.ParDo(SummarizeBlockFn(table)).with_outputs(STATS, main="tables")
     )
-    _ = scored.tables | "WriteScores" >> WriteTables(f"{output}/scores", args.format, table.schema)
+    _ = scored.tables | "WriteScores" >> WriteTables(
+        f"{output}/{artifacts.SCORES_PREFIX}", args.format, table.schema
+    )
     _ = checked[DEAD_LETTERS] | "WriteDeadLetters" >> beam.io.WriteToText(
-        f"{output}/dead_letters", file_name_suffix=".jsonl"
+        f"{output}/{artifacts.DEAD_LETTERS_PREFIX}", file_name_suffix=artifacts.DEAD_LETTERS_SUFFIX
     )
     _ = (
         scored[STATS]
         | "MergeStats" >> beam.CombineGlobally(MergeScoreStatsFn())
-        | "WriteStats" >> beam.ParDo(WriteStatsFn(f"{output}/stats.json", header))
+        | "WriteStats" >> beam.ParDo(WriteStatsFn(f"{output}/{artifacts.STATS_FILE}", header))
     )
 
 
@@ -205,7 +208,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     options = default_runner(beam_args, input_bytes)
     with beam.Pipeline(options=options) as pipeline:
         build_pipeline(pipeline, model, spec, args, input_bytes)
-    with FileSystems.open(f"{output}/stats.json") as f:
+    with FileSystems.open(f"{output}/{artifacts.STATS_FILE}") as f:
         stats: dict[str, Any] = json.loads(f.read().decode("utf-8"))
     logging.info(
         "score: model version %s; %d rows read, %d scored, %d dead-lettered %s; metrics %s",

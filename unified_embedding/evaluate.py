@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from unified_embedding.artifacts import SPEC_ASSET
 from unified_embedding.kinds import kind_of
 from unified_embedding.metrics import summary_metrics
 from unified_embedding.rows import RawRows, read_rows
@@ -29,7 +30,7 @@ def raw_batches(
 
 
 def model_spec(model_path: str | Path) -> FeatureSpec:
-    return FeatureSpec.load(Path(model_path) / "assets" / "spec.json")
+    return FeatureSpec.load(Path(model_path) / SPEC_ASSET)
 
 
 def score_rows(model_path: str | Path, rows: RawRows, batch_size: int = 4096) -> np.ndarray:

@@ -23,6 +23,7 @@ from typing import Any
 import tensorflow as tf
 import tf_keras as keras
 
+from unified_embedding.artifacts import WEIGHTS
 from unified_embedding.data import distinct_fingerprints, load_data_spec, training_dataset
 from unified_embedding.experiment import make_optimizer
 from unified_embedding.layouts import get_layout
@@ -32,7 +33,6 @@ from unified_embedding.training.inputs import EVAL_BATCH, count_rows, fit_inputs
 from unified_embedding.training.job import TrainJob
 from unified_embedding.training.precision import resolve_precision
 from unified_embedding.training.run import (
-    WEIGHTS,
     build_model,
     load_trained,
     run_config,

@@ -12,6 +12,7 @@ from typing import Any
 import tensorflow as tf
 import tf_keras as keras
 
+from unified_embedding.artifacts import STATS_FILE
 from unified_embedding.data import training_dataset
 from unified_embedding.spec import FeatureSpec
 from unified_embedding.training.job import TrainJob
@@ -74,7 +75,7 @@ def fit_inputs(job: TrainJob, spec: FeatureSpec) -> FitInputs:
 
 def count_rows(spec: FeatureSpec, data_dir: str | Path, split: str) -> int:
     """Rows of a split: from the pipeline's stats.json, else by reading the records."""
-    stats = Path(data_dir) / "stats.json"
+    stats = Path(data_dir) / STATS_FILE
     if stats.is_file():
         rows_by_split = json.loads(stats.read_text()).get("rows_by_split", {})
         if split in rows_by_split:

@@ -21,17 +21,13 @@ from typing import Any
 import numpy as np
 import tf_keras as keras
 
+from unified_embedding.artifacts import EMBEDDING_FILE, RUN_FILE, VOCABULARY_FILE, WEIGHTS
 from unified_embedding.budget import parse_budget, plan_budget
 from unified_embedding.experiment import build_embedding
 from unified_embedding.kinds import kind_of
 from unified_embedding.model import AutoInt, AutoIntConfig, build_autoint
 from unified_embedding.spec import FeatureSpec
 from unified_embedding.training.job import TrainJob
-
-RUN_FILE = "run.json"
-EMBEDDING_FILE = "embedding.json"
-WEIGHTS = "weights/best"
-VOCABULARY_FILE = "vocabulary.npz"  # runs written before EMBEDDING_FILE existed
 
 
 @dataclass(frozen=True)
