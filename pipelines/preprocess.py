@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import apache_beam as beam
@@ -66,7 +66,10 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
         "--split-key", default=None, help="column deciding the split (default: the whole row)"
     )
     parser.add_argument(
-        "--budget", default=None, help="size the shared table from a budget, e.g. 4MB"
+        "--budget",
+        default=None,
+        help="embedding parameter budget with units (200KB, 4MB, 1MiB) sizing the shared "
+        "table; None: the schema's table",
     )
     add_row_rule_flags(parser, "rows per record")
     args, beam_args = parser.parse_known_args(argv)
@@ -123,6 +126,33 @@ def build_pipeline(
         | "MergeStats" >> beam.CombineGlobally(MergeStatsFn())
         | "WriteStats" >> beam.ParDo(WriteStatsFn(spec_json, f"{output}/{artifacts.STATS_FILE}"))
     )
+
+
+def summary(stats: Mapping[str, Any], output: str) -> str:
+    """stats.json for a person: rows read, valid and dead by reason, split sizes, the files."""
+    output = output.rstrip("/")
+    read, dead = stats["rows_read"], stats["rows_dead"]
+    share = f" ({dead / read:.1%})" if read else ""
+    reasons = sorted(
+        ((k, v) for k, v in stats["dead_by_reason"].items() if v), key=lambda kv: -kv[1]
+    )
+    splits = stats["rows_by_split"]
+    lines = [
+        ("rows read", f"{read:,}"),
+        ("  valid", f"{stats['rows_valid']:,}"),
+        ("  dead", f"{dead:,}"),
+        *((f"    {reason}", f"{count:,}") for reason, count in reasons),
+        *((f"{split} split", f"{splits.get(split, 0):,}") for split in SPLITS),
+    ]
+    width = max(len(label) for label, _ in lines) + 2
+    files = [
+        *(f"{split} records: {output}/{artifacts.record_glob(split)}" for split in SPLITS),
+        f"dead letters: {output}/{artifacts.DEAD_LETTERS_GLOB}" if dead else "dead letters: none",
+        f"spec, stats: {output}/{artifacts.SPEC_FILE}, {output}/{artifacts.STATS_FILE}",
+    ]
+    table = [f"{label:<{width}}{value:>12}" for label, value in lines]
+    table[2] += share
+    return "\n".join([*table, *files])
 
 
 def run(argv: Sequence[str] | None = None) -> dict[str, Any]:

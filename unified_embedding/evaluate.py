@@ -41,11 +41,12 @@ def score_rows(model_path: str | Path, rows: RawRows, batch_size: int = 4096) ->
 
 
 def score_file(
-    model_path: str | Path, data_path: str | Path, schema: str
+    model_path: str | Path, data_path: str | Path, schema: str | None = None
 ) -> tuple[RawRows, np.ndarray]:
-    """The rows of `data_path` (read with `schema`) and the model's P(click) for each."""
+    """The rows of `data_path` (read with `schema`, by default in the format of the model's own
+    data: its spec.json) and the model's P(click) for each."""
     spec = model_spec(model_path)
-    data_spec = load_schema(schema)
+    data_spec = spec if schema is None else load_schema(schema)
     missing = [name for name in spec.field_names if name not in data_spec.field_names]
     if missing:
         raise SpecError(f"schema `{schema}` lacks the model's fields {missing}")
@@ -53,7 +54,9 @@ def score_file(
     return rows, score_rows(model_path, rows)
 
 
-def evaluate(model_path: str | Path, input_path: str | Path, schema: str) -> dict[str, Any]:
+def evaluate(
+    model_path: str | Path, input_path: str | Path, schema: str | None = None
+) -> dict[str, Any]:
     """AUC, log loss, calibration (mean predicted / observed CTR) and rows, as a dict."""
     rows, scores = score_file(model_path, input_path, schema)
     return {"model": str(model_path), **summary_metrics(rows.labels, scores)}

@@ -14,7 +14,7 @@ import tf_keras as keras
 
 from unified_embedding.artifacts import STATS_FILE
 from unified_embedding.data import training_dataset
-from unified_embedding.spec import FeatureSpec
+from unified_embedding.spec import FeatureSpec, SpecError
 from unified_embedding.training.job import TrainJob
 from unified_embedding.training.strategies import shard_by_data
 
@@ -71,6 +71,18 @@ def fit_inputs(job: TrainJob, spec: FeatureSpec) -> FitInputs:
     eval_rows = count_rows(spec, job.data_dir, "eval")
     steps = max(1, math.ceil(eval_rows / EVAL_BATCH))
     return FitInputs(per_worker(train_data), per_worker(eval_data), steps, first_batch)
+
+
+def check_rows(spec: FeatureSpec, data_dir: str | Path) -> None:
+    """Raises SpecError when the train or eval split holds no row (fit would fail later on an
+    empty iterator, with no word of which split)."""
+    for split in ("train", "eval"):
+        first = training_dataset(spec, data_dir, split, 1, shuffle=False).take(1)
+        if next(iter(first), None) is None:
+            raise SpecError(
+                f"the `{split}` split has no rows (every row dead-lettered, or `ue preprocess "
+                f"--eval-fraction` 0 or 1?). Received: `data={data_dir}`"
+            )
 
 
 def count_rows(spec: FeatureSpec, data_dir: str | Path, split: str) -> int:

@@ -107,6 +107,10 @@ def load_vocabulary(model_dir: str | Path) -> dict[str, np.ndarray] | None:
 def load_trained(model_dir: str | Path) -> tuple[AutoInt, RunConfig]:
     """The best weights of a finished run, ready to export. The embedding layer comes from its
     own saved config; only runs written before `embedding.json` rebuild it from the plan."""
+    for name in (RUN_FILE, f"{WEIGHTS}.index"):
+        if not (Path(model_dir) / name).is_file():
+            raise FileNotFoundError(f"no trained run in `--model-dir {model_dir}` ({name} is "
+                                    f"missing): train one with `ue train`")  # fmt: skip
     run = RunConfig.load(model_dir)
     embedding = load_embedding(model_dir)
     if embedding is None:
