@@ -163,3 +163,58 @@ def test_served_model_info_carries_its_spec(running_server, exported_model) -> N
     with RankingClient(running_server.target) as client:
         info = client.model_info()
     assert info.spec_json == exported_model.spec.to_json()
+
+
+def test_cpu_only_start_up_noise_is_recognised_and_nothing_else() -> None:
+    from unified_embedding.startup import CPU_ONLY_NOISE
+
+    noise = [
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+        "I0000 00:00:1.2 5463 port.cc:153] oneDNN custom operations are on. You may see ...",
+        "I0000 00:00:1.2 5463 cudart_stub.cc:31] Could not find cuda drivers on your machine, "
+        "GPU will not be used.",
+        "E0000 00:00:1.2 5463 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: "
+        "Failed call to cuInit: UNKNOWN ERROR (303)",
+    ]
+    assert all(CPU_ONLY_NOISE.search(line) for line in noise)
+    kept = ["E0000 00:00:1.2 5463 op_kernel.cc:1] OUT_OF_RANGE: End of sequence",
+            "W0000 00:00:1.2 5463 cpu_allocator.cc:1] Allocation exceeds 10% of memory",
+            "ue export: error: no trained run"]  # fmt: skip
+    assert not any(CPU_ONLY_NOISE.search(line) for line in kept)
+
+
+@pytest.mark.skipif(Path("/dev/nvidia0").exists(), reason="a GPU machine logs its GPUs")
+def test_a_cpu_only_machine_sees_only_the_error(tmp_path: Path) -> None:
+    """A fresh `ue` process: no absl/oneDNN/cuInit lines before the one-line error."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    out = subprocess.run(
+        [sys.executable, "-m", "unified_embedding.cli", "export", "--model-dir",
+         str(tmp_path / "none"), "--export-base", str(tmp_path / "e")],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == [
+        f"ue export: error: no trained run in `--model-dir {tmp_path / 'none'}` (run.json is "
+        f"missing): train one with `ue train`"
+    ]
+
+
+def test_export_logs_no_keras_config_notes(  # type: ignore[no-untyped-def]
+    exported_model, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from unified_embedding.export import export
+
+    logger = logging.getLogger("tensorflow")
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.WARNING, logger="tensorflow"):
+            export(exported_model.model, exported_model.spec, tmp_path)
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert [r.getMessage() for r in caplog.records if r.name == "tensorflow"] == []

@@ -149,6 +149,7 @@ def _serve_worker(args: argparse.Namespace, worker: int, port: int, reuse_port: 
     from serving.predictor import PredictorConfig
     from serving.server import ServerConfig, TlsConfig, serve
 
+    _start_tensorflow()
     if (args.tls_certificate is None) != (args.tls_key is None):
         raise ValueError("give both `--tls-certificate` and `--tls-key`, or neither")
     tls = TlsConfig(Path(args.tls_certificate), Path(args.tls_key)) if args.tls_key else None
@@ -245,6 +246,17 @@ def _score(argv: Sequence[str]) -> int:
                       **{k: stats[k] for k in ("rows_read", "rows_scored", "rows_dead",
                                                "dead_by_reason", "metrics")}}))  # fmt: skip
     return 0
+
+
+# Commands whose process imports TensorFlow (`serve` does in each worker, `predict` never).
+TENSORFLOW_COMMANDS = frozenset({"train", "export", "evaluate", "demo"})
+
+
+def _start_tensorflow() -> None:
+    """TensorFlow without its "no GPU here" start-up lines on a CPU-only machine."""
+    from unified_embedding.startup import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
 
 
 class DEFAULTS(argparse.ArgumentDefaultsHelpFormatter):
@@ -457,6 +469,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] and argv[0] in BEAM_JOBS:  # the pipeline owns its flags (and Beam's)
+        if not {"-h", "--help"} & set(argv):
+            _start_tensorflow()
         try:
             return BEAM_JOBS[argv[0]](argv[1:])
         except (ValueError, FileNotFoundError, FileExistsError) as e:
@@ -466,6 +480,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"ue {argv[0]}: failed: {str(e).strip().splitlines()[-1]}", file=sys.stderr)
             return 1
     args = build_parser().parse_args(argv)
+    if args.command in TENSORFLOW_COMMANDS:
+        _start_tensorflow()
     try:
         return int(args.run(args))
     except (ValueError, FileNotFoundError) as e:  # bad input: say what, exit 2, no traceback

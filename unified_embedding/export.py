@@ -19,9 +19,11 @@ Signatures (all return `probability` (batch,)):
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +164,31 @@ def next_version(export_base: Path) -> Path:
     return export_base / str(version)
 
 
+class _KerasConfigNotes(logging.Filter):
+    """Drops tf.saved_model.save's notes about Keras configs: the export is read through its
+    signatures (`tf.saved_model.load`, TF Serving), never rebuilt by `keras.models.load_model`,
+    so neither the model's `get_config` nor the training-only (never built) TFRS task is needed.
+    Any other warning passes."""
+
+    NOTES = (
+        "Skipping full serialization of TF-Keras layer",
+        "arguments contain non-serializable objects",
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(note in record.getMessage() for note in self.NOTES)
+
+
+@contextlib.contextmanager
+def _without_keras_config_notes() -> Iterator[None]:
+    logger, note_filter = logging.getLogger("tensorflow"), _KerasConfigNotes()
+    logger.addFilter(note_filter)
+    try:
+        yield
+    finally:
+        logger.removeFilter(note_filter)
+
+
 def export(model: AutoInt, spec: FeatureSpec, export_base: str | Path) -> Path:
     """Writes a new version under `export_base` and returns its path."""
     base = Path(export_base)
@@ -172,7 +199,8 @@ def export(model: AutoInt, spec: FeatureSpec, export_base: str | Path) -> Path:
         spec.save(spec_path)
         module = ServingModule(model, spec, str(spec_path))
         staging = base / f".{target.name}.partial"  # servers only load numeric folders
-        tf.saved_model.save(module, str(staging), signatures=signatures(module))
+        with _without_keras_config_notes():
+            tf.saved_model.save(module, str(staging), signatures=signatures(module))
     write_warmup(spec, staging)
     staging.rename(target)
     return target
