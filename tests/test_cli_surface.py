@@ -218,3 +218,15 @@ def test_export_logs_no_keras_config_notes(  # type: ignore[no-untyped-def]
     finally:
         logger.removeHandler(caplog.handler)
     assert [r.getMessage() for r in caplog.records if r.name == "tensorflow"] == []
+
+
+def test_beam_imports_without_its_bigquery_note() -> None:
+    import subprocess
+    import sys
+
+    code = ("import logging; logging.basicConfig(); "
+            "from unified_embedding.startup import import_beam_quietly; import_beam_quietly(); "
+            "logging.warning('kept')")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=300)  # fmt: skip
+    assert "apitools" not in out.stderr and "WARNING:root:kept" in out.stderr

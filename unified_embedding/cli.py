@@ -222,12 +222,20 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quiet_beam_typehints() -> None:
+    """Beam logs one INFO line per string type hint it cannot resolve (dozens per job)."""
+    import logging
+
+    logging.getLogger("apache_beam.typehints.native_type_compatibility").setLevel(logging.WARNING)
+
+
 def _preprocess(argv: Sequence[str]) -> int:
     import logging
 
     from pipelines.preprocess import parse_args, run, summary
 
     logging.getLogger().setLevel(logging.INFO)
+    _quiet_beam_typehints()
     stats = run(argv)
     print(summary(stats, parse_args(argv)[0].output), file=sys.stderr)  # for a person
     print(json.dumps({k: stats[k] for k in ("rows_read", "rows_valid", "rows_dead",
@@ -241,6 +249,7 @@ def _score(argv: Sequence[str]) -> int:
     from pipelines.score import run
 
     logging.getLogger().setLevel(logging.INFO)
+    _quiet_beam_typehints()
     stats = run(argv)
     print(json.dumps({"model_version": stats["model"]["version"],
                       **{k: stats[k] for k in ("rows_read", "rows_scored", "rows_dead",
@@ -469,6 +478,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] and argv[0] in BEAM_JOBS:  # the pipeline owns its flags (and Beam's)
+        from unified_embedding.startup import import_beam_quietly
+
+        import_beam_quietly()
         if not {"-h", "--help"} & set(argv):
             _start_tensorflow()
         try:

@@ -1,4 +1,4 @@
-"""TensorFlow's start-up lines, held back on a machine without a GPU.
+"""Start-up lines of TensorFlow (on a machine without a GPU) and of Apache Beam, held back.
 
 Importing TensorFlow and probing for GPUs writes, from C++ and whatever TF_CPP_MIN_LOG_LEVEL says
 (absl logs everything to stderr before `absl::InitializeLog`):
@@ -13,10 +13,14 @@ module imports TensorFlow and lists the GPUs with file descriptor 2 pointed at a
 then replays every held line except those four when no GPU was found. With a GPU, or for any
 other line, nothing is hidden; nothing is hidden after start-up either. Listing physical devices
 does not initialize the runtime, so logical devices can still be configured afterwards.
+
+Importing Apache Beam logs `apitools not found, and bigquery client libraries are not available`
+when the optional BigQuery clients are not installed; our jobs read and write files only.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -57,3 +61,22 @@ def import_tensorflow_quietly() -> list[str]:
                     sys.stderr.write(line)
             sys.stderr.flush()
     return gpus
+
+
+BEAM_NOTE = "apitools not found, and bigquery client libraries are not available"
+
+
+class _DropBeamNote(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return BEAM_NOTE not in record.getMessage()
+
+
+def import_beam_quietly() -> None:
+    """Imports Apache Beam without its note about the BigQuery clients (logged to the root
+    logger once, at import); every other record passes."""
+    root, note_filter = logging.getLogger(), _DropBeamNote()
+    root.addFilter(note_filter)
+    try:
+        import apache_beam  # noqa: F401
+    finally:
+        root.removeFilter(note_filter)
