@@ -41,6 +41,7 @@ from pipelines.validate import DEAD_LETTERS, ValidateBlocks
 from unified_embedding import artifacts
 from unified_embedding.budget import parse_budget, plan_budget
 from unified_embedding.cells import header_of
+from unified_embedding.helpformat import DefaultsHelpFormatter
 from unified_embedding.schemas import load_schema
 from unified_embedding.spec import FeatureSpec
 
@@ -56,14 +57,14 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
     parser = argparse.ArgumentParser(
         prog="ue preprocess",
         description=__doc__.split("\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     parser.add_argument("--input", required=True, help="file glob (CSV/TSV; .gz, .bz2, .xz ok)")
     parser.add_argument("--schema", required=True, help="criteo | avazu | frappe | FILE.json")
     parser.add_argument("--output", required=True, help="output directory (local or remote)")
     parser.add_argument("--eval-fraction", type=float, default=0.1, help="share of rows in eval")
     parser.add_argument(
-        "--split-key", default=None, help="column deciding the split (default: the whole row)"
+        "--split-key", default=None, help="column deciding the split; None: the whole row"
     )
     parser.add_argument(
         "--budget",

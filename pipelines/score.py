@@ -42,6 +42,7 @@ from pipelines.score_stats import BlockScores, MergeScoreStatsFn, ScoreStats
 from pipelines.validate import DEAD_LETTERS, ValidateBlocks
 from unified_embedding import artifacts
 from unified_embedding.cells import header_of
+from unified_embedding.helpformat import DefaultsHelpFormatter
 from unified_embedding.schemas import load_schema
 from unified_embedding.spec import FeatureSpec, SpecError
 from unified_embedding.validation import CheckedBlock
@@ -54,7 +55,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
     parser = argparse.ArgumentParser(
         prog="ue score",
         description=__doc__.split("\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     parser.add_argument(
         "--model", required=True, help="an export base (its newest version) or a version folder"
@@ -64,7 +65,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
     parser.add_argument(
         "--schema",
         default=None,
-        help="input format: criteo | avazu | frappe | FILE.json (default: the model's spec.json)",
+        help="input format: criteo | avazu | frappe | FILE.json; None: the model's spec.json",
     )
     parser.add_argument(
         "--key-columns",

@@ -40,7 +40,10 @@ def test_every_flag_has_help_and_help_shows_defaults(
     for job in ("preprocess", "score"):
         with pytest.raises(SystemExit):
             main([job, "--help"])
-        assert "(default: 4096)" in " ".join(capsys.readouterr().out.split()), job
+        text = " ".join(capsys.readouterr().out.split())
+        assert "(default: 4096)" in text, job
+        assert "--input INPUT file glob (CSV/TSV; .gz, .bz2, .xz ok) --" in text, job  # required
+        assert "(default: the" not in text, job  # no default given twice
 
 
 @pytest.mark.parametrize(("text", "size"), [("200KB", 200_000), ("4MB", 4 * 10**6),

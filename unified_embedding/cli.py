@@ -268,25 +268,21 @@ def _start_tensorflow() -> None:
     import_tensorflow_quietly()
 
 
-class DEFAULTS(argparse.ArgumentDefaultsHelpFormatter):
-    """Help that shows each optional flag's default (a required flag has none to show)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        return action.help if action.required else super()._get_help_string(action)
-
-
 # Beam jobs own their flags (and Beam's): `ue <job> ...` hands the rest of the line to them.
 BEAM_JOBS = {"preprocess": _preprocess, "score": _score}
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from unified_embedding.helpformat import DefaultsHelpFormatter
     from unified_embedding.layouts import LAYOUTS  # no TensorFlow: `ue --help` stays fast
 
     parser = argparse.ArgumentParser(prog="ue", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
-        return commands.add_parser(name, help=help, description=help, formatter_class=DEFAULTS)
+        return commands.add_parser(
+            name, help=help, description=help, formatter_class=DefaultsHelpFormatter
+        )
 
     generate = command(
         "generate", "write Criteo-format rows with planted interactions (TSV, .gz ok)"
