@@ -39,6 +39,7 @@ import tensorflow as tf
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from unified_embedding.artifacts import STATS_FILE
 from unified_embedding.features import encode_features
 from unified_embedding.records import LABEL
 from unified_embedding.schemas import criteo
@@ -157,7 +158,7 @@ def time_job(rows: int, pattern: str, output: Path) -> dict[str, Any]:
     cpu = _children_cpu_seconds() - cpu_before
     if job.returncode:
         raise RuntimeError(f"ue preprocess failed: {errors.decode()[-2000:]}")
-    stats = json.loads((output / "stats.json").read_text())
+    stats = json.loads((output / STATS_FILE).read_text())
     if stats["rows_valid"] != rows:
         raise RuntimeError(f"expected {rows} valid rows, the job reported {stats['rows_valid']}")
     return {

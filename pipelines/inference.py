@@ -22,11 +22,11 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
+from unified_embedding import artifacts
 from unified_embedding.spec import FeatureSpec
 from unified_embedding.validation import CheckedBlock
 
-SAVED_MODEL = "saved_model.pb"
-SPEC_ASSET = "assets/spec.json"
+SAVED_MODEL = artifacts.SAVED_MODEL_FILE
 
 
 @dataclass(frozen=True)
@@ -46,20 +46,17 @@ def resolve_model(path: str) -> ModelVersion:
     if not FileSystems.exists(f"{path}/{SAVED_MODEL}"):
         found = FileSystems.match([f"{path}/*/{SAVED_MODEL}"])[0].metadata_list
         versions = [m.path[: -len(SAVED_MODEL) - 1] for m in found]
-        numbered = [v for v in versions if _name(v).isdigit()]
-        if not numbered:
+        newest = artifacts.newest_version(versions)
+        if newest is None:
             raise FileNotFoundError(
                 f"no SavedModel at `--model {path}` nor in numeric version folders under it"
             )
-        path = max(numbered, key=lambda v: int(_name(v)))
-    with FileSystems.open(f"{path}/{SPEC_ASSET}") as f:
+        path = newest
+    with FileSystems.open(f"{path}/{artifacts.SPEC_ASSET}") as f:
         spec = FeatureSpec.from_json(f.read().decode("utf-8"))
-    name = _name(path)
-    return ModelVersion(path, int(name) if name.isdigit() else name, spec)
-
-
-def _name(path: str) -> str:
-    return path.rstrip("/").replace("\\", "/").rsplit("/", 1)[-1]
+    name = artifacts.version_name(path)
+    version = artifacts.parse_version(name)
+    return ModelVersion(path, name if version is None else version, spec)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ from typing import Any
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
+from unified_embedding import artifacts
+
 # Local inputs at least this big run on one worker thread per core by default. Threads, not
 # processes: the heavy work (pyarrow parsing, the TensorFlow graph, zlib) releases the GIL,
 # and worker processes would each import TensorFlow (seconds, and ~0.7 GB each). Measured on
@@ -92,5 +94,6 @@ def check_dead_fraction(stats: Mapping[str, Any], limit: float, output: str) -> 
     reasons = ", ".join(f"{k}: {v}" for k, v in stats["dead_by_reason"].items() if v)
     raise DeadRowsError(
         f"{dead} of {read} rows ({dead / read:.1%}) were dead-lettered, more than "
-        f"--max-dead-fraction {limit:g} allows ({reasons}); see {output}/dead_letters-*.jsonl"
+        f"--max-dead-fraction {limit:g} allows ({reasons}); "
+        f"see {output}/{artifacts.DEAD_LETTERS_GLOB}"
     )

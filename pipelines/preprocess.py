@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import apache_beam as beam
@@ -38,29 +38,39 @@ from pipelines.read import ReadBlocks, matched_files
 from pipelines.sinks import WriteRecords
 from pipelines.stats import BlockStats, MergeStatsFn, build_stats
 from pipelines.validate import DEAD_LETTERS, ValidateBlocks
+from unified_embedding import artifacts
 from unified_embedding.budget import parse_budget, plan_budget
 from unified_embedding.cells import header_of
+from unified_embedding.helpformat import DefaultsHelpFormatter
 from unified_embedding.schemas import load_schema
 from unified_embedding.spec import FeatureSpec
 
-OUTPUTS = ("spec.json", "stats.json", "train-*", "eval-*", "dead_letters-*")
+OUTPUTS = (
+    artifacts.SPEC_FILE,
+    artifacts.STATS_FILE,
+    *(f"{artifacts.record_prefix(split)}-*" for split in SPLITS),
+    artifacts.DEAD_LETTERS_GLOB,
+)
 
 
 def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(
         prog="ue preprocess",
         description=__doc__.split("\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     parser.add_argument("--input", required=True, help="file glob (CSV/TSV; .gz, .bz2, .xz ok)")
     parser.add_argument("--schema", required=True, help="criteo | avazu | frappe | FILE.json")
     parser.add_argument("--output", required=True, help="output directory (local or remote)")
     parser.add_argument("--eval-fraction", type=float, default=0.1, help="share of rows in eval")
     parser.add_argument(
-        "--split-key", default=None, help="column deciding the split (default: the whole row)"
+        "--split-key", default=None, help="column deciding the split; None: the whole row"
     )
     parser.add_argument(
-        "--budget", default=None, help="size the shared table from a budget, e.g. 4MB"
+        "--budget",
+        default=None,
+        help="embedding parameter budget with units (200KB, 4MB, 1MiB) sizing the shared "
+        "table; None: the schema's table",
     )
     add_row_rule_flags(parser, "rows per record")
     args, beam_args = parser.parse_known_args(argv)
@@ -106,15 +116,44 @@ def build_pipeline(
         EncodeBlockFn(spec_json, args.split_key, args.eval_fraction)
     ).with_outputs(STATS, *SPLITS)
     for split in SPLITS:
-        _ = encoded[split] | f"Write{split.capitalize()}" >> WriteRecords(f"{output}/{split}")
+        _ = encoded[split] | f"Write{split.capitalize()}" >> WriteRecords(
+            f"{output}/{artifacts.record_prefix(split)}"
+        )
     _ = checked[DEAD_LETTERS] | "WriteDeadLetters" >> beam.io.WriteToText(
-        f"{output}/dead_letters", file_name_suffix=".jsonl"
+        f"{output}/{artifacts.DEAD_LETTERS_PREFIX}", file_name_suffix=artifacts.DEAD_LETTERS_SUFFIX
     )
     _ = (
         encoded[STATS]
         | "MergeStats" >> beam.CombineGlobally(MergeStatsFn())
-        | "WriteStats" >> beam.ParDo(WriteStatsFn(spec_json, f"{output}/stats.json"))
+        | "WriteStats" >> beam.ParDo(WriteStatsFn(spec_json, f"{output}/{artifacts.STATS_FILE}"))
     )
+
+
+def summary(stats: Mapping[str, Any], output: str) -> str:
+    """stats.json for a person: rows read, valid and dead by reason, split sizes, the files."""
+    output = output.rstrip("/")
+    read, dead = stats["rows_read"], stats["rows_dead"]
+    share = f" ({dead / read:.1%})" if read else ""
+    reasons = sorted(
+        ((k, v) for k, v in stats["dead_by_reason"].items() if v), key=lambda kv: -kv[1]
+    )
+    splits = stats["rows_by_split"]
+    lines = [
+        ("rows read", f"{read:,}"),
+        ("  valid", f"{stats['rows_valid']:,}"),
+        ("  dead", f"{dead:,}"),
+        *((f"    {reason}", f"{count:,}") for reason, count in reasons),
+        *((f"{split} split", f"{splits.get(split, 0):,}") for split in SPLITS),
+    ]
+    width = max(len(label) for label, _ in lines) + 2
+    files = [
+        *(f"{split} records: {output}/{artifacts.record_glob(split)}" for split in SPLITS),
+        f"dead letters: {output}/{artifacts.DEAD_LETTERS_GLOB}" if dead else "dead letters: none",
+        f"spec, stats: {output}/{artifacts.SPEC_FILE}, {output}/{artifacts.STATS_FILE}",
+    ]
+    table = [f"{label:<{width}}{value:>12}" for label, value in lines]
+    table[2] += share
+    return "\n".join([*table, *files])
 
 
 def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -125,13 +164,13 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     files = matched_files(args.input)
     output = args.output.rstrip("/")
     prepare_output(output, OUTPUTS, args.overwrite)
-    with FileSystems.create(f"{output}/spec.json") as f:
+    with FileSystems.create(f"{output}/{artifacts.SPEC_FILE}") as f:
         f.write(spec.to_json().encode("utf-8"))
     input_bytes = sum(f.size_in_bytes for f in files)
     options = default_runner(beam_args, input_bytes)
     with beam.Pipeline(options=options) as pipeline:
         build_pipeline(pipeline, spec, args, input_bytes)
-    with FileSystems.open(f"{output}/stats.json") as f:
+    with FileSystems.open(f"{output}/{artifacts.STATS_FILE}") as f:
         stats: dict[str, Any] = json.loads(f.read().decode("utf-8"))
     logging.info(
         "preprocess: %d rows read, %d valid, %d dead-lettered %s; train %d, eval %d",

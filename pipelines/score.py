@@ -40,12 +40,14 @@ from pipelines.read import ReadBlocks, matched_files
 from pipelines.score_output import DEFAULT_KEYS, FORMATS, ScoreTable, WriteTables
 from pipelines.score_stats import BlockScores, MergeScoreStatsFn, ScoreStats
 from pipelines.validate import DEAD_LETTERS, ValidateBlocks
+from unified_embedding import artifacts
 from unified_embedding.cells import header_of
+from unified_embedding.helpformat import DefaultsHelpFormatter
 from unified_embedding.schemas import load_schema
 from unified_embedding.spec import FeatureSpec, SpecError
 from unified_embedding.validation import CheckedBlock
 
-OUTPUTS = ("stats.json", "scores-*", "dead_letters-*")
+OUTPUTS = (artifacts.STATS_FILE, f"{artifacts.SCORES_PREFIX}-*", artifacts.DEAD_LETTERS_GLOB)
 STATS = "stats"
 
 
@@ -53,7 +55,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
     parser = argparse.ArgumentParser(
         prog="ue score",
         description=__doc__.split("\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     parser.add_argument(
         "--model", required=True, help="an export base (its newest version) or a version folder"
@@ -63,7 +65,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
     parser.add_argument(
         "--schema",
         default=None,
-        help="input format: criteo | avazu | frappe | FILE.json (default: the model's spec.json)",
+        help="input format: criteo | avazu | frappe | FILE.json; None: the model's spec.json",
     )
     parser.add_argument(
         "--key-columns",
@@ -180,14 +182,16 @@ def build_pipeline(
         | "Score" >> RunInference(handler)
         | "Summarize" >> beam.ParDo(SummarizeBlockFn(table)).with_outputs(STATS, main="tables")
     )
-    _ = scored.tables | "WriteScores" >> WriteTables(f"{output}/scores", args.format, table.schema)
+    _ = scored.tables | "WriteScores" >> WriteTables(
+        f"{output}/{artifacts.SCORES_PREFIX}", args.format, table.schema
+    )
     _ = checked[DEAD_LETTERS] | "WriteDeadLetters" >> beam.io.WriteToText(
-        f"{output}/dead_letters", file_name_suffix=".jsonl"
+        f"{output}/{artifacts.DEAD_LETTERS_PREFIX}", file_name_suffix=artifacts.DEAD_LETTERS_SUFFIX
     )
     _ = (
         scored[STATS]
         | "MergeStats" >> beam.CombineGlobally(MergeScoreStatsFn())
-        | "WriteStats" >> beam.ParDo(WriteStatsFn(f"{output}/stats.json", header))
+        | "WriteStats" >> beam.ParDo(WriteStatsFn(f"{output}/{artifacts.STATS_FILE}", header))
     )
 
 
@@ -205,7 +209,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     options = default_runner(beam_args, input_bytes)
     with beam.Pipeline(options=options) as pipeline:
         build_pipeline(pipeline, model, spec, args, input_bytes)
-    with FileSystems.open(f"{output}/stats.json") as f:
+    with FileSystems.open(f"{output}/{artifacts.STATS_FILE}") as f:
         stats: dict[str, Any] = json.loads(f.read().decode("utf-8"))
     logging.info(
         "score: model version %s; %d rows read, %d scored, %d dead-lettered %s; metrics %s",

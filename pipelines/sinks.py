@@ -22,6 +22,8 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.iobase import Write
 
+from unified_embedding import artifacts
+
 GZIP_LEVEL = 1
 _MASK_DELTA = 0xA282EAD8
 
@@ -69,7 +71,7 @@ class _GzipHandle:
 
 
 class GzipRecordSink(filebasedsink.FileBasedSink):
-    def __init__(self, prefix: str, suffix: str = ".tfrecord.gz") -> None:
+    def __init__(self, prefix: str, suffix: str = artifacts.RECORD_SUFFIX) -> None:
         super().__init__(
             file_path_prefix=prefix,
             coder=BytesCoder(),

@@ -7,11 +7,12 @@ from collections.abc import Iterator
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from unified_embedding import artifacts
 from unified_embedding.spec import FeatureSpec
 from unified_embedding.textfile import LineBlock
 from unified_embedding.validation import REASONS, BlockValidator, CheckedBlock
 
-DEAD_LETTERS = "dead_letters"
+DEAD_LETTERS = artifacts.DEAD_LETTERS_PREFIX  # the tag names the files its rows go to
 
 
 class ValidateBlockFn(beam.DoFn):

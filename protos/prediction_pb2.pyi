@@ -117,15 +117,17 @@ class Field(_message.Message):
     def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("model_spec", "spec_fingerprint", "fields", "max_rows_per_request", "worker")
+    __slots__ = ("model_spec", "spec_fingerprint", "fields", "max_rows_per_request", "worker", "spec_json")
     MODEL_SPEC_FIELD_NUMBER: _ClassVar[int]
     SPEC_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     FIELDS_FIELD_NUMBER: _ClassVar[int]
     MAX_ROWS_PER_REQUEST_FIELD_NUMBER: _ClassVar[int]
     WORKER_FIELD_NUMBER: _ClassVar[int]
+    SPEC_JSON_FIELD_NUMBER: _ClassVar[int]
     model_spec: ModelSpec
     spec_fingerprint: str
     fields: _containers.RepeatedCompositeFieldContainer[Field]
     max_rows_per_request: int
     worker: int
-    def __init__(self, model_spec: _Optional[_Union[ModelSpec, _Mapping]] = ..., spec_fingerprint: _Optional[str] = ..., fields: _Optional[_Iterable[_Union[Field, _Mapping]]] = ..., max_rows_per_request: _Optional[int] = ..., worker: _Optional[int] = ...) -> None: ...
+    spec_json: str
+    def __init__(self, model_spec: _Optional[_Union[ModelSpec, _Mapping]] = ..., spec_fingerprint: _Optional[str] = ..., fields: _Optional[_Iterable[_Union[Field, _Mapping]]] = ..., max_rows_per_request: _Optional[int] = ..., worker: _Optional[int] = ..., spec_json: _Optional[str] = ...) -> None: ...

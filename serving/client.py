@@ -25,6 +25,7 @@ import numpy as np
 from protos import prediction_pb2, prediction_pb2_grpc
 from unified_embedding.rows import read_rows
 from unified_embedding.schemas import load_schema
+from unified_embedding.spec import FeatureSpec
 
 Response = TypeVar("Response")
 RowValues = Mapping[str, str | float]
@@ -87,12 +88,22 @@ def _numbers(text: np.ndarray) -> np.ndarray:
     return np.where(stripped == "", "nan", stripped).astype(np.float32)
 
 
+def file_spec(schema: str | None, info: prediction_pb2.ModelInfo) -> FeatureSpec:
+    """How to read an input file: `schema` (criteo, avazu, frappe or a schema file), else the
+    format of the served model's own data (the spec in its ModelInfo)."""
+    if schema is not None:
+        return load_schema(schema)
+    if not info.spec_json:
+        raise ValueError("the server sent no spec with its model info: give `--schema`")
+    return FeatureSpec.from_json(info.spec_json)
+
+
 def columns_from_file(
-    path: str | Path, schema: str, info: prediction_pb2.ModelInfo
+    path: str | Path, schema: str | None, info: prediction_pb2.ModelInfo
 ) -> dict[str, np.ndarray]:
-    """The model's fields of `path` (`schema`: criteo, avazu, frappe or a schema file), one
-    array per field: float32 for numeric fields (empty = NaN = missing), str otherwise."""
-    spec = load_schema(schema)
+    """The model's fields of `path` (read with `file_spec(schema, info)`), one array per
+    field: float32 for numeric fields (empty = NaN = missing), str otherwise."""
+    spec = file_spec(schema, info)
     missing = [f.name for f in info.fields if f.name not in spec.field_names]
     if missing:
         raise ValueError(f"schema `{schema}` lacks the model's fields {missing}")
@@ -104,7 +115,7 @@ def columns_from_file(
 
 
 def rows_from_file(
-    path: str | Path, schema: str, info: prediction_pb2.ModelInfo
+    path: str | Path, schema: str | None, info: prediction_pb2.ModelInfo
 ) -> list[RowValues]:
     """The model's fields of each row of `path` as `{field: str | float}` (the row form)."""
     columns = {name: values.tolist() for name, values in columns_from_file(path, schema,

@@ -4,7 +4,7 @@
                          assets.extra/tf_serving_warmup_requests (optional)
 
 Every `poll_seconds` the manager lists the version folders: ASCII digits without leading zeros,
-within int64 (`export.parse_version`). Any other folder (`²`, `99999999999999999999`, `v2`) is
+within int64 (`artifacts.parse_version`). Any other folder (`²`, `99999999999999999999`, `v2`) is
 logged once and ignored; hidden staging folders (`.123.partial`) silently. When the wanted
 version is not the one serving, it loads it in a thread, replays its warm-up requests (or a
 synthesized request when the export has none), and only then swaps it in with one assignment:
@@ -27,7 +27,7 @@ from pathlib import Path
 
 from serving.predictor import Predictor, PredictorConfig
 from serving.tensors import batch_from_request, warmup_requests
-from unified_embedding.export import MAX_VERSION, parse_version
+from unified_embedding.artifacts import MAX_VERSION, parse_version
 
 log = logging.getLogger(__name__)
 

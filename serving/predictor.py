@@ -23,11 +23,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from unified_embedding.export import parse_version
+from unified_embedding.artifacts import SPEC_ASSET, parse_version
 from unified_embedding.spec import FeatureSpec, SpecError
 
 Value = str | bytes | float | int | None
-SPEC_ASSET = Path("assets") / "spec.json"
 REQUIRED_SIGNATURES = ("packed", "serving_default", "attention")
 
 

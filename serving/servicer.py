@@ -162,6 +162,7 @@ class RankingServicer(prediction_pb2_grpc.RankingServicer):
                 ],
                 max_rows_per_request=predictor.config.max_rows,
                 worker=self.worker,
+                spec_json=predictor.spec.to_json(),
             )
 
         return await handle("GetModelInfo", self.metrics, context, info)

@@ -21,9 +21,9 @@ from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from serving.predictor import InvalidRequest, PackedBatch, Predictor
+from unified_embedding.artifacts import WARMUP_FILE
 
 SIGNATURES = ("serving_default", "packed")
-WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 _FLOAT32 = np.dtype("<f4")  # tensor_content is little-endian, as TensorFlow writes it
 
 

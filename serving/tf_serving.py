@@ -26,6 +26,7 @@ from serving.model_manager import ModelManager
 from serving.predictor import InvalidRequest, Predictor
 from serving.servicer import handle
 from serving.tensors import SIGNATURES, batch_from_request, probability_tensor
+from unified_embedding.artifacts import SAVED_MODEL_FILE
 
 SIGNATURE_DEF = "signature_def"
 
@@ -33,7 +34,7 @@ SIGNATURE_DEF = "signature_def"
 @cache
 def signature_defs(path: Path) -> get_model_metadata_pb2.SignatureDefMap:
     """The served signatures' defs, read from `<version>/saved_model.pb`."""
-    saved = saved_model_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes())
+    saved = saved_model_pb2.SavedModel.FromString((path / SAVED_MODEL_FILE).read_bytes())
     defs = get_model_metadata_pb2.SignatureDefMap()
     for name, signature in saved.meta_graphs[0].signature_def.items():
         defs.signature_def[name].CopyFrom(signature)

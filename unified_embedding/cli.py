@@ -30,7 +30,7 @@ def _synthetic_config(args: argparse.Namespace) -> SyntheticConfig:
 
 
 def _add_synthetic_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the planted model")
     parser.add_argument(
         "--weighted-top-k",
         type=int,
@@ -68,7 +68,7 @@ def _train(args: argparse.Namespace) -> int:
         data_dir=args.data,
         model_dir=args.model_dir,
         layout=args.embedding,
-        budget=f"{args.budget_mb}MB" if args.budget_mb else None,
+        budget=_train_budget(args),
         steps=args.steps,
         eval_every=args.eval_every,
         checkpoint_every=args.checkpoint_every,
@@ -84,6 +84,31 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_budget(args: argparse.Namespace) -> str | None:
+    """`--budget`, or the deprecated `--budget-mb` (decimal MB) as the same text."""
+    if args.budget_mb is None:
+        return str(args.budget) if args.budget else None
+    if args.budget:
+        raise ValueError(f"give `--budget` or the deprecated `--budget-mb`, not both. Received: "
+                         f"`--budget {args.budget} --budget-mb {args.budget_mb:g}`")  # fmt: skip
+    budget = f"{args.budget_mb:g}MB"
+    print(f"ue train: warning: `--budget-mb` is deprecated; use `--budget {budget}` (units: KB, "
+          f"MB, GB, KiB, MiB, GiB)", file=sys.stderr)  # fmt: skip
+    _budget(budget)
+    return budget
+
+
+def _budget(text: str) -> str:
+    """An argparse type: a budget with units (`200KB`, `4MB`, `1MiB`), checked, kept as text."""
+    from unified_embedding.budget import parse_budget
+
+    try:
+        parse_budget(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
 def _export(args: argparse.Namespace) -> int:
     from unified_embedding.export import export
     from unified_embedding.train import load_trained
@@ -96,7 +121,7 @@ def _export(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from unified_embedding.evaluate import evaluate
 
-    print(json.dumps(evaluate(args.model, args.input, args.schema)))
+    print(json.dumps(evaluate(args.model, args.input, args.schema)))  # schema None: the model's
     return 0
 
 
@@ -124,6 +149,7 @@ def _serve_worker(args: argparse.Namespace, worker: int, port: int, reuse_port: 
     from serving.predictor import PredictorConfig
     from serving.server import ServerConfig, TlsConfig, serve
 
+    _start_tensorflow()
     if (args.tls_certificate is None) != (args.tls_key is None):
         raise ValueError("give both `--tls-certificate` and `--tls-key`, or neither")
     tls = TlsConfig(Path(args.tls_certificate), Path(args.tls_key)) if args.tls_key else None
@@ -196,13 +222,22 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quiet_beam_typehints() -> None:
+    """Beam logs one INFO line per string type hint it cannot resolve (dozens per job)."""
+    import logging
+
+    logging.getLogger("apache_beam.typehints.native_type_compatibility").setLevel(logging.WARNING)
+
+
 def _preprocess(argv: Sequence[str]) -> int:
     import logging
 
-    from pipelines.preprocess import run
+    from pipelines.preprocess import parse_args, run, summary
 
     logging.getLogger().setLevel(logging.INFO)
+    _quiet_beam_typehints()
     stats = run(argv)
+    print(summary(stats, parse_args(argv)[0].output), file=sys.stderr)  # for a person
     print(json.dumps({k: stats[k] for k in ("rows_read", "rows_valid", "rows_dead",
                                             "dead_by_reason", "rows_by_split")}))  # fmt: skip
     return 0
@@ -214,6 +249,7 @@ def _score(argv: Sequence[str]) -> int:
     from pipelines.score import run
 
     logging.getLogger().setLevel(logging.INFO)
+    _quiet_beam_typehints()
     stats = run(argv)
     print(json.dumps({"model_version": stats["model"]["version"],
                       **{k: stats[k] for k in ("rows_read", "rows_scored", "rows_dead",
@@ -221,20 +257,37 @@ def _score(argv: Sequence[str]) -> int:
     return 0
 
 
+# Commands whose process imports TensorFlow (`serve` does in each worker, `predict` never).
+TENSORFLOW_COMMANDS = frozenset({"train", "export", "evaluate", "demo"})
+
+
+def _start_tensorflow() -> None:
+    """TensorFlow without its "no GPU here" start-up lines on a CPU-only machine."""
+    from unified_embedding.startup import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+
+
 # Beam jobs own their flags (and Beam's): `ue <job> ...` hands the rest of the line to them.
 BEAM_JOBS = {"preprocess": _preprocess, "score": _score}
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from unified_embedding.helpformat import DefaultsHelpFormatter
     from unified_embedding.layouts import LAYOUTS  # no TensorFlow: `ue --help` stays fast
 
     parser = argparse.ArgumentParser(prog="ue", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    generate = commands.add_parser(
-        "generate", help="write Criteo-format rows with planted interactions (TSV, .gz ok)"
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name, help=help, description=help, formatter_class=DefaultsHelpFormatter
+        )
+
+    generate = command(
+        "generate", "write Criteo-format rows with planted interactions (TSV, .gz ok)"
     )
-    generate.add_argument("--rows", type=int, required=True)
+    generate.add_argument("--rows", type=int, required=True, help="rows to write")
     generate.add_argument("--out", required=True, help="output path; .gz compresses")
     _add_synthetic_flags(generate)
     generate.set_defaults(run=_generate)
@@ -253,26 +306,38 @@ def build_parser() -> argparse.ArgumentParser:
         "(see `ue score --help`)",
     )
 
-    train = commands.add_parser("train", help="train AutoInt on the pipeline's records")
+    train = command("train", "train AutoInt on the pipeline's records")
     train.add_argument("--data", required=True, help="the output directory of ue preprocess")
     train.add_argument("--model-dir", required=True, help="checkpoints, logs, weights (resumes)")
     train.add_argument(
         "--embedding",
         default="unified",
         choices=LAYOUTS,
-        help="collisionless: a row per value seen in the train split (ignores --budget-mb)",
+        help="embedding layout; collisionless: a row per value seen in the train split "
+        "(ignores --budget)",
     )
-    train.add_argument("--budget-mb", type=float, default=None, help="embedding budget in MB")
-    train.add_argument("--steps", type=int, default=10_000)
+    train.add_argument(
+        "--budget",
+        type=_budget,
+        default=None,
+        help="embedding parameter budget with units (200KB, 4MB, 1MiB); None: the table of "
+        "the records' spec.json",
+    )
+    train.add_argument(
+        "--budget-mb", type=float, default=None, help="deprecated: use --budget (e.g. 4MB)"
+    )
+    train.add_argument("--steps", type=int, default=10_000, help="training steps (batches)")
     train.add_argument(
         "--eval-every",
         type=int,
         default=None,
-        help="steps between evaluations (default: one pass over the train split, at most 1000)",
+        help="steps between evaluations; None: one pass over the train split, at most 1000",
     )
-    train.add_argument("--checkpoint-every", type=int, default=200)
+    train.add_argument(
+        "--checkpoint-every", type=int, default=200, help="steps between backups (resume)"
+    )
     train.add_argument("--patience", type=int, default=3, help="evaluations without AUC gain")
-    train.add_argument("--batch-size", type=int, default=512)
+    train.add_argument("--batch-size", type=int, default=512, help="rows per training step")
     train.add_argument(
         "--strategy",
         default="default",
@@ -296,41 +361,56 @@ def build_parser() -> argparse.ArgumentParser:
         "where the hardware has native bfloat16 (AVX-512 BF16/AMX CPUs, TPUs, Ampere+ GPUs)",
     )
     train.add_argument("--dnn-units", type=int, nargs="*", default=[], help="AutoInt+ DNN")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=0, help="initializers and shuffling")
     train.set_defaults(run=_train)
 
-    export = commands.add_parser("export", help="SavedModel of a trained run as a new version")
-    export.add_argument("--model-dir", required=True)
-    export.add_argument("--export-base", required=True)
+    export = command("export", "SavedModel of a trained run as a new version")
+    export.add_argument("--model-dir", required=True, help="the --model-dir of ue train")
+    export.add_argument(
+        "--export-base", required=True, help="versions go to <export-base>/<unix seconds>/"
+    )
     export.set_defaults(run=_export)
 
-    evaluate = commands.add_parser("evaluate", help="score labelled raw rows with a SavedModel")
+    evaluate = command("evaluate", "score labelled raw rows with a SavedModel")
     evaluate.add_argument("--model", required=True, help="<export-base>/<version>")
-    evaluate.add_argument("--input", required=True)
-    evaluate.add_argument("--schema", required=True)
+    evaluate.add_argument("--input", required=True, help="labelled raw rows (CSV/TSV, .gz ok)")
+    evaluate.add_argument(
+        "--schema",
+        default=None,
+        help="criteo | avazu | frappe | FILE.json; None: the format of the model's own data "
+        "(its assets/spec.json)",
+    )
     evaluate.set_defaults(run=_evaluate)
 
-    serve = commands.add_parser(
-        "serve", help="gRPC server over the newest version under --model-base-path (hot reload)"
+    serve = command(
+        "serve", "gRPC server over the newest version under --model-base-path (hot reload)"
     )
     serve.add_argument("--model-base-path", required=True, help="the export base (--export-base)")
-    serve.add_argument("--port", type=int, default=8500)
+    serve.add_argument("--port", type=int, default=8500, help="gRPC port")
     serve.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve the network")
-    serve.add_argument("--model-name", default="default")
+    serve.add_argument("--model-name", default="default", help="the name requests ask for")
     serve.add_argument("--version", type=int, default=None, help="pin a version")
-    serve.add_argument("--poll-seconds", type=float, default=1.0)
+    serve.add_argument(
+        "--poll-seconds", type=float, default=1.0, help="how often to look for new versions"
+    )
     serve.add_argument("--metrics-port", type=int, default=None, help="Prometheus /metrics")
-    serve.add_argument("--no-batching", action="store_true")
+    serve.add_argument("--no-batching", action="store_true", help="one model call per request")
     serve.add_argument("--max-batch-size", type=int, default=512, help="rows per model call")
-    serve.add_argument("--max-wait-us", type=int, default=0)
+    serve.add_argument(
+        "--max-wait-us", type=int, default=0, help="wait this long for more rows to batch"
+    )
     serve.add_argument("--model-threads", type=int, default=2, help="model calls at once")
     serve.add_argument(
         "--op-threads", type=int, default=1, help="TensorFlow intra/inter-op threads (0: default)"
     )
-    serve.add_argument("--max-queued-requests", type=int, default=1024)
+    serve.add_argument(
+        "--max-queued-requests", type=int, default=1024, help="more: RESOURCE_EXHAUSTED"
+    )
     serve.add_argument("--max-rows", type=int, default=4096, help="rows per request")
-    serve.add_argument("--max-message-mb", type=int, default=16)
-    serve.add_argument("--grace-seconds", type=float, default=10.0)
+    serve.add_argument("--max-message-mb", type=int, default=16, help="largest gRPC message, MiB")
+    serve.add_argument(
+        "--grace-seconds", type=float, default=10.0, help="on SIGTERM, time for requests in flight"
+    )
     serve.add_argument("--tls-certificate", default=None, help="PEM certificate chain")
     serve.add_argument("--tls-key", default=None, help="PEM private key")
     serve.add_argument(
@@ -342,15 +422,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(run=_serve)
 
-    predict = commands.add_parser("predict", help="score rows of a file through a ue server")
+    predict = command("predict", "score rows of a file through a ue server")
     predict.add_argument("--target", required=True, help="host:port")
-    predict.add_argument("--input", required=True)
-    predict.add_argument("--schema", default="criteo")
-    predict.add_argument("--model-name", default="")
+    predict.add_argument("--input", required=True, help="raw rows (CSV/TSV, .gz ok)")
+    predict.add_argument(
+        "--schema",
+        default=None,
+        help="criteo | avazu | frappe | FILE.json; None: the format of the served model's own "
+        "data (the spec in its GetModelInfo)",
+    )
+    predict.add_argument("--model-name", default="", help="empty: the server's model")
     predict.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
     predict.add_argument("--retries", type=int, default=3, help="retries on UNAVAILABLE")
     predict.add_argument("--batch-size", type=int, default=1024, help="rows per request")
-    predict.add_argument("--tls-root-certificate", default=None)
+    predict.add_argument(
+        "--tls-root-certificate", default=None, help="PEM roots to verify the server (TLS)"
+    )
     predict.add_argument(
         "--columns",
         action="store_true",
@@ -366,17 +453,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.set_defaults(run=_predict)
 
-    demo = commands.add_parser(
-        "demo", help="the whole path on generated data: preprocess, train, export, evaluate"
-    )
-    demo.add_argument("--rows", type=int, default=300_000)
+    demo = command("demo", "the whole path on generated data: preprocess, train, export, evaluate")
+    demo.add_argument("--rows", type=int, default=300_000, help="rows to generate")
     _add_synthetic_flags(demo)
-    demo.add_argument("--budget", default="1MB", help="embedding parameter budget, e.g. 1MB")
-    demo.add_argument("--epochs", type=int, default=1)
+    demo.add_argument(
+        "--budget", type=_budget, default="1MB", help="embedding parameter budget with units"
+    )
+    demo.add_argument("--epochs", type=int, default=1, help="passes over the train split")
     demo.add_argument(
         "--no-compare", action="store_true", help="skip the per-feature-hash baseline"
     )
-    demo.add_argument("--workdir", default=None, help="keep the artifacts here (default: temp)")
+    demo.add_argument("--workdir", default=None, help="keep the artifacts here; None: a temp dir")
     demo.set_defaults(run=_demo)
     return parser
 
@@ -387,6 +474,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] and argv[0] in BEAM_JOBS:  # the pipeline owns its flags (and Beam's)
+        from unified_embedding.startup import import_beam_quietly
+
+        import_beam_quietly()
+        if not {"-h", "--help"} & set(argv):
+            _start_tensorflow()
         try:
             return BEAM_JOBS[argv[0]](argv[1:])
         except (ValueError, FileNotFoundError, FileExistsError) as e:
@@ -396,9 +488,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"ue {argv[0]}: failed: {str(e).strip().splitlines()[-1]}", file=sys.stderr)
             return 1
     args = build_parser().parse_args(argv)
+    if args.command in TENSORFLOW_COMMANDS:
+        _start_tensorflow()
     try:
         return int(args.run(args))
-    except ValueError as e:  # bad input: say what and exit 2, no traceback
+    except (ValueError, FileNotFoundError) as e:  # bad input: say what, exit 2, no traceback
         print(f"ue {args.command}: error: {e}", file=sys.stderr)
         return 2
 

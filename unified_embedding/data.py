@@ -11,10 +11,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from unified_embedding.artifacts import SPEC_FILE, record_glob
 from unified_embedding.records import parse_block
 from unified_embedding.spec import FeatureSpec, SpecError
-
-SPEC_FILE = "spec.json"
 
 
 def load_data_spec(data_dir: str | Path, expected_fingerprint: str | None = None) -> FeatureSpec:
@@ -33,7 +32,7 @@ def load_data_spec(data_dir: str | Path, expected_fingerprint: str | None = None
 
 
 def record_files(data_dir: str | Path, split: str) -> list[str]:
-    files = sorted(str(p) for p in Path(data_dir).glob(f"{split}-*.tfrecord.gz"))
+    files = sorted(str(p) for p in Path(data_dir).glob(record_glob(split)))
     if not files:
         raise SpecError(f"no `{split}` records in the data directory. Received: `data={data_dir}`")
     return files

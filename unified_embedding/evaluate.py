@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from unified_embedding.artifacts import SPEC_ASSET
 from unified_embedding.kinds import kind_of
 from unified_embedding.metrics import summary_metrics
 from unified_embedding.rows import RawRows, read_rows
@@ -29,7 +30,7 @@ def raw_batches(
 
 
 def model_spec(model_path: str | Path) -> FeatureSpec:
-    return FeatureSpec.load(Path(model_path) / "assets" / "spec.json")
+    return FeatureSpec.load(Path(model_path) / SPEC_ASSET)
 
 
 def score_rows(model_path: str | Path, rows: RawRows, batch_size: int = 4096) -> np.ndarray:
@@ -40,11 +41,12 @@ def score_rows(model_path: str | Path, rows: RawRows, batch_size: int = 4096) ->
 
 
 def score_file(
-    model_path: str | Path, data_path: str | Path, schema: str
+    model_path: str | Path, data_path: str | Path, schema: str | None = None
 ) -> tuple[RawRows, np.ndarray]:
-    """The rows of `data_path` (read with `schema`) and the model's P(click) for each."""
+    """The rows of `data_path` (read with `schema`, by default in the format of the model's own
+    data: its spec.json) and the model's P(click) for each."""
     spec = model_spec(model_path)
-    data_spec = load_schema(schema)
+    data_spec = spec if schema is None else load_schema(schema)
     missing = [name for name in spec.field_names if name not in data_spec.field_names]
     if missing:
         raise SpecError(f"schema `{schema}` lacks the model's fields {missing}")
@@ -52,7 +54,9 @@ def score_file(
     return rows, score_rows(model_path, rows)
 
 
-def evaluate(model_path: str | Path, input_path: str | Path, schema: str) -> dict[str, Any]:
+def evaluate(
+    model_path: str | Path, input_path: str | Path, schema: str | None = None
+) -> dict[str, Any]:
     """AUC, log loss, calibration (mean predicted / observed CTR) and rows, as a dict."""
     rows, scores = score_file(model_path, input_path, schema)
     return {"model": str(model_path), **summary_metrics(rows.labels, scores)}

@@ -19,23 +19,24 @@ Signatures (all return `probability` (batch,)):
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
+from unified_embedding.artifacts import LENGTHS_SUFFIX, SPEC_FILE, WARMUP_FILE, parse_version
 from unified_embedding.features import encode_features
-from unified_embedding.kinds import LENGTHS_SUFFIX, kind_of
+from unified_embedding.kinds import kind_of
 from unified_embedding.model import AutoInt
 from unified_embedding.spec import FeatureSpec
 
 Tensors = dict[str, tf.Tensor]
-MAX_VERSION = 2**63 - 1  # versions travel as int64 (our ModelSpec, TF Serving's Int64Value)
-WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
 WARMUP_BATCH_SIZES = (1, 64)  # the first call of each batch shape pays for graph set-up
 
 
@@ -156,20 +157,36 @@ def write_warmup(spec: FeatureSpec, saved_model_dir: Path) -> Path:
     return path
 
 
-def parse_version(name: str) -> int | None:
-    """The version a folder name stands for: ASCII digits without leading zeros, within int64;
-    None for anything else (`str.isdigit` also accepts `²`, which `int` then refuses)."""
-    if not name.isascii() or not name.isdigit() or (len(name) > 1 and name[0] == "0"):
-        return None
-    version = int(name)
-    return version if version <= MAX_VERSION else None
-
-
 def next_version(export_base: Path) -> Path:
     """`<export_base>/<unix seconds>`, later than every existing version."""
     existing = [v for v in (parse_version(p.name) for p in export_base.glob("*")) if v is not None]
     version = max([int(time.time()), *(v + 1 for v in existing)])
     return export_base / str(version)
+
+
+class _KerasConfigNotes(logging.Filter):
+    """Drops tf.saved_model.save's notes about Keras configs: the export is read through its
+    signatures (`tf.saved_model.load`, TF Serving), never rebuilt by `keras.models.load_model`,
+    so neither the model's `get_config` nor the training-only (never built) TFRS task is needed.
+    Any other warning passes."""
+
+    NOTES = (
+        "Skipping full serialization of TF-Keras layer",
+        "arguments contain non-serializable objects",
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(note in record.getMessage() for note in self.NOTES)
+
+
+@contextlib.contextmanager
+def _without_keras_config_notes() -> Iterator[None]:
+    logger, note_filter = logging.getLogger("tensorflow"), _KerasConfigNotes()
+    logger.addFilter(note_filter)
+    try:
+        yield
+    finally:
+        logger.removeFilter(note_filter)
 
 
 def export(model: AutoInt, spec: FeatureSpec, export_base: str | Path) -> Path:
@@ -178,11 +195,12 @@ def export(model: AutoInt, spec: FeatureSpec, export_base: str | Path) -> Path:
     base.mkdir(parents=True, exist_ok=True)
     target = next_version(base)
     with tempfile.TemporaryDirectory() as tmp:
-        spec_path = Path(tmp) / "spec.json"
+        spec_path = Path(tmp) / SPEC_FILE
         spec.save(spec_path)
         module = ServingModule(model, spec, str(spec_path))
         staging = base / f".{target.name}.partial"  # servers only load numeric folders
-        tf.saved_model.save(module, str(staging), signatures=signatures(module))
+        with _without_keras_config_notes():
+            tf.saved_model.save(module, str(staging), signatures=signatures(module))
     write_warmup(spec, staging)
     staging.rename(target)
     return target

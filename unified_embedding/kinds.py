@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 import tensorflow as tf
 
+from unified_embedding.artifacts import LENGTHS_SUFFIX
 from unified_embedding.hashing import fingerprint
 from unified_embedding.spec import KINDS as KIND_NAMES
 from unified_embedding.spec import FieldSpec
@@ -31,7 +32,6 @@ from unified_embedding.spec import FieldSpec
 if TYPE_CHECKING:
     from unified_embedding.layers.field_embedding import FieldEmbedding
 
-LENGTHS_SUFFIX = ".lengths"  # a multi-valued field's values per row, beside its flat values
 Column = tuple[np.ndarray, str]  # values and the little-endian dtype they are stored as
 
 

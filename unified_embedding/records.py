@@ -24,7 +24,8 @@ from collections.abc import Mapping
 import numpy as np
 import tensorflow as tf
 
-from unified_embedding.kinds import LENGTHS_SUFFIX, kind_of
+from unified_embedding.artifacts import LENGTHS_SUFFIX
+from unified_embedding.kinds import kind_of
 from unified_embedding.spec import FeatureSpec
 
 __all__ = ["LABEL", "LAYOUT", "LAYOUT_VERSION", "LENGTHS_SUFFIX", "encode_block", "read_blocks"]

@@ -23,16 +23,16 @@ from typing import Any
 import tensorflow as tf
 import tf_keras as keras
 
+from unified_embedding.artifacts import WEIGHTS
 from unified_embedding.data import distinct_fingerprints, load_data_spec, training_dataset
 from unified_embedding.experiment import make_optimizer
 from unified_embedding.layouts import get_layout
 from unified_embedding.spec import FeatureSpec
 from unified_embedding.training.callbacks import ExamplesPerSecond, ResumeLogger
-from unified_embedding.training.inputs import EVAL_BATCH, count_rows, fit_inputs
+from unified_embedding.training.inputs import EVAL_BATCH, check_rows, count_rows, fit_inputs
 from unified_embedding.training.job import TrainJob
 from unified_embedding.training.precision import resolve_precision
 from unified_embedding.training.run import (
-    WEIGHTS,
     build_model,
     load_trained,
     run_config,
@@ -50,6 +50,7 @@ def train(job: TrainJob) -> dict[str, Any]:
     strategy = make_strategy(job.strategy, job.cpu_devices)
     chief = is_chief(strategy)
     data_spec = load_data_spec(job.data_dir)
+    check_rows(data_spec, job.data_dir)
     model_dir = Path(job.model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     # Non-chief workers take part in every collective save but write to a scratch directory.

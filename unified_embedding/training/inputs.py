@@ -12,8 +12,9 @@ from typing import Any
 import tensorflow as tf
 import tf_keras as keras
 
+from unified_embedding.artifacts import STATS_FILE
 from unified_embedding.data import training_dataset
-from unified_embedding.spec import FeatureSpec
+from unified_embedding.spec import FeatureSpec, SpecError
 from unified_embedding.training.job import TrainJob
 from unified_embedding.training.strategies import shard_by_data
 
@@ -72,9 +73,21 @@ def fit_inputs(job: TrainJob, spec: FeatureSpec) -> FitInputs:
     return FitInputs(per_worker(train_data), per_worker(eval_data), steps, first_batch)
 
 
+def check_rows(spec: FeatureSpec, data_dir: str | Path) -> None:
+    """Raises SpecError when the train or eval split holds no row (fit would fail later on an
+    empty iterator, with no word of which split)."""
+    for split in ("train", "eval"):
+        first = training_dataset(spec, data_dir, split, 1, shuffle=False).take(1)
+        if next(iter(first), None) is None:
+            raise SpecError(
+                f"the `{split}` split has no rows (every row dead-lettered, or `ue preprocess "
+                f"--eval-fraction` 0 or 1?). Received: `data={data_dir}`"
+            )
+
+
 def count_rows(spec: FeatureSpec, data_dir: str | Path, split: str) -> int:
     """Rows of a split: from the pipeline's stats.json, else by reading the records."""
-    stats = Path(data_dir) / "stats.json"
+    stats = Path(data_dir) / STATS_FILE
     if stats.is_file():
         rows_by_split = json.loads(stats.read_text()).get("rows_by_split", {})
         if split in rows_by_split:

@@ -21,17 +21,13 @@ from typing import Any
 import numpy as np
 import tf_keras as keras
 
+from unified_embedding.artifacts import EMBEDDING_FILE, RUN_FILE, VOCABULARY_FILE, WEIGHTS
 from unified_embedding.budget import parse_budget, plan_budget
 from unified_embedding.experiment import build_embedding
 from unified_embedding.kinds import kind_of
 from unified_embedding.model import AutoInt, AutoIntConfig, build_autoint
 from unified_embedding.spec import FeatureSpec
 from unified_embedding.training.job import TrainJob
-
-RUN_FILE = "run.json"
-EMBEDDING_FILE = "embedding.json"
-WEIGHTS = "weights/best"
-VOCABULARY_FILE = "vocabulary.npz"  # runs written before EMBEDDING_FILE existed
 
 
 @dataclass(frozen=True)
@@ -111,6 +107,10 @@ def load_vocabulary(model_dir: str | Path) -> dict[str, np.ndarray] | None:
 def load_trained(model_dir: str | Path) -> tuple[AutoInt, RunConfig]:
     """The best weights of a finished run, ready to export. The embedding layer comes from its
     own saved config; only runs written before `embedding.json` rebuild it from the plan."""
+    for name in (RUN_FILE, f"{WEIGHTS}.index"):
+        if not (Path(model_dir) / name).is_file():
+            raise FileNotFoundError(f"no trained run in `--model-dir {model_dir}` ({name} is "
+                                    f"missing): train one with `ue train`")  # fmt: skip
     run = RunConfig.load(model_dir)
     embedding = load_embedding(model_dir)
     if embedding is None:
