@@ -36,6 +36,7 @@ class TrainConfig:
     epochs: int = 1
     learning_rate: float = 5e-3
     table_learning_rate: float = 0.5
+    table_weight_decay: float = 0.0  # decoupled, per step: row -= lr * decay * row
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -49,6 +50,11 @@ class TrainConfig:
                 raise ValueError(
                     f"`{name}` should be > 0. Received: `{name}={getattr(self, name)}`"
                 )
+        if not self.table_weight_decay >= 0:
+            raise ValueError(
+                "`table_weight_decay` should be >= 0. "
+                f"Received: `table_weight_decay={self.table_weight_decay}`"
+            )
 
 
 @dataclass(frozen=True)
@@ -104,7 +110,12 @@ def make_optimizer(model: AutoInt, config: TrainConfig, layout: str) -> Any:
     dense = [v for v in model.trainable_variables if id(v) not in table_ids]
     return tfrs.experimental.optimizers.CompositeOptimizer(
         [
-            (keras.optimizers.Adagrad(config.table_learning_rate), lambda: tables),
+            (
+                keras.optimizers.Adagrad(
+                    config.table_learning_rate, weight_decay=config.table_weight_decay or None
+                ),
+                lambda: tables,
+            ),
             (keras.optimizers.Adam(config.learning_rate), lambda: dense),
         ]
     )
