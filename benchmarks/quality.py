@@ -1,6 +1,6 @@
 """The quality protocol: defaults chosen on a validation carve-out, figures on held-out rows.
 
-The protocol, fixed before any run (README, "Quality vs peers"):
+The protocol, fixed before the sweep (README, "Quality vs peers"):
 
 1. Data: the shared samples in `../shared/data` (criteo, avazu, frappe; see their README).
    Absent folder: the script prints a `skipped` JSON line and exits 0.
@@ -12,9 +12,10 @@ The protocol, fixed before any run (README, "Quality vs peers"):
 4. Training is `ue train`'s recipe in memory: its model, optimizers and precision (`auto`),
    batch 512, one evaluation per pass over the train rows, early stopping on validation AUC
    with patience 3 and the best pass's weights kept (`fit`).
-5. Defaults are chosen with `--stage sweep`: the grid `GRID` (one factor at a time from the
-   previous defaults, then the winners combined), 2 seeds, scored on the validation
-   carve-out ONLY; the winner has the best mean validation AUC over the three datasets.
+5. Defaults are chosen with `--stage sweep`: the grid varies one factor at a time from
+   the previous defaults (`grid`), 2 seeds, scored on the validation carve-out ONLY; a factor
+   is adopted when its mean validation-AUC gain over the previous defaults, across the
+   datasets, is positive and larger than the seed spread (`rank`).
 6. Figures (`--stage test`): the chosen defaults, 3 seeds (initialisation and shuffle
    order; same split), AUC, logloss and calibration (mean predicted / observed CTR) on the
    held-out test rows, mean and sample std. The test rows are never read by the sweep.
@@ -193,13 +194,17 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def rank(summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Candidates by mean validation AUC over the datasets (the sweep's decision rule)."""
-    names = sorted({s["candidate"] for s in summary})
+    """The sweep's decision rule: candidates by their mean validation-AUC gain over `defaults`
+    on the same datasets (per-dataset gains listed)."""
+    base = {s["dataset"]: s["auc_mean"] for s in summary if s["candidate"] == "defaults"}
     scored = []
-    for name in names:
-        aucs = [s["auc_mean"] for s in summary if s["candidate"] == name]
-        scored.append({"candidate": name, "mean_auc": round(float(np.mean(aucs)), 4)})
-    return sorted(scored, key=lambda s: -s["mean_auc"])
+    for name in sorted({s["candidate"] for s in summary}):
+        gains = {s["dataset"]: round(s["auc_mean"] - base[s["dataset"]], 4)
+                 for s in summary if s["candidate"] == name and s["dataset"] in base}  # fmt: skip
+        if gains:
+            mean = round(float(np.mean(list(gains.values()))), 4)
+            scored.append({"candidate": name, "mean_auc_gain": mean, "gains": gains})
+    return sorted(scored, key=lambda s: -s["mean_auc_gain"])
 
 
 def markdown(summary: list[dict[str, Any]]) -> str:
@@ -229,13 +234,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--candidates", nargs="*", default=None,
                         help="sweep: a subset of the grid's names (default: all)")  # fmt: skip
     parser.add_argument("--markdown", action="store_true", help="a table on stderr")
+    parser.add_argument("--runs", nargs="+", type=Path, default=None,
+                        help="summarise the run lines earlier invocations logged on stderr, "
+                        "without training (runs split across processes)")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.runs:
+        return report(args, read_runs(args.runs), 0.0)
     splits = [s for s in (split(name, args.data_dir) for name in args.datasets) if s]
     if not splits:
         print(json.dumps({"what": "quality", "skipped": f"no samples in {args.data_dir}"}))
         return 0
-    precision = resolve_precision("auto")
-    base = Candidate("defaults", AutoIntConfig(precision=precision), TrainConfig())
+    base = Candidate("defaults", AutoIntConfig(precision=resolve_precision("auto")), TrainConfig())
     seeds = args.seeds or ([0, 1] if args.stage == "sweep" else [0, 1, 2])
     candidates = [base] if args.stage == "test" else grid(base)
     if args.candidates:
@@ -245,22 +254,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         score_on = data.validation if args.stage == "sweep" else data.test
         for candidate in candidates:
             for seed in seeds:
-                runs.append(fit(data, candidate, seed, score_on))
+                runs.append({**fit(data, candidate, seed, score_on), "rows": [
+                    len(data.train), len(data.validation), len(data.test)]})  # fmt: skip
                 print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
+    return report(args, runs, time.perf_counter() - started)
+
+
+def read_runs(paths: Sequence[Path]) -> list[dict[str, Any]]:
+    """The run records (JSON lines with a `candidate`) in `paths`, the last of each
+    (dataset, candidate, seed) kept."""
+    runs = {}
+    for path in paths:
+        for line in path.read_text().splitlines():
+            if line.startswith("{") and '"candidate"' in line:
+                run = json.loads(line)
+                runs[(run["dataset"], run["candidate"], run["seed"])] = run
+    return list(runs.values())
+
+
+def report(args: argparse.Namespace, runs: list[dict[str, Any]], seconds: float) -> int:
+    """The one JSON line (and the Markdown table) of `runs`."""
     summary = summarise(runs)
+    base = Candidate("defaults", AutoIntConfig(precision=resolve_precision("auto")), TrainConfig())
     result = {
         "what": "quality",
         "stage": args.stage,
         "scored_on": "validation" if args.stage == "sweep" else "test",
         "split": {"seed": SPLIT_SEED, "train": 0.8, "validation": 0.1, "test": 0.1},
-        "rows": {s.name: [len(s.train), len(s.validation), len(s.test)] for s in splits},
-        "precision": precision,
+        "rows": {r["dataset"]: r.get("rows") for r in runs},
         "model": dataclasses.asdict(base.model),
         "train": dataclasses.asdict(base.train),
-        "seeds": seeds,
+        "seeds": sorted({r["seed"] for r in runs}),
         "summary": summary,
         "ranking": rank(summary) if args.stage == "sweep" else None,
-        "seconds": round(time.perf_counter() - started, 1),
+        "seconds": round(seconds, 1),
     }
     if args.markdown:
         print(markdown(summary), file=sys.stderr)
