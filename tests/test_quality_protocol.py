@@ -126,15 +126,23 @@ def test_demo_compare_pairs_seeds_and_names_the_spread() -> None:
     assert compare({"unified": runs([0.7]), "per_feature": runs([0.7])})["beyond_spread"] is False
 
 
-def test_rank_orders_candidates_by_mean_gain_over_defaults(quality: ModuleType) -> None:
-    summary = [
-        {"dataset": "criteo", "candidate": "defaults", "auc_mean": 0.72},
-        {"dataset": "frappe", "candidate": "defaults", "auc_mean": 0.93},
-        {"dataset": "criteo", "candidate": "lr x2", "auc_mean": 0.73},
-        {"dataset": "frappe", "candidate": "lr x2", "auc_mean": 0.92},
-        {"dataset": "criteo", "candidate": "autoint+", "auc_mean": 0.74},  # one dataset only
-    ]
-    ranking = quality.rank(summary)
-    assert [r["candidate"] for r in ranking] == ["autoint+", "defaults", "lr x2"]
-    assert ranking[0]["gains"] == {"criteo": pytest.approx(0.02)}
-    assert ranking[2]["mean_auc_gain"] == pytest.approx(0.0, abs=1e-9)
+def test_rank_pairs_gains_by_dataset_and_seed(quality: ModuleType) -> None:
+    def run(dataset: str, candidate: str, seed: int, auc: float) -> dict[str, object]:
+        return {"dataset": dataset, "candidate": candidate, "seed": seed, "auc": auc}
+
+    runs = [
+        run("criteo", "defaults", 0, 0.70), run("criteo", "defaults", 1, 0.72),
+        run("frappe", "defaults", 0, 0.93),
+        run("criteo", "lr x2", 0, 0.71), run("criteo", "lr x2", 1, 0.74),
+        run("frappe", "lr x2", 0, 0.94),
+        run("criteo", "autoint+", 0, 0.69), run("criteo", "autoint+", 1, 0.73),
+        run("criteo", "no baseline seed", 7, 0.99),
+    ]  # fmt: skip
+    ranking = quality.rank(runs)
+    assert [r["candidate"] for r in ranking] == ["lr x2", "autoint+"]
+    gains = np.array([0.01, 0.02, 0.01])
+    best = ranking[0]
+    assert best["mean_auc_gain"] == pytest.approx(gains.mean(), abs=1e-4)
+    assert best["standard_error"] == pytest.approx(gains.std(ddof=1) / np.sqrt(3), abs=1e-4)
+    assert best["adopted"] and best["gains"] == {"criteo": 0.015, "frappe": 0.01}
+    assert not ranking[1]["adopted"]  # gains -0.01 and +0.01: mean 0

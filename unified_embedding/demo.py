@@ -20,21 +20,28 @@ import numpy as np
 from pipelines.preprocess import run as preprocess
 from unified_embedding.budget import parse_budget, plan_budget
 from unified_embedding.evaluate import evaluate
+from unified_embedding.evaluation.study_data import LEARNABLE
 from unified_embedding.experiment import TrainConfig
 from unified_embedding.export import export
 from unified_embedding.metrics import roc_auc
 from unified_embedding.schemas import criteo
-from unified_embedding.synthetic import DEFAULT_CONFIG, SyntheticConfig, generate, write_tsv
+from unified_embedding.synthetic import SyntheticConfig, generate, write_tsv
 from unified_embedding.train import TrainJob, load_trained, train
 
 
 @dataclass(frozen=True)
 class DemoConfig:
-    rows: int = 300_000
+    """What the demo runs. At 1MB with the default generator (200 weighted values per field:
+    a ceiling one pass over 270k rows cannot approach) unified and per-feature hashing tied
+    (0.7314 vs 0.7308, one seed). The demo shows the project's point instead: learnable
+    planted effects and a budget small next to the vocabularies (30KB, ~7.5k parameters for
+    26 fields of up to 1M values), where sharing one table matters; seeds give the spread."""
+
+    rows: int = 100_000
     holdout_rows: int = 30_000
-    synthetic: SyntheticConfig = DEFAULT_CONFIG
-    budget: str = "1MB"
-    epochs: int = 1
+    synthetic: SyntheticConfig = LEARNABLE
+    budget: str = "30KB"
+    epochs: int = 2
     batch_size: int = 512
     compare: bool = True
     seeds: tuple[int, ...] = (0, 1, 2)  # the comparison's; without it only the first
