@@ -146,3 +146,17 @@ def test_rank_pairs_gains_by_dataset_and_seed(quality: ModuleType) -> None:
     assert best["standard_error"] == pytest.approx(gains.std(ddof=1) / np.sqrt(3), abs=1e-4)
     assert best["adopted"] and best["gains"] == {"criteo": 0.015, "frappe": 0.01}
     assert not ranking[1]["adopted"]  # gains -0.01 and +0.01: mean 0
+
+
+def test_cli_defaults_are_the_measured_ones() -> None:
+    from unified_embedding.cli import build_parser
+    from unified_embedding.demo import DemoConfig
+    from unified_embedding.model import DEFAULT_TRAIN_MODEL
+
+    demo, config = build_parser().parse_args(["demo"]), DemoConfig()
+    assert (demo.rows, demo.budget, demo.epochs, tuple(demo.seeds)) == (
+        config.rows, config.budget, config.epochs, config.seeds)  # fmt: skip
+    assert (demo.weighted_top_k, demo.signal_scale) == (
+        config.synthetic.weighted_top_k, config.synthetic.signal_scale)  # fmt: skip
+    train = build_parser().parse_args(["train", "--data", "d", "--model-dir", "m"])
+    assert tuple(train.dnn_units) == DEFAULT_TRAIN_MODEL.dnn_units
