@@ -24,6 +24,7 @@ from unified_embedding.evaluation.study_data import LEARNABLE
 from unified_embedding.experiment import TrainConfig
 from unified_embedding.export import export
 from unified_embedding.metrics import roc_auc
+from unified_embedding.model import DEFAULT_TRAIN_MODEL
 from unified_embedding.schemas import criteo
 from unified_embedding.synthetic import SyntheticConfig, generate, write_tsv
 from unified_embedding.train import TrainJob, load_trained, train
@@ -138,7 +139,7 @@ def _run(config: DemoConfig, root: Path) -> dict[str, Any]:
             job = TrainJob(str(root / "prep"), str(root / "models" / name), layout=layout,
                            budget=config.budget, steps=steps, eval_every=max(1, steps // 4),
                            checkpoint_every=max(1, steps // 8), batch_size=config.batch_size,
-                           optimizer=TrainConfig(seed=seed))  # fmt: skip
+                           model=DEFAULT_TRAIN_MODEL, optimizer=TrainConfig(seed=seed))  # fmt: skip
             summary = train(job)
             model, run = load_trained(job.model_dir)
             version = export(model, run.feature_spec(), root / "export" / name)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from unified_embedding.experiment import TrainConfig
 from unified_embedding.layouts import LAYOUTS
-from unified_embedding.model import DEFAULT_TRAIN_MODEL, PRECISIONS, AutoIntConfig
+from unified_embedding.model import PRECISIONS, AutoIntConfig
 from unified_embedding.training.strategies import STRATEGIES
 
 
@@ -25,7 +25,7 @@ class TrainJob:
     strategy: str = "default"
     cpu_devices: int = 1  # >1 splits the CPU into logical devices (multi-device code on CPU)
     precision: str = "auto"  # or one of model.PRECISIONS; see `resolve_precision`
-    model: AutoIntConfig = DEFAULT_TRAIN_MODEL  # measured: AutoInt+ (see model.py)
+    model: AutoIntConfig = dataclasses.field(default_factory=AutoIntConfig)
     optimizer: TrainConfig = dataclasses.field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
