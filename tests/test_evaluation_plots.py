@@ -194,3 +194,11 @@ def test_curves_are_plotted_against_what_the_x_axis_says() -> None:
     (ax,) = figure.axes
     assert ax.get_xlabel().startswith("training step")
     assert list(ax.lines[0].get_xdata()) == [20, 40, 60]  # (index + 1) * eval_every
+    assert list(ax.get_xticks()) == [20, 40, 60]  # a tick per evaluation, not 21, 24, ...
+
+
+def test_bars_carry_their_values_when_the_axis_does_not_start_at_zero() -> None:
+    table = pd.DataFrame({"run": ["a", "b"], "auc": [0.7251, 0.7208]})
+    (ax,) = plots.run_bars_figure(table, ["auc"]).axes
+    assert [t.get_text() for t in ax.texts] == ["0.7251", "0.7208"]
+    assert ax.get_ylim()[0] > 0 and "not from 0" in ax.get_ylabel()

@@ -268,24 +268,34 @@ def run_curves_figure(
     exact = bool(every) and set(chosen["run"]) <= set(every)
     xlabel = "training step (end of each evaluation period)" if exact else "evaluation index"
     for ax, tag in zip(axes, tags, strict=True):
+        xs: set[int] = set()
         for run, group in chosen[chosen["tag"] == tag].groupby("run"):
             group = group.sort_values("step")
             x = (group["step"] + 1) * every[str(run)] if exact else group["step"]
             ax.plot(x, group["value"], marker="o", label=str(run))
+            xs.update(int(v) for v in x)
         ax.set(xlabel=xlabel, ylabel=tag, title=f"{split}: {tag}")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if 0 < len(xs) <= 10:  # few evaluations: a tick at each, not at 21, 24, 27, ...
+            ax.set_xticks(sorted(xs))
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=8)
     return figure
 
 
 def run_bars_figure(table: pd.DataFrame, columns: Sequence[str]) -> Figure:
-    """Side-by-side bars of `columns` per run (one row per run, a `run` column)."""
-    figure = Figure(figsize=(5 * len(columns), 4))
+    """Side-by-side bars of `columns` per run (one row per run, a `run` column).
+
+    The y-axis starts near the smallest value, not at 0 (AUCs of 0.72 and 0.73 would look
+    equal), which exaggerates bar lengths: each bar carries its value and the axis says so."""
+    figure = Figure(figsize=(4 * len(columns), 4), layout="constrained")
     axes = np.atleast_1d(figure.subplots(1, len(columns)))
     for ax, column in zip(axes, columns, strict=True):
-        ax.bar(table["run"].astype(str), table[column])
+        bars = ax.bar(table["run"].astype(str), table[column])
+        ax.bar_label(bars, fmt="%.4f", fontsize=8)
         low = float(table[column].min())
-        ax.set_ylim(min(0.0, low) if low <= 0 else low * 0.95, float(table[column].max()) * 1.02)
-        ax.set(title=column)
+        from_zero = low <= 0
+        ax.set_ylim(min(0.0, low) if from_zero else low * 0.95, float(table[column].max()) * 1.03)
+        ax.set(title=column, ylabel="" if from_zero else "value (axis not from 0)")
         ax.tick_params(axis="x", rotation=30)
     return figure
