@@ -131,6 +131,8 @@ def test_slice_plot_draws_undefined_auc_as_na_not_as_zero() -> None:
         "a (500 rows)", "b (300 rows)", "c (20 rows)", "(other) (80 rows)"
     ]  # fmt: skip
     assert ax.get_xlabel() == "AUC"
+    low, high = ax.get_ylim()  # the bottom row has no bar: its note must still be inside
+    assert low < min(ax.get_yticks()) - 0.3 and high > max(ax.get_yticks()) + 0.3
     (overlapping,) = plots.slice_auc_figure(slices, "genres", 0.68, overlapping=True).axes
     assert "multi-valued" in overlapping.get_title()
 

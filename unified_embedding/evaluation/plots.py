@@ -77,7 +77,7 @@ def score_histogram_figure(
         ax.set(xlabel="predicted probability", ylabel="share of the label's rows",
                title=f"{title} (each label sums to 1)")  # fmt: skip
     ax.set_xlim(edges[0], edges[-1])
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: never over a bin
     return figure
 
 
@@ -102,13 +102,14 @@ def slice_auc_figure(
         why = "one class only" if positives in (0, rows) else "too few rows"
         ax.text(0.01, y, f"n/a ({why})", va="center", color="dimgrey", fontstyle="italic")
     ax.set_yticks(positions, labels)
+    ax.set_ylim(-0.6, len(slices) - 0.4)  # rows without a bar (n/a) stay inside the axes
     ax.axvline(overall_auc, color="black", linestyle="--", label=f"all rows {overall_auc:.3f}")
     title = f"AUC by value of {field}"
     if overlapping:
         title += "\n(multi-valued: a row is in the slice of each of its values)"
     ax.set(xlabel="AUC", title=title)
     ax.set_xlim(0, 1)
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: never over a bar or note
     return figure
 
 
