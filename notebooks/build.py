@@ -156,6 +156,7 @@ with their schema (see `datasets` below), or the shared samples by name when pre
     (
         "parameters",
         """\
+# Lists and mappings from the command line: papermill -y 'seeds: [0, 1]' (-p passes text).
 output_dir = "study"
 generated = True  # the generated dataset (planted ceiling) and the probes sweep on it
 rows = 60_000  # generated training rows (the learnable config: 3 weighted values per field)
@@ -203,6 +204,12 @@ from unified_embedding.experiment import TrainConfig
 from unified_embedding.model import AutoIntConfig
 
 pd.set_option("display.width", 200)
+lists = {"budgets": budgets, "layouts": layouts, "seeds": seeds, "probes": probes,
+         "datasets": datasets, "real_layouts": real_layouts, "real_seeds": real_seeds}
+for name, value in lists.items():  # papermill's -p passes "[0, 1]" as text; -y parses it
+    if not isinstance(value, list):
+        raise TypeError(f"`{name}` should be a list (papermill -y '{name}: [...]', not -p). "
+                        f"Received: `{name}={value!r}`")
 out = Path(output_dir)
 out.mkdir(parents=True, exist_ok=True)
 config = StudyConfig(
