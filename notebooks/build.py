@@ -370,8 +370,10 @@ table.set_index("run").T""",
         "code",
         """\
 tags = [t for t in curve_tags if t in set(scalars.loc[scalars["split"] == curve_split, "tag"])]
-steps_per_eval = (dict(zip(summaries["run"], summaries["eval_every"], strict=True))
-                  if "eval_every" in summaries.columns else None)  # x-axis: training step
+# x-axis: the training step when every run's summary has its eval_every, else the eval index
+steps_per_eval = {run: int(every) for run, every in
+                  zip(summaries["run"], summaries.get("eval_every", []), strict=False)
+                  if pd.notna(every)}
 if tags:
     plots.save(plots.run_curves_figure(scalars, tags, curve_split, steps_per_eval),
                out / "curves.png")
