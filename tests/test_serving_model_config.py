@@ -112,3 +112,21 @@ def test_manager_config_takes_a_base_path_or_a_file(tmp_path: Path) -> None:
     assert (shortcut.name, shortcut.base_path, shortcut.policy) == ("m", tmp_path, VersionPolicy())
     (pinned,) = ManagerConfig(tmp_path, version=5).models()
     assert pinned.policy == VersionPolicy(versions=(5,))
+
+
+def test_ue_serve_takes_a_base_path_or_a_config_file_in_either_spelling(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from unified_embedding.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["serve", "--model_config_file", "m.config",
+                              "--model_config_file_poll_wait_seconds", "5"])  # fmt: skip
+    assert (args.model_config_file, args.model_config_file_poll_wait_seconds) == ("m.config", 5)
+    assert args.model_base_path is None
+    args = parser.parse_args(["serve", "--model-base-path", "export"])
+    assert (args.model_base_path, args.model_config_file_poll_wait_seconds) == ("export", 60)
+    for wrong in (["serve"], ["serve", "--model-base-path", "e", "--model-config-file", "m"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(wrong)
+        assert "--model-config-file" in capsys.readouterr().err

@@ -5,11 +5,13 @@ Exports (the session's criteo model `s`, and `s'`: the same with every weight x 
 score differently without training another model):
 
     base       versions        config                                   labels
-    ranker/    1 (s), 2 (s')   latest 2                                 stable: 1, canary: 2
+    ranker/    1 (s), 2 (s'),  latest 2 (3 fails: 1 and 2 serve)       stable: 1, canary: 2
+               3 (corrupt)     rewritten: latest 1 (1 unloads)          stable: 1, canary: 2
     other/     5 (s)           latest 1 (default)
     third/     8 (s')          added by a rewrite that removes `other`
 """
 
+import logging
 import shutil
 import threading
 import time
@@ -59,10 +61,13 @@ class Exports:
         for base, version, seed in (("ranker", 1, 0), ("ranker", 2, 1), ("other", 5, 0),
                                     ("third", 8, 1)):  # fmt: skip
             shutil.copytree(self.seeded[seed], self.root / base / str(version))
+        corrupt = self.root / "ranker" / "3"
+        shutil.copytree(self.seeded[0], corrupt)
+        (corrupt / "saved_model.pb").write_bytes(b"not a SavedModel")
 
-    def config(self, *models: str) -> str:
+    def config(self, *models: str, ranker_versions: int = 2) -> str:
         blocks = {
-            "ranker": "model_version_policy { latest { num_versions: 2 } } "
+            "ranker": f"model_version_policy {{ latest {{ num_versions: {ranker_versions} }} }} "
             "version_labels { key: 'stable' value: 1 } version_labels { key: 'canary' value: 2 }",
             "other": "",
             "third": "",
@@ -135,16 +140,20 @@ def test_two_models_and_two_versions_side_by_side_with_labels(server, exports: E
 
 
 def test_get_model_status(server) -> None:  # type: ignore[no-untyped-def]
-    assert server.server.models.status("ranker") == [VersionStatus(2, "AVAILABLE"),
-                                                     VersionStatus(1, "AVAILABLE")]  # fmt: skip
+    (failed, *available) = server.server.models.status("ranker")
+    assert (failed.version, failed.state) == (3, "END")
+    assert failed.error_message  # why it failed, as its log line says
+    assert available == [VersionStatus(2, "AVAILABLE"), VersionStatus(1, "AVAILABLE")]
     with grpc.insecure_channel(server.target) as channel:
         stub = model_service_pb2_grpc.ModelServiceStub(channel)
         request = get_model_status_pb2.GetModelStatusRequest()
         request.model_spec.name = "ranker"
         response = stub.GetModelStatus(request, timeout=10)
         assert [(s.version, s.state, s.status.error_code)
-                for s in response.model_version_status] == [(2, State.AVAILABLE, 0),
+                for s in response.model_version_status] == [(3, State.END, 2),  # UNKNOWN
+                                                            (2, State.AVAILABLE, 0),
                                                             (1, State.AVAILABLE, 0)]  # fmt: skip
+        assert response.model_version_status[0].status.error_message == failed.error_message
         request.model_spec.version_label = "stable"
         (only,) = stub.GetModelStatus(request, timeout=10).model_version_status
         assert (only.version, only.state) == (1, State.AVAILABLE)
@@ -162,7 +171,9 @@ def test_get_model_status(server) -> None:  # type: ignore[no-untyped-def]
         assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
-def test_config_rewrite_adds_and_removes_models_under_load(server, exports: Exports) -> None:  # type: ignore[no-untyped-def]
+def test_config_rewrite_adds_and_removes_models_under_load(
+    server, exports: Exports, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
     errors: list[Exception] = []
     sent = [0]
     stop = threading.Event()
@@ -182,12 +193,18 @@ def test_config_rewrite_adds_and_removes_models_under_load(server, exports: Expo
     thread.start()
     try:
         models = server.server.models
-        server.config_path.write_text("model_config_list { config { name: 'broken' ")
-        time.sleep(0.5)  # a malformed file is logged; the old config keeps serving
-        assert models.names == ["other", "ranker"]
-        server.config_path.write_text(exports.config("ranker", "third"))
+        with caplog.at_level(logging.ERROR, logger="serving.model_manager"):
+            server.config_path.write_text("model_config_list { config { name: 'broken' ")
+            deadline = time.monotonic() + 30
+            while "keeping the current model config" not in caplog.text:
+                assert time.monotonic() < deadline, "the malformed file was not logged"
+                time.sleep(0.05)
+        assert str(server.config_path) in caplog.text
+        assert models.names == ["other", "ranker"]  # the old config keeps serving
+        server.config_path.write_text(exports.config("ranker", "third", ranker_versions=1))
         deadline = time.monotonic() + 60
-        while models.names != ["ranker", "third"] or not models.ready():
+        while (models.names != ["ranker", "third"] or not models.ready()
+               or models.status("ranker", 1)[0].state != "END"):  # fmt: skip
             assert time.monotonic() < deadline, models.names
             time.sleep(0.05)
         with grpc.insecure_channel(server.target) as channel:
@@ -195,9 +212,15 @@ def test_config_rewrite_adds_and_removes_models_under_load(server, exports: Expo
             version, scores = _predict(stub, exports, "third")
             assert version == 8
             np.testing.assert_allclose(scores, exports.expected[1], rtol=1e-5, atol=1e-6)
-            with pytest.raises(grpc.RpcError) as e:
-                _predict(stub, exports, "other")
-            assert e.value.code() == grpc.StatusCode.NOT_FOUND
+            for name, label, message in (
+                ("other", "", "unknown model `other`"),
+                ("ranker", "stable", "version 1 (label `stable`) is not loaded"),
+            ):
+                with pytest.raises(grpc.RpcError) as e:
+                    _predict(stub, exports, name, label=label)
+                assert e.value.code() == grpc.StatusCode.NOT_FOUND
+                assert message in e.value.details()
+            assert _predict(stub, exports, "ranker", label="canary")[0] == 2
         seen = sent[0]
         while sent[0] < seen + 10:
             assert time.monotonic() < deadline
