@@ -8,7 +8,7 @@ score differently without training another model):
     ranker/    1 (s), 2 (s'),  latest 2 (3 fails: 1 and 2 serve)       stable: 1, canary: 2
                3 (corrupt)     rewritten: latest 1 (1 unloads)          stable: 1, canary: 2
     other/     5 (s)           latest 1 (default)
-    third/     8 (s')          added by a rewrite that removes `other`
+    third/     8 (s')          added by a rewrite that removes `other`, then moved to ranker/
 """
 
 import logging
@@ -65,15 +65,16 @@ class Exports:
         shutil.copytree(self.seeded[0], corrupt)
         (corrupt / "saved_model.pb").write_bytes(b"not a SavedModel")
 
-    def config(self, *models: str, ranker_versions: int = 2) -> str:
+    def config(self, *models: str, ranker_versions: int = 2, third_base: str = "third") -> str:
         blocks = {
             "ranker": f"model_version_policy {{ latest {{ num_versions: {ranker_versions} }} }} "
             "version_labels { key: 'stable' value: 1 } version_labels { key: 'canary' value: 2 }",
             "other": "",
             "third": "",
         }
-        configs = " ".join(f"config {{ name: '{m}' base_path: '{self.root / m}' {blocks[m]} }}"
-                           for m in models)  # fmt: skip
+        bases = {m: m for m in models} | {"third": third_base}
+        configs = " ".join(f"config {{ name: '{m}' base_path: '{self.root / bases[m]}' "
+                           f"{blocks[m]} }}" for m in models)  # fmt: skip
         return f"model_config_list {{ {configs} }}"
 
 
@@ -221,6 +222,16 @@ def test_config_rewrite_adds_and_removes_models_under_load(
                 assert e.value.code() == grpc.StatusCode.NOT_FOUND
                 assert message in e.value.details()
             assert _predict(stub, exports, "ranker", label="canary")[0] == 2
+            # a new base path: the old one serves until the new one has a version
+            server.config_path.write_text(
+                exports.config("ranker", "third", ranker_versions=1, third_base="ranker")
+            )
+            deadline = time.monotonic() + 60
+            answered = [_predict(stub, exports, "third")[0]]
+            while answered[-1] != 2:
+                assert time.monotonic() < deadline, answered[-5:]
+                answered.append(_predict(stub, exports, "third")[0])
+            assert set(answered) == {8, 2}, "the move was not seen (or a version was skipped)"
         seen = sent[0]
         while sent[0] < seen + 10:
             assert time.monotonic() < deadline
@@ -231,5 +242,5 @@ def test_config_rewrite_adds_and_removes_models_under_load(
     assert not errors, errors[:3]
     assert sent[0] > 10
     metrics = server.server.metrics.registry
-    assert metrics.get_sample_value("ue_model_version", {"model": "third"}) == 8
+    assert metrics.get_sample_value("ue_model_version", {"model": "third"}) == 2
     assert metrics.get_sample_value("ue_model_version", {"model": "other"}) is None
