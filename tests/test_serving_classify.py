@@ -249,3 +249,28 @@ def test_multi_valued_fields_take_several_values_or_one_delimited_string() -> No
     listed.examples.add()
     with pytest.raises(InvalidRequest, match="the request has 4 examples; at most 3"):
         batch_from_input(predictor, request)  # type: ignore[arg-type]
+
+
+def test_tensorflows_parse_and_the_walk_agree_where_both_apply() -> None:
+    from serving.examples import _parsed, _walked, examples_of
+
+    predictor = _Columns(FieldSpec("genres", kind="multi_valued", separator="|"),
+                         FieldSpec("city"), FieldSpec("age", kind="numeric"))  # fmt: skip
+    request = input_pb2.Input()
+    listed = request.example_list_with_context
+    listed.context.features.feature["city"].CopyFrom(_feature("paris"))
+    listed.context.features.feature["age"].CopyFrom(_feature(7.0))
+    for genres, city in (("a|b", None), ("", "rome"), (None, None)):
+        example = listed.examples.add()
+        if genres is not None:
+            example.features.feature["genres"].CopyFrom(_feature(genres))
+        if city is not None:
+            example.features.feature["city"].CopyFrom(_feature(city))  # wins over the context
+    serialized, context, examples = examples_of(request)
+    parsed = _parsed(predictor.spec.fields, serialized)
+    assert parsed is not None
+    walked = _walked(predictor, context, examples)  # type: ignore[arg-type]
+    assert list(parsed["city"]) == list(walked["city"]) == [b"paris", b"rome", b"paris"]
+    assert list(parsed["genres"]) == list(walked["genres"]) == [b"a|b", b"", b""]
+    np.testing.assert_array_equal(parsed["age"], walked["age"])
+    np.testing.assert_array_equal(parsed["age"], [7.0] * 3)
