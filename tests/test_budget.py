@@ -2,7 +2,13 @@
 
 import pytest
 
-from unified_embedding.budget import parse_budget, plan_budget
+from unified_embedding.budget import (
+    MIN_TABLE_ROWS,
+    PARAMS_PER_VALUE,
+    data_budget,
+    parse_budget,
+    plan_budget,
+)
 from unified_embedding.schemas import criteo, frappe
 from unified_embedding.spec import SpecError, TableSpec
 
@@ -49,3 +55,24 @@ def test_plan_keeps_sub_tables_even_and_counts_collisionless() -> None:
 def test_plan_rejects_budget_too_small() -> None:
     with pytest.raises(SpecError, match=r"Received: `budget_bytes=100`"):
         plan_budget(criteo(), 100)
+
+
+def test_data_budget_scales_with_distinct_values() -> None:
+    spec = criteo()
+    fixed = 13 * 2 * 16  # numeric fields: value and missing vectors
+    distinct = {f"C{i}": 1_000 for i in range(1, 27)}
+    assert data_budget(spec, distinct) == (round(PARAMS_PER_VALUE * 26_000) + fixed) * 4
+    assert data_budget(spec, distinct, params_per_value=16) == (16 * 26_000 + fixed) * 4
+    plan = plan_budget(spec, data_budget(spec, distinct))
+    assert plan.table.rows == round(PARAMS_PER_VALUE * 26_000) // 8
+
+
+def test_data_budget_keeps_a_minimum_table() -> None:
+    spec = frappe()
+    budget = data_budget(spec, {f"f{i}": 2 for i in range(10)})
+    assert plan_budget(spec, budget).table.rows == MIN_TABLE_ROWS
+
+
+def test_data_budget_names_fields_without_counts() -> None:
+    with pytest.raises(SpecError, match=r"no count for hashed fields \['f9'\]"):
+        data_budget(frappe(), {f"f{i}": 5 for i in range(9)})

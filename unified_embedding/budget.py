@@ -5,6 +5,7 @@ plan.table                  # TableSpec(rows=..., width=8): the shared table for
 plan.params["unified"]      # == UnifiedEmbedding(spec.replace(table=plan.table)).count_params()
 plan.params.per_feature     # per-field hash tables splitting the same budget equally
 plan.params.collisionless   # one row per distinct value (needs cardinalities)
+data_budget(spec, distinct) # the budget when none is given: sized from distinct counts
 
 Each layout's count comes from its entry in `layouts.REGISTRY`.
 """
@@ -21,6 +22,9 @@ from typing import Any
 from unified_embedding.spec import FeatureSpec, SpecError, TableSpec
 
 BYTES_PER_PARAM = 4  # float32 tables
+# The shared table's parameters per distinct value when no budget is given (see `data_budget`).
+PARAMS_PER_VALUE = 1.6
+MIN_TABLE_ROWS = 1024
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20,
           "gib": 2**30}  # fmt: skip
 _BUDGET = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-z]*)\s*$")
@@ -135,6 +139,29 @@ def plan_budget(
         {name: layout.params(spec, plan, cardinalities or {}) for name, layout in REGISTRY.items()}
     )
     return plan
+
+
+def data_budget(
+    spec: FeatureSpec,
+    distinct: Mapping[str, int],
+    params_per_value: float = PARAMS_PER_VALUE,
+    bytes_per_param: int = BYTES_PER_PARAM,
+) -> int:
+    """The budget (bytes) when none is given: `params_per_value` shared-table parameters per
+    distinct value of the hashed fields (`distinct`: stats.json's `approx_distinct`), at least
+    `MIN_TABLE_ROWS` rows, plus the parameters outside the table (numeric, vocabularies,
+    projections).
+
+    The peers (DeepCTR/FuxiCTR AutoInt, a 16-wide row per distinct value) spend ~16 parameters
+    per value; 1.6 is a tenth of that. Measure with `benchmarks/probes.py --study budget`.
+    """
+    missing = [f.name for f in spec.categorical_fields if f.is_hashed and f.name not in distinct]
+    if missing:
+        raise SpecError(f"`distinct` has no count for hashed fields {missing}. Received: "
+                        f"`distinct` for {sorted(distinct)}")  # fmt: skip
+    values = sum(int(distinct[f.name]) for f in spec.categorical_fields if f.is_hashed)
+    table = max(round(params_per_value * values), MIN_TABLE_ROWS * spec.table.width)
+    return (table + unified_fixed_params(spec)) * bytes_per_param
 
 
 def _vocabulary_rows(field: str, values: tuple[str, ...]) -> int:
