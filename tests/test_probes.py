@@ -81,3 +81,23 @@ def test_auto_probes_spend_the_same_budget() -> None:
     assert auto.table.rows < fixed.table.rows  # projections are paid from the same budget
     assert fixed.params.unified <= budget // 4 and auto.params.unified <= budget // 4
     assert budget // 4 - auto.params.unified < 8  # ... and all of it is spent
+
+
+def test_ue_train_probes_flag_names_a_bad_value(capsys: pytest.CaptureFixture[str]) -> None:
+    from unified_embedding.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["train", "--data", "d", "--model-dir", "m", "--probes", "auto"])
+    assert args.probes == "auto"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--data", "d", "--model-dir", "m", "--probes", "many"])
+    assert "Received: `probes='many'`" in capsys.readouterr().err
+
+
+def test_preprocess_probes_flag_sets_every_hashed_field() -> None:
+    from pipelines.preprocess import load_spec, parse_args
+
+    args, _ = parse_args(["--input", "x", "--schema", "frappe", "--output", "o", "--probes", "3"])
+    assert {f.probes for f in load_spec(args).fields} == {3}
+    args, _ = parse_args(["--input", "x", "--schema", "frappe", "--output", "o"])
+    assert load_spec(args) == frappe()

@@ -69,6 +69,7 @@ def _train(args: argparse.Namespace) -> int:
         model_dir=args.model_dir,
         layout=args.embedding,
         budget=_train_budget(args),
+        probes=args.probes,
         steps=args.steps,
         eval_every=args.eval_every,
         checkpoint_every=args.checkpoint_every,
@@ -104,6 +105,17 @@ def _budget(text: str) -> str:
 
     try:
         parse_budget(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def _probes(text: str) -> str:
+    """An argparse type: `auto` or a probe count, checked, kept as text."""
+    from unified_embedding.probes import parse_probes
+
+    try:
+        parse_probes(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
     return text
@@ -325,6 +337,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--budget-mb", type=float, default=None, help="deprecated: use --budget (e.g. 4MB)"
+    )
+    train.add_argument(
+        "--probes",
+        type=_probes,
+        default=None,
+        help="lookups per hashed field, at most the records' (`ue preprocess --probes`); auto: "
+        "1 up to 100 distinct values, +1 per factor of 10 beyond, at most 4 (multi-size); "
+        "None: the records'",
     )
     train.add_argument("--steps", type=int, default=10_000, help="training steps (batches)")
     train.add_argument(

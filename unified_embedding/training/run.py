@@ -26,6 +26,7 @@ from unified_embedding.budget import parse_budget, plan_budget
 from unified_embedding.experiment import build_embedding
 from unified_embedding.kinds import kind_of
 from unified_embedding.model import AutoInt, AutoIntConfig, build_autoint
+from unified_embedding.probes import recorded_distinct, with_probes
 from unified_embedding.spec import FeatureSpec
 from unified_embedding.training.job import TrainJob
 
@@ -66,6 +67,7 @@ def run_config(job: TrainJob, spec: FeatureSpec, precision: str) -> RunConfig:
                 f"{model_dir} was trained on records of spec {previous}; these records are "
                 f"{spec.fingerprint}. Use a new --model-dir."
             )
+    spec = with_probes(spec, job.probes, recorded_distinct(job.data_dir), recorded=spec)
     sized = spec.replace(table=plan_budget(spec, budget).table)
     model = dataclasses.replace(job.model, precision=precision)
     return RunConfig(
