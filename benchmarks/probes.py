@@ -78,13 +78,14 @@ def train_point(
             "embedding_params": result.embedding_params}  # fmt: skip
 
 
-def budget_points(data: StudyData, distinct: dict[str, int], per_value: Sequence[float]) -> list[
-    tuple[str, FeatureSpec, int]
-]:  # fmt: skip
+def budget_points(
+    data: StudyData, distinct: dict[str, int], per_value: Sequence[float], baselines: bool
+) -> list[tuple[str, FeatureSpec, int]]:
     spec = data.spec
     points = [(f"data {v:g}/value", spec, data_budget(spec, distinct, v)) for v in per_value]
-    points.append((f"old {OLD_DEFAULT}", spec, parse_budget(OLD_DEFAULT)))
-    points.append(("peers/10", spec, PEERS_TENTH_PARAMS[data.name] * BYTES_PER_PARAM))
+    if baselines:
+        points.append((f"old {OLD_DEFAULT}", spec, parse_budget(OLD_DEFAULT)))
+        points.append(("peers/10", spec, PEERS_TENTH_PARAMS[data.name] * BYTES_PER_PARAM))
     return points
 
 
@@ -121,6 +122,9 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--budgets", default="20KB,80KB,320KB", help="the probes study's")
     parser.add_argument("--per-value", default=f"{PARAMS_PER_VALUE:g},4", help="budget study")
+    parser.add_argument(
+        "--no-baselines", action="store_true", help="budget study: only the --per-value rules"
+    )
     parser.add_argument("--generated-rows", type=int, default=40_000)
     args = parser.parse_args(argv)
     tf.get_logger().setLevel("ERROR")
@@ -133,7 +137,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         distinct = {k: len(v) for k, v in distinct_values(data.train, data.spec).items()}
         if args.study == "budget":
             per_value = [float(v) for v in args.per_value.split(",")]
-            points = budget_points(data, distinct, per_value)
+            points = budget_points(data, distinct, per_value, not args.no_baselines)
         else:
             points = probes_points(data, distinct, args.budgets.split(","))
         for label, spec, budget_bytes in points:
