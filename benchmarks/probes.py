@@ -5,9 +5,9 @@ memory through `experiment.train_and_evaluate`, `--epochs` passes) and scored on
 20% carve-out of the sample's own rows (the shared samples are training rows; no test set is
 read). Distinct counts come from the train part only.
 
-  --study budget  the table from `budget.data_budget` (PARAMS_PER_VALUE per distinct value, and
-                  `--per-value` alternatives) vs the old 2 MiB table vs a tenth of the peers'
-                  embedding parameters (Criteo and Avazu 64.6k, Frappe 8.5k).
+  --study budget  the table from `budget.data_budget` (the default rule; `--per-value`: other
+                  parameters per distinct value, without the floor) vs the old 2 MiB table vs a
+                  tenth of the peers' embedding parameters (Criteo and Avazu 64.6k, Frappe 8.5k).
   --study probes  at each of `--budgets`: fixed 2 probes (the baseline) vs auto probes capped at
                   2 (what default records allow) and at 4 (`ue preprocess --probes 4`). Auto
                   pays a projection per field whose probes x width != embedding_dim from the
@@ -37,7 +37,6 @@ import tensorflow as tf
 
 from unified_embedding.budget import (
     BYTES_PER_PARAM,
-    PARAMS_PER_VALUE,
     data_budget,
     parse_budget,
     plan_budget,
@@ -82,7 +81,8 @@ def budget_points(
     data: StudyData, distinct: dict[str, int], per_value: Sequence[float], baselines: bool
 ) -> list[tuple[str, FeatureSpec, int]]:
     spec = data.spec
-    points = [(f"data {v:g}/value", spec, data_budget(spec, distinct, v)) for v in per_value]
+    points = [("data rule (default)", spec, data_budget(spec, distinct))]
+    points += [(f"{v:g}/value", spec, data_budget(spec, distinct, v, 1)) for v in per_value]
     if baselines:
         points.append((f"old {OLD_DEFAULT}", spec, parse_budget(OLD_DEFAULT)))
         points.append(("peers/10", spec, PEERS_TENTH_PARAMS[data.name] * BYTES_PER_PARAM))
@@ -121,7 +121,9 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--budgets", default="20KB,80KB,320KB", help="the probes study's")
-    parser.add_argument("--per-value", default=f"{PARAMS_PER_VALUE:g},4", help="budget study")
+    parser.add_argument(
+        "--per-value", default="", help="budget study: more parameters-per-value rules, no floor"
+    )
     parser.add_argument(
         "--no-baselines", action="store_true", help="budget study: only the --per-value rules"
     )
@@ -136,7 +138,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         data = load(name, args.data_dir, args.generated_rows)
         distinct = {k: len(v) for k, v in distinct_values(data.train, data.spec).items()}
         if args.study == "budget":
-            per_value = [float(v) for v in args.per_value.split(",")]
+            per_value = [float(v) for v in args.per_value.split(",") if v]
             points = budget_points(data, distinct, per_value, not args.no_baselines)
         else:
             points = probes_points(data, distinct, args.budgets.split(","))

@@ -3,7 +3,7 @@
 import pytest
 
 from unified_embedding.budget import (
-    MIN_TABLE_ROWS,
+    MIN_TABLE_PARAMS,
     PARAMS_PER_VALUE,
     data_budget,
     parse_budget,
@@ -60,17 +60,18 @@ def test_plan_rejects_budget_too_small() -> None:
 def test_data_budget_scales_with_distinct_values() -> None:
     spec = criteo()
     fixed = 13 * 2 * 16  # numeric fields: value and missing vectors
-    distinct = {f"C{i}": 1_000 for i in range(1, 27)}
-    assert data_budget(spec, distinct) == (round(PARAMS_PER_VALUE * 26_000) + fixed) * 4
-    assert data_budget(spec, distinct, params_per_value=16) == (16 * 26_000 + fixed) * 4
+    distinct = {f"C{i}": 10_000 for i in range(1, 27)}
+    assert data_budget(spec, distinct) == (round(PARAMS_PER_VALUE * 260_000) + fixed) * 4
+    assert data_budget(spec, distinct, params_per_value=16) == (16 * 260_000 + fixed) * 4
     plan = plan_budget(spec, data_budget(spec, distinct))
-    assert plan.table.rows == round(PARAMS_PER_VALUE * 26_000) // 8
+    assert plan.table.rows == round(PARAMS_PER_VALUE * 260_000) // 8
 
 
 def test_data_budget_keeps_a_minimum_table() -> None:
     spec = frappe()
     budget = data_budget(spec, {f"f{i}": 2 for i in range(10)})
-    assert plan_budget(spec, budget).table.rows == MIN_TABLE_ROWS
+    assert plan_budget(spec, budget).table.params == MIN_TABLE_PARAMS
+    assert data_budget(spec, {f"f{i}": 2 for i in range(10)}, min_table_params=800) == 800 * 4
 
 
 def test_data_budget_names_fields_without_counts() -> None:

@@ -24,7 +24,7 @@ from unified_embedding.spec import FeatureSpec, SpecError, TableSpec
 BYTES_PER_PARAM = 4  # float32 tables
 # The shared table's parameters per distinct value when no budget is given (see `data_budget`).
 PARAMS_PER_VALUE = 1.6
-MIN_TABLE_ROWS = 1024
+MIN_TABLE_PARAMS = 2**16  # 256 KiB of float32: small data still gets a well-sized table
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20,
           "gib": 2**30}  # fmt: skip
 _BUDGET = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-z]*)\s*$")
@@ -145,11 +145,12 @@ def data_budget(
     spec: FeatureSpec,
     distinct: Mapping[str, int],
     params_per_value: float = PARAMS_PER_VALUE,
+    min_table_params: int = MIN_TABLE_PARAMS,
     bytes_per_param: int = BYTES_PER_PARAM,
 ) -> int:
     """The budget (bytes) when none is given: `params_per_value` shared-table parameters per
     distinct value of the hashed fields (`distinct`: stats.json's `approx_distinct`), at least
-    `MIN_TABLE_ROWS` rows, plus the parameters outside the table (numeric, vocabularies,
+    `min_table_params`, plus the parameters outside the table (numeric, vocabularies,
     projections).
 
     The peers (DeepCTR/FuxiCTR AutoInt, a 16-wide row per distinct value) spend ~16 parameters
@@ -160,7 +161,7 @@ def data_budget(
         raise SpecError(f"`distinct` has no count for hashed fields {missing}. Received: "
                         f"`distinct` for {sorted(distinct)}")  # fmt: skip
     values = sum(int(distinct[f.name]) for f in spec.categorical_fields if f.is_hashed)
-    table = max(round(params_per_value * values), MIN_TABLE_ROWS * spec.table.width)
+    table = max(round(params_per_value * values), min_table_params)
     return (table + unified_fixed_params(spec)) * bytes_per_param
 
 
