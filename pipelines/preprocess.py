@@ -39,7 +39,7 @@ from pipelines.sinks import WriteRecords
 from pipelines.stats import BlockStats, MergeStatsFn, build_stats
 from pipelines.validate import DEAD_LETTERS, ValidateBlocks
 from unified_embedding import artifacts
-from unified_embedding.budget import data_budget, parse_budget, plan_budget
+from unified_embedding.budget import DATA_BUDGET, data_budget, parse_budget, plan_budget
 from unified_embedding.cells import header_of
 from unified_embedding.helpformat import DefaultsHelpFormatter
 from unified_embedding.probes import with_probes
@@ -71,7 +71,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
         "--budget",
         default=None,
         help="embedding parameter budget with units (200KB, 4MB, 1MiB) sizing the shared "
-        "table; None: sized from the data's distinct counts (budget.data_budget)",
+        "table; None: `ue train` sizes it from the data's distinct counts (stats.json's "
+        "data_budget_bytes, budget.data_budget)",
     )
     parser.add_argument(
         "--probes",
@@ -97,30 +98,23 @@ def load_spec(args: argparse.Namespace) -> FeatureSpec:
     return spec
 
 
-def size_from_data(spec: FeatureSpec, total: BlockStats) -> FeatureSpec:
-    """`spec` with the shared table `budget.data_budget` gives the merged distinct counts (the
-    records hold fingerprints, so the table's size is free to change after hashing)."""
-    distinct = {name: sketch.estimate() for name, sketch in total.distinct.items()}
-    distinct = {f.name: distinct.get(f.name, 0) for f in spec.categorical_fields}
-    return spec.replace(table=plan_budget(spec, data_budget(spec, distinct)).table)
-
-
 class WriteStatsFn(beam.DoFn):
     """The merged BlockStats -> stats.json (after checking that no row was lost). With
-    `spec_dir`, the table is sized from the data and spec.json is rewritten there with it."""
+    `budget_from_data`, stats.json also carries `data_budget_bytes`: `budget.data_budget` of
+    the merged distinct counts, the budget `ue train` spends when given none."""
 
-    def __init__(self, spec_json: str, path: str, spec_dir: str | None = None) -> None:
+    def __init__(self, spec_json: str, path: str, budget_from_data: bool = False) -> None:
         self._spec_json = spec_json
         self._path = path
-        self._spec_dir = spec_dir
+        self._budget_from_data = budget_from_data
 
     def process(self, total: BlockStats) -> Iterator[str]:
         spec = FeatureSpec.from_json(self._spec_json)
-        if self._spec_dir is not None:
-            spec = size_from_data(spec, total)
-            with FileSystems.create(f"{self._spec_dir}/{artifacts.SPEC_FILE}") as f:
-                f.write(spec.to_json().encode("utf-8"))
         stats = build_stats(spec, total, SPLITS)
+        if self._budget_from_data:
+            distinct = {f.name: stats["fields"][f.name]["approx_distinct"]
+                        for f in spec.categorical_fields}  # fmt: skip
+            stats[DATA_BUDGET] = data_budget(spec, distinct)
         with FileSystems.create(self._path) as f:
             f.write((json.dumps(stats, indent=2) + "\n").encode("utf-8"))
         yield self._path
@@ -149,13 +143,7 @@ def build_pipeline(
         encoded[STATS]
         | "MergeStats" >> beam.CombineGlobally(MergeStatsFn())
         | "WriteStats"
-        >> beam.ParDo(
-            WriteStatsFn(
-                spec_json,
-                f"{output}/{artifacts.STATS_FILE}",
-                None if args.budget else output,  # no budget: the table from the data
-            )
-        )
+        >> beam.ParDo(WriteStatsFn(spec_json, f"{output}/{artifacts.STATS_FILE}", not args.budget))
     )
 
 

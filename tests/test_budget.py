@@ -6,6 +6,7 @@ from unified_embedding.budget import (
     MIN_TABLE_PARAMS,
     PARAMS_PER_VALUE,
     data_budget,
+    default_budget,
     parse_budget,
     plan_budget,
 )
@@ -77,3 +78,10 @@ def test_data_budget_keeps_a_minimum_table() -> None:
 def test_data_budget_names_fields_without_counts() -> None:
     with pytest.raises(SpecError, match=r"no count for hashed fields \['f9'\]"):
         data_budget(frappe(), {f"f{i}": 5 for i in range(9)})
+
+
+def test_default_budget_is_the_data_rule_when_preprocess_had_no_budget() -> None:
+    spec = frappe()
+    assert default_budget(spec, {"data_budget_bytes": 123_456}) == 123_456
+    assert default_budget(spec, {"rows_read": 10}) == spec.table.params * 4  # a --budget given
+    assert default_budget(spec, None) == spec.table.params * 4

@@ -6,7 +6,13 @@ from pathlib import Path
 import pytest
 
 from unified_embedding.budget import data_budget, plan_budget
-from unified_embedding.probes import auto_probes, parse_probes, recorded_distinct, with_probes
+from unified_embedding.probes import (
+    auto_probes,
+    distinct_counts,
+    parse_probes,
+    read_stats,
+    with_probes,
+)
 from unified_embedding.schemas import criteo, frappe
 from unified_embedding.spec import FieldSpec, SpecError
 
@@ -65,11 +71,11 @@ def test_parse_probes() -> None:
     assert parse_probes("auto") == "auto" and parse_probes("3") == 3 and parse_probes(None) is None
 
 
-def test_recorded_distinct_reads_stats_json(tmp_path: Path) -> None:
-    assert recorded_distinct(tmp_path) is None
+def test_distinct_counts_from_stats_json(tmp_path: Path) -> None:
+    assert read_stats(tmp_path) is None and distinct_counts(None) is None
     stats = {"fields": {"I1": {"kind": "numeric"}, "C1": {"approx_distinct": 42}}}
     (tmp_path / "stats.json").write_text(json.dumps(stats))
-    assert recorded_distinct(tmp_path) == {"C1": 42}
+    assert distinct_counts(read_stats(tmp_path)) == {"C1": 42}
 
 
 def test_auto_probes_spend_the_same_budget() -> None:

@@ -2,7 +2,7 @@
 
 The exported model hashes each field's own k_f probes in-graph; it must score raw rows exactly
 as the trained model scores the records (which hold 4 fingerprints per field, of which the
-run uses the first k_f). Preprocessing without a budget sizes the table from the data.
+run uses the first k_f). With no budget given anywhere, the table is sized from the data.
 """
 
 import json
@@ -15,7 +15,7 @@ from pipelines.preprocess import run as preprocess
 from unified_embedding.budget import data_budget, plan_budget
 from unified_embedding.evaluate import raw_batches
 from unified_embedding.export import export
-from unified_embedding.probes import auto_probes
+from unified_embedding.probes import auto_probes, with_probes
 from unified_embedding.records import read_blocks
 from unified_embedding.rows import parse_bytes
 from unified_embedding.schemas import criteo
@@ -43,18 +43,16 @@ def auto_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
             "version": version}  # fmt: skip
 
 
-def test_preprocess_without_budget_sizes_the_table_from_the_data(auto_run: dict) -> None:
+def test_without_budgets_the_table_is_sized_from_the_data(auto_run: dict) -> None:
     prep = auto_run["prep"]
     spec = FeatureSpec.load(prep / "spec.json")
     stats = json.loads((prep / "stats.json").read_text())
-    distinct = {name: f["approx_distinct"] for name, f in stats["fields"].items()
-                if "approx_distinct" in f}  # fmt: skip
-    schema = criteo()
-    recorded = schema.replace(fields=tuple(spec.fields))
-    assert {f.probes for f in spec.categorical_fields} == {4}
-    assert spec.table == plan_budget(recorded, data_budget(recorded, distinct)).table
-    assert spec.table.rows < schema.table.rows
-    assert stats["spec_fingerprint"] == spec.fingerprint and stats["table"] == spec.table.to_dict()
+    distinct = {f.name: stats["fields"][f.name]["approx_distinct"] for f in spec.categorical_fields}
+    assert spec == with_probes(criteo(), 4)  # the contract the records were hashed under
+    assert stats["data_budget_bytes"] == data_budget(spec, distinct)
+    run_spec = auto_run["spec"]  # auto probes: projections paid from the same budget
+    assert run_spec.table == plan_budget(run_spec, stats["data_budget_bytes"]).table
+    assert run_spec.table.rows < criteo().table.rows
 
 
 def test_auto_probes_follow_the_distinct_counts(auto_run: dict) -> None:
@@ -69,14 +67,14 @@ def test_export_with_auto_probes_scores_raw_rows_as_the_records_say(auto_run: di
     rows = parse_bytes(criteo(), auto_run["raw_file"].read_bytes())
     (raw,) = list(raw_batches(spec, rows, batch_size=len(rows)))
     loaded = tf.saved_model.load(str(auto_run["version"]))
-    ids = loaded.signatures["encode"](**raw)
+    ids = {k: v.numpy() for k, v in loaded.signatures["encode"](**raw).items()}
     served = loaded.signatures["serving_default"](**raw)["probability"].numpy()
 
     def key(columns: dict, i: int) -> tuple:  # the run's k_f probes of each field
         return tuple(
             (None if np.isnan(columns[f.name][i]) else float(columns[f.name][i]))
             if f.kind == "numeric"
-            else np.asarray(columns[f.name][i])[..., : f.probes].tobytes()
+            else columns[f.name][i][: f.probes].tobytes()
             for f in spec.fields
         )  # fmt: skip
 
@@ -85,7 +83,8 @@ def test_export_with_auto_probes_scores_raw_rows_as_the_records_say(auto_run: di
     for batch in read_blocks(data_spec, str(auto_run["prep"] / "*.tfrecord.gz")).batch(500):
         assert batch["C1"].shape[-1] == 4  # the records hold 4 probes
         scores = auto_run["model"].probabilities(batch).numpy()[:, 0]
-        records.update({key(batch, i): scores[i] for i in range(len(scores))})
+        columns = {k: v.numpy() for k, v in batch.items()}
+        records.update({key(columns, i): scores[i] for i in range(len(scores))})
     assert from_raw.keys() == records.keys()
     np.testing.assert_allclose(
         [records[k] for k in from_raw], list(from_raw.values()), rtol=1e-5, atol=1e-6

@@ -25,6 +25,7 @@ BYTES_PER_PARAM = 4  # float32 tables
 # The shared table's parameters per distinct value when no budget is given (see `data_budget`).
 PARAMS_PER_VALUE = 1.6
 MIN_TABLE_PARAMS = 2**16  # 256 KiB of float32: small data still gets a well-sized table
+DATA_BUDGET = "data_budget_bytes"  # the stats.json key of `data_budget` (no --budget given)
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20,
           "gib": 2**30}  # fmt: skip
 _BUDGET = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-z]*)\s*$")
@@ -163,6 +164,15 @@ def data_budget(
     values = sum(int(distinct[f.name]) for f in spec.categorical_fields if f.is_hashed)
     table = max(round(params_per_value * values), min_table_params)
     return (table + unified_fixed_params(spec)) * bytes_per_param
+
+
+def default_budget(spec: FeatureSpec, stats: Mapping[str, Any] | None) -> int:
+    """The budget of a run given none: stats.json's `data_budget_bytes` (written by `ue
+    preprocess` without `--budget`), else the table of the records' spec (a `--budget` given
+    to `ue preprocess`, or records written before the key existed)."""
+    if stats and DATA_BUDGET in stats:
+        return int(stats[DATA_BUDGET])
+    return spec.table.params * BYTES_PER_PARAM
 
 
 def _vocabulary_rows(field: str, values: tuple[str, ...]) -> int:

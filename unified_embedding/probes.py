@@ -20,6 +20,7 @@ import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from unified_embedding.artifacts import STATS_FILE
 from unified_embedding.spec import FeatureSpec, SpecError
@@ -81,10 +82,15 @@ def with_probes(
     return spec.replace(fields=tuple(fields))
 
 
-def recorded_distinct(data_dir: str | Path) -> dict[str, int] | None:
-    """Each categorical field's `approx_distinct` in the data's stats.json; None without one."""
+def read_stats(data_dir: str | Path) -> dict[str, Any] | None:
+    """The data directory's stats.json (`ue preprocess`); None without one."""
     path = Path(data_dir) / STATS_FILE
-    if not path.is_file():
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def distinct_counts(stats: Mapping[str, Any] | None) -> dict[str, int] | None:
+    """Each categorical field's `approx_distinct` in stats.json; None without stats."""
+    if stats is None:
         return None
-    fields = json.loads(path.read_text()).get("fields", {})
+    fields = stats.get("fields", {})
     return {name: int(f["approx_distinct"]) for name, f in fields.items() if "approx_distinct" in f}
