@@ -78,8 +78,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
         "--probes",
         type=int,
         default=None,
-        help="fingerprints recorded per hashed field (`ue train --probes` uses up to this "
-        "many; `auto` gives a field up to 4); None: the schema's",
+        help="fingerprints recorded per hashed field: `ue train --probes` uses up to this "
+        "many (4 lets `--probes auto` reach its maximum); None: the schema's",
     )
     add_row_rule_flags(parser, "rows per record")
     args, beam_args = parser.parse_known_args(argv)

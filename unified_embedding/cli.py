@@ -332,8 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--budget",
         type=_budget,
         default=None,
-        help="embedding parameter budget with units (200KB, 4MB, 1MiB); None: the table of "
-        "the records' spec.json",
+        help="embedding parameter budget with units (200KB, 4MB, 1MiB); None: sized from the "
+        "data (stats.json's data_budget_bytes) when ue preprocess had no --budget, else the "
+        "table of the records' spec.json",
     )
     train.add_argument(
         "--budget-mb", type=float, default=None, help="deprecated: use --budget (e.g. 4MB)"

@@ -17,7 +17,7 @@ class TrainJob:
     data_dir: str
     model_dir: str
     layout: str = "unified"
-    budget: str | None = None  # default: the table in the data's spec.json
+    budget: str | None = None  # default: stats.json's data_budget_bytes, else spec.json's table
     probes: str | None = None  # "auto" or a count per hashed field; default: the records'
     steps: int = 10_000
     eval_every: int | None = None  # default: one pass over the train split, at most 1,000
