@@ -70,6 +70,7 @@ def _train(args: argparse.Namespace) -> int:
         model_dir=args.model_dir,
         layout=args.embedding,
         budget=_train_budget(args),
+        probes=args.probes,
         steps=args.steps,
         eval_every=args.eval_every,
         checkpoint_every=args.checkpoint_every,
@@ -105,6 +106,17 @@ def _budget(text: str) -> str:
 
     try:
         parse_budget(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def _probes(text: str) -> str:
+    """An argparse type: `auto` or a probe count, checked, kept as text."""
+    from unified_embedding.probes import parse_probes
+
+    try:
+        parse_probes(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
     return text
@@ -325,11 +337,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--budget",
         type=_budget,
         default=None,
-        help="embedding parameter budget with units (200KB, 4MB, 1MiB); None: the table of "
-        "the records' spec.json",
+        help="embedding parameter budget with units (200KB, 4MB, 1MiB); None: sized from the "
+        "data (stats.json's data_budget_bytes) when ue preprocess had no --budget, else the "
+        "table of the records' spec.json",
     )
     train.add_argument(
         "--budget-mb", type=float, default=None, help="deprecated: use --budget (e.g. 4MB)"
+    )
+    train.add_argument(
+        "--probes",
+        type=_probes,
+        default=None,
+        help="lookups per hashed field, at most the records' (`ue preprocess --probes`); auto: "
+        "1 up to 100 distinct values, +1 per factor of 10 beyond, at most 4 (multi-size); "
+        "None: the records'",
     )
     train.add_argument("--steps", type=int, default=10_000, help="training steps (batches)")
     train.add_argument(
