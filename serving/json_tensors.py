@@ -1,0 +1,209 @@
+"""TensorFlow Serving's REST JSON -> the predictor's batches (no HTTP here; see serving/rest.py).
+
+    predict   {"instances": [{field: value, ...}, ...]}      row format -> "predictions"
+              {"inputs": {field: [value, ...], ...}}         columnar   -> "outputs"
+              signature `packed`: {"categorical": ..., "numeric": ...} in either format
+    classify  {"examples": [{feature: value|[value], ...}], "context": {feature: value}}
+    regress   the same request
+
+Bytes travel as `{"b64": "..."}` (decoded while the JSON is parsed); numbers may be `NaN`
+(missing), as TF Serving's JSON allows. Columns become NumPy arrays after one type check per
+column, so the columnar format never loops per value in Python.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from serving.predictor import InvalidRequest, PackedBatch, Predictor, Value
+
+SIGNATURES = ("serving_default", "packed")
+# Classify and Regress take examples; TF Serving's own method names are accepted as well.
+EXAMPLE_SIGNATURES = ("", "serving_default", "tensorflow/serving/classify",
+                      "tensorflow/serving/regress")  # fmt: skip
+_NUMBERS = frozenset({float, int})
+_STRINGS = frozenset({str, bytes})
+
+
+def _describe(value: Any) -> str:
+    text = json.dumps(value, default=repr) if not isinstance(value, bytes) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _bytes(obj: dict[str, Any]) -> Any:
+    """json's object hook: `{"b64": "..."}` -> bytes; any other object as it is."""
+    if len(obj) != 1 or "b64" not in obj:
+        return obj
+    value = obj["b64"]
+    if not isinstance(value, str):
+        raise InvalidRequest(f"`b64` should hold a base64 string. Received: {_describe(value)}")
+    try:
+        return base64.b64decode(value, validate=True)
+    except binascii.Error as e:
+        raise InvalidRequest(f"`b64` value {_describe(value)} is not base64: {e}") from None
+
+
+def parse_body(body: bytes) -> dict[str, Any]:
+    """The request body as a JSON object (InvalidRequest when it is not one)."""
+    try:
+        request = json.loads(body, object_hook=_bytes)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InvalidRequest(f"the body is not valid JSON: {e}") from None
+    if not isinstance(request, dict):
+        raise InvalidRequest(f"the body should be a JSON object. Received: {_describe(request)}")
+    return request
+
+
+def _signature(request: Mapping[str, Any], served: tuple[str, ...]) -> str:
+    name = request.get("signature_name", "")
+    if not isinstance(name, str) or name not in served:
+        raise InvalidRequest(f"unknown `signature_name` {_describe(name)}; served: "
+                             f"{[s for s in served if s]}")  # fmt: skip
+    return name
+
+
+def _types(values: Any) -> frozenset[type]:
+    return frozenset(map(type, values))
+
+
+def column(name: str, values: Any, numbers: bool) -> np.ndarray:
+    """A JSON list of numbers (float32) or of strings/bytes (object) as one 1-D array; an empty
+    list as an empty array of the field's kind (`numbers`)."""
+    if not isinstance(values, list):
+        raise InvalidRequest(f"input `{name}`: expected a list of values, received "
+                             f"{_describe(values)}")  # fmt: skip
+    kinds = _types(values)
+    if not values:
+        return np.empty(0, np.float32 if numbers else object)
+    if kinds <= _STRINGS:
+        strings = np.empty(len(values), dtype=object)
+        strings[:] = values
+        return strings
+    if kinds <= _NUMBERS:
+        try:
+            return np.array(values, np.float32)
+        except OverflowError:
+            raise InvalidRequest(f"input `{name}`: a number is out of range") from None
+    raise InvalidRequest(f"input `{name}`: expected all numbers or all strings, received "
+                         f"{sorted(k.__name__ for k in kinds)}")  # fmt: skip
+
+
+def _matrix(name: str, rows: Any, numbers: bool) -> np.ndarray:
+    """The `packed` signature's input: a list of rows of numbers (float32) or strings."""
+    array = np.empty(0, dtype=object)
+    if isinstance(rows, list) and all(type(r) is list for r in rows):
+        array = np.empty((len(rows), len(rows[0]) if rows else 0), dtype=object)
+        try:
+            array[:] = rows
+        except ValueError:  # rows of different lengths
+            array = np.empty(0, dtype=object)
+    if array.ndim != 2:
+        raise InvalidRequest(f"input `{name}`: expected a list of rows of equal length, "
+                             f"received {_describe(rows)}")  # fmt: skip
+    kinds = _types(array.ravel())
+    if not kinds <= (_NUMBERS if numbers else _STRINGS):
+        raise InvalidRequest(f"input `{name}`: expected {'numbers' if numbers else 'strings'}, "
+                             f"received {sorted(k.__name__ for k in kinds)}")  # fmt: skip
+    return array.astype(np.float32) if numbers else array
+
+
+def _packed(predictor: Predictor, inputs: Mapping[str, Any]) -> PackedBatch:
+    names = {"categorical", "numeric"}
+    unknown, missing = sorted(set(inputs) - names), sorted(names - set(inputs))
+    if unknown or missing:
+        raise InvalidRequest(f"signature `packed` takes inputs `categorical` and `numeric`; "
+                             f"received {sorted(inputs)}")  # fmt: skip
+    return predictor.check_packed(
+        _matrix("categorical", inputs["categorical"], numbers=False),
+        _matrix("numeric", inputs["numeric"], numbers=True),
+    )
+
+
+def _single_input(predictor: Predictor, what: str) -> str:
+    """The one input a bare value list feeds (TF Serving's form for one-input signatures)."""
+    names = predictor.spec.field_names
+    if len(names) != 1:
+        raise InvalidRequest(f"`{what}` without input names fits a signature of one input; this "
+                             f"one takes {len(names)}: give objects of field -> value")  # fmt: skip
+    return names[0]
+
+
+def predict_batch(predictor: Predictor, request: Mapping[str, Any]) -> tuple[PackedBatch, str]:
+    """A predict request's batch and the key its answer goes under (`predictions` for the row
+    format, `outputs` for the columnar one)."""
+    signature = _signature(request, ("", *SIGNATURES))
+    if ("instances" in request) == ("inputs" in request):
+        raise InvalidRequest("give either `instances` (row format) or `inputs` (columnar "
+                             "format), exactly one of them")  # fmt: skip
+    if "instances" in request:
+        instances = request["instances"]
+        if not isinstance(instances, list) or not instances:
+            raise InvalidRequest(f"`instances` should be a non-empty list. Received: "
+                                 f"{_describe(instances)}")  # fmt: skip
+        if not all(type(i) is dict for i in instances):
+            if signature == "packed" or any(type(i) is dict for i in instances):
+                raise InvalidRequest("`instances` should be a list of objects of input -> value")
+            return predictor.pack_rows([{_single_input(predictor, "instances"): v}
+                                        for v in instances]), "predictions"  # fmt: skip
+        if signature == "packed":
+            names = {k for i in instances for k in i}
+            return _packed(predictor, {k: [i.get(k) for i in instances]
+                                       for k in names}), "predictions"  # fmt: skip
+        return predictor.pack_rows(instances), "predictions"
+    inputs = request["inputs"]
+    if not isinstance(inputs, dict):
+        inputs = {_single_input(predictor, "inputs"): inputs}
+    if signature == "packed":
+        return _packed(predictor, inputs), "outputs"
+    numeric = set(predictor.numeric_names)
+    columns = {k: column(k, v, k in numeric) for k, v in inputs.items()}
+    return predictor.pack_columns(columns), "outputs"
+
+
+def _feature(predictor: Predictor, where: str, name: str, value: Any) -> Value:
+    """A tf.Example-like feature value: a value, or a list of one (several are joined with the
+    separator of a multi-valued field)."""
+    if type(value) is not list:
+        return value
+    if len(value) == 1:
+        return value[0]
+    field = predictor.spec.field(name) if name in predictor.spec.field_names else None
+    if field is not None and field.separator is not None and _types(value) <= {str}:
+        return field.separator.join(value)
+    raise InvalidRequest(f"{where}feature `{name}`: expected one value, received "
+                         f"{_describe(value)}")  # fmt: skip
+
+
+def examples_batch(predictor: Predictor, request: Mapping[str, Any]) -> PackedBatch:
+    """A classify or regress request's examples, each with the shared `context` features (which
+    must not appear in the examples, as TF Serving's REST API documents)."""
+    _signature(request, EXAMPLE_SIGNATURES)
+    examples, context = request.get("examples"), request.get("context", {})
+    if not isinstance(examples, list) or not examples:
+        raise InvalidRequest(f"`examples` should be a non-empty list of objects. Received: "
+                             f"{_describe(examples)}")  # fmt: skip
+    if not isinstance(context, dict):
+        raise InvalidRequest(f"`context` should be an object. Received: {_describe(context)}")
+    shared = {k: _feature(predictor, "context: ", k, v) for k, v in context.items()}
+    rows = []
+    for i, example in enumerate(examples):
+        if type(example) is not dict:
+            raise InvalidRequest(f"example {i}: expected an object of feature -> value, "
+                                 f"received {_describe(example)}")  # fmt: skip
+        both = sorted(shared.keys() & example.keys())
+        if both:
+            raise InvalidRequest(f"example {i}: feature `{both[0]}` is also in `context`; "
+                                 "give it in one of them")  # fmt: skip
+        row = {k: _feature(predictor, f"example {i}: ", k, v) for k, v in example.items()}
+        rows.append(row | shared)
+    return predictor.pack_rows(rows)
+
+
+__all__ = ["EXAMPLE_SIGNATURES", "SIGNATURES", "column", "examples_batch", "parse_body",
+           "predict_batch"]  # fmt: skip
