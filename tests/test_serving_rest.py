@@ -200,8 +200,8 @@ def test_invalid_requests_answer_400_and_unknown_ones_404(server, rows) -> None:
             "inputs": {**{k: [v] for k, v in good.items()}, "I2": ["abc"]}
         },
         "exactly one of them": {"instances": [good], "inputs": {k: [v] for k, v in good.items()}},
-        "unknown `signature_name` \"nope\"": {"signature_name": "nope", "instances": [good]},
-        "`b64` value \"%%%\" is not base64": {"instances": [{**good, "C1": {"b64": "%%%"}}]},
+        'unknown `signature_name` "nope"': {"signature_name": "nope", "instances": [good]},
+        '`b64` value "%%%" is not base64': {"instances": [{**good, "C1": {"b64": "%%%"}}]},
         "numbers must be finite": {"instances": [{**good, "I1": math.inf}]},
         "the request has no rows": {"inputs": {k: [] for k in good}},
     }
