@@ -80,7 +80,7 @@ class BlockScorer:
         import tensorflow as tf
 
         from serving.predictor import set_op_threads
-        from unified_embedding.features import parse_numeric
+        from unified_embedding.kinds import kind_of
 
         if op_threads and not set_op_threads(op_threads):
             logging.warning("TensorFlow already runs in this process: --op-threads is ignored")
@@ -94,10 +94,7 @@ class BlockScorer:
 
         def score(data: tf.Tensor, starts: tf.Tensor, lengths: tf.Tensor) -> dict[str, tf.Tensor]:
             cells = tf.reshape(tf.strings.substr(data, starts, lengths), [fields, -1])
-            raw = {
-                f.name: cells[i] if f.is_categorical else parse_numeric(cells[i])
-                for i, f in enumerate(spec.fields)
-            }
+            raw = {f.name: kind_of(f).from_text(cells[i]) for i, f in enumerate(spec.fields)}
             out = {"probability": serve(**raw)["probability"]}
             if attention is not None:
                 # (rows, layers, heads, fields, fields) -> (rows, fields, fields)

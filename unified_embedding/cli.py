@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from unified_embedding.raw_values import Field
     from unified_embedding.synthetic import SyntheticConfig
 
 
@@ -189,18 +190,20 @@ def _serve_worker(args: argparse.Namespace, worker: int, port: int, reuse_port: 
     return 0
 
 
-def _context(pairs: Sequence[str], kinds: dict[str, str]) -> dict[str, str | float]:
-    """`--context NAME=VALUE` pairs; numeric fields' values as numbers ("" = NaN = missing)."""
-    import math
+def _context(pairs: Sequence[str], fields: Sequence[Field]) -> dict[str, str | float]:
+    """`--context NAME=VALUE` pairs as the fields' raw values ("" = missing)."""
+    import numpy as np
 
+    from unified_embedding.raw_values import raw_type
+
+    by_name = {f.name: f for f in fields}
     out: dict[str, str | float] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
-        if not sep or name not in kinds:
+        if not sep or name not in by_name:
             raise ValueError(f"`--context` takes NAME=VALUE with NAME one of the model's fields "
-                             f"{sorted(kinds)}. Received: `{pair}`")  # fmt: skip
-        numeric = kinds[name] == "numeric"
-        out[name] = (float(value) if value.strip() else math.nan) if numeric else value
+                             f"{sorted(by_name)}. Received: `{pair}`")  # fmt: skip
+        out[name] = raw_type(by_name[name]).from_text(np.array([value])).item()
     return out
 
 
@@ -221,7 +224,7 @@ def _predict(args: argparse.Namespace) -> int:
         try:
             info = client.model_info()
             if args.columns or args.context:
-                context = _context(args.context, {f.name: f.kind for f in info.fields})
+                context = _context(args.context, info.fields)
                 columns = columns_from_file(args.input, args.schema, info)
                 candidates = {k: v for k, v in columns.items() if k not in context}
                 probabilities = client.predict_columns(candidates, context)
