@@ -27,7 +27,7 @@ def test_values_are_checked_by_type():
     assert NUMBERS.value(3) == 3.0 and isinstance(NUMBERS.value(3), float)
     assert STRINGS.value(b"x") == b"x"
     for raw, wrong in ((NUMBERS, "3"), (NUMBERS, True), (NUMBERS, None), (STRINGS, 3)):
-        with pytest.raises(TypeError, match="a number|a string"):
+        with pytest.raises(TypeError, match=r"a number|a string"):
             raw.value(wrong)
 
 
