@@ -16,19 +16,21 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from serving.predictor import InvalidRequest, PackedBatch, Predictor, Value
+from serving.predictor import InvalidRequest, PackedBatch, Predictor
+from unified_embedding.raw_values import NUMBERS, STRINGS, RawType, Value
 
 SIGNATURES = ("serving_default", "packed")
 # Classify and Regress take examples; TF Serving's own method names are accepted as well.
 EXAMPLE_SIGNATURES = ("", "serving_default", "tensorflow/serving/classify",
                       "tensorflow/serving/regress")  # fmt: skip
-_NUMBERS = frozenset({float, int})
-_STRINGS = frozenset({str, bytes})
+# The JSON values each raw type takes (bool is not a number here, as in RawType.value).
+_JSON_TYPES = {NUMBERS.name: frozenset({float, int}), STRINGS.name: frozenset({str, bytes})}
 
 
 def _describe(value: Any) -> str:
@@ -72,56 +74,56 @@ def _types(values: Any) -> frozenset[type]:
     return frozenset(map(type, values))
 
 
-def column(name: str, values: Any, numbers: bool) -> np.ndarray:
-    """A JSON list of numbers (float32) or of strings/bytes (object) as one 1-D array; an empty
-    list as an empty array of the field's kind (`numbers`)."""
+def _array(name: str, values: Any, raw: RawType, shape: tuple[int, ...]) -> np.ndarray:
+    array = raw.empty(math.prod(shape), 1).reshape(shape)
+    try:
+        array[...] = values
+    except OverflowError:
+        raise InvalidRequest(f"input `{name}`: a number is out of range") from None
+    return array
+
+
+def column(name: str, values: Any, raw: RawType | None) -> np.ndarray:
+    """A JSON list of numbers or of strings/bytes as one 1-D array of their raw type; an empty
+    list as an empty array of the field's raw type `raw` (None: an unknown field)."""
     if not isinstance(values, list):
         raise InvalidRequest(f"input `{name}`: expected a list of values, received "
                              f"{_describe(values)}")  # fmt: skip
     kinds = _types(values)
-    if not values:
-        return np.empty(0, np.float32 if numbers else object)
-    if kinds <= _STRINGS:
-        strings = np.empty(len(values), dtype=object)
-        strings[:] = values
-        return strings
-    if kinds <= _NUMBERS:
-        try:
-            return np.array(values, np.float32)
-        except OverflowError:
-            raise InvalidRequest(f"input `{name}`: a number is out of range") from None
+    for candidate in (raw or NUMBERS, STRINGS, NUMBERS):
+        if kinds <= _JSON_TYPES[candidate.name]:
+            return _array(name, values, candidate, (len(values),))
     raise InvalidRequest(f"input `{name}`: expected all numbers or all strings, received "
                          f"{sorted(k.__name__ for k in kinds)}")  # fmt: skip
 
 
-def _matrix(name: str, rows: Any, numbers: bool) -> np.ndarray:
-    """The `packed` signature's input: a list of rows of numbers (float32) or strings."""
-    array = np.empty(0, dtype=object)
+def _matrix(name: str, rows: Any, raw: RawType) -> np.ndarray:
+    """A `packed` signature input: a list of rows of equal length, values of type `raw`."""
+    cells = np.empty(0, dtype=object)
     if isinstance(rows, list) and all(type(r) is list for r in rows):
-        array = np.empty((len(rows), len(rows[0]) if rows else 0), dtype=object)
+        cells = np.empty((len(rows), len(rows[0]) if rows else 0), dtype=object)
         try:
-            array[:] = rows
+            cells[:] = rows
         except ValueError:  # rows of different lengths
-            array = np.empty(0, dtype=object)
-    if array.ndim != 2:
+            cells = np.empty(0, dtype=object)
+    if cells.ndim != 2:
         raise InvalidRequest(f"input `{name}`: expected a list of rows of equal length, "
                              f"received {_describe(rows)}")  # fmt: skip
-    kinds = _types(array.ravel())
-    if not kinds <= (_NUMBERS if numbers else _STRINGS):
-        raise InvalidRequest(f"input `{name}`: expected {'numbers' if numbers else 'strings'}, "
-                             f"received {sorted(k.__name__ for k in kinds)}")  # fmt: skip
-    return array.astype(np.float32) if numbers else array
+    kinds = _types(cells.ravel())
+    if not kinds <= _JSON_TYPES[raw.name]:
+        raise InvalidRequest(f"input `{name}`: expected {raw.name}, received "
+                             f"{sorted(k.__name__ for k in kinds)}")  # fmt: skip
+    return _array(name, cells, raw, cells.shape)
 
 
 def _packed(predictor: Predictor, inputs: Mapping[str, Any]) -> PackedBatch:
-    names = {"categorical", "numeric"}
-    unknown, missing = sorted(set(inputs) - names), sorted(names - set(inputs))
-    if unknown or missing:
-        raise InvalidRequest(f"signature `packed` takes inputs `categorical` and `numeric`; "
-                             f"received {sorted(inputs)}")  # fmt: skip
+    widths = predictor.packed_widths
+    if set(inputs) != set(widths):
+        raise InvalidRequest(f"signature `packed` takes inputs {sorted(widths)}; received "
+                             f"{sorted(inputs)}")  # fmt: skip
+    raws = {raw.packed_input: raw for raw in (NUMBERS, STRINGS)}
     return predictor.check_packed(
-        _matrix("categorical", inputs["categorical"], numbers=False),
-        _matrix("numeric", inputs["numeric"], numbers=True),
+        **{name: _matrix(name, inputs[name], raws[name]) for name in widths}
     )
 
 
@@ -161,8 +163,9 @@ def predict_batch(predictor: Predictor, request: Mapping[str, Any]) -> tuple[Pac
         inputs = {_single_input(predictor, "inputs"): inputs}
     if signature == "packed":
         return _packed(predictor, inputs), "outputs"
-    numeric = set(predictor.numeric_names)
-    columns = {k: column(k, v, k in numeric) for k, v in inputs.items()}
+    fields = set(predictor.spec.field_names)
+    columns = {k: column(k, v, predictor.raw_type(k) if k in fields else None)
+               for k, v in inputs.items()}  # fmt: skip
     return predictor.pack_columns(columns), "outputs"
 
 
