@@ -184,8 +184,10 @@ def _feature(predictor: Predictor, where: str, name: str, value: Any) -> Value:
 
 
 def examples_batch(predictor: Predictor, request: Mapping[str, Any]) -> PackedBatch:
-    """A classify or regress request's examples, each with the shared `context` features (which
-    must not appear in the examples, as TF Serving's REST API documents)."""
+    """A classify or regress request's examples, each with the shared `context` features. TF
+    Serving's documentation says a context feature must not appear in an example; TF Serving
+    itself takes the example's value (it serializes the context before each example, and a
+    parsed map keeps the last entry), and so do we."""
     _signature(request, EXAMPLE_SIGNATURES)
     examples, context = request.get("examples"), request.get("context", {})
     if not isinstance(examples, list) or not examples:
@@ -199,12 +201,8 @@ def examples_batch(predictor: Predictor, request: Mapping[str, Any]) -> PackedBa
         if type(example) is not dict:
             raise InvalidRequest(f"example {i}: expected an object of feature -> value, "
                                  f"received {_describe(example)}")  # fmt: skip
-        both = sorted(shared.keys() & example.keys())
-        if both:
-            raise InvalidRequest(f"example {i}: feature `{both[0]}` is also in `context`; "
-                                 "give it in one of them")  # fmt: skip
         row = {k: _feature(predictor, f"example {i}: ", k, v) for k, v in example.items()}
-        rows.append(row | shared)
+        rows.append(shared | row)
     return predictor.pack_rows(rows)
 
 

@@ -148,9 +148,13 @@ def test_classify_and_regress_with_context(server, rows) -> None:  # type: ignor
     np.testing.assert_array_equal(
         np.array([score for ((_, score),) in answer["result"]], np.float32), expected
     )
+    clash = [{**r, "C1": "other"} for r in merged[:2]]
     status, answer = _http(server, "/v1/models/default:regress",
-                           {"examples": merged[:2], "context": context})  # fmt: skip
-    assert status == 400 and "example 0: feature `C1` is also in `context`" in answer["error"]
+                           {"examples": clash, "context": context})  # fmt: skip
+    # A feature in both: the example's value wins, as in TF Serving (not as its docs say)
+    assert status == 200
+    np.testing.assert_array_equal(np.array(answer["result"], np.float32),
+                                  _grpc_scores(server, clash))  # fmt: skip
     status, answer = _http(server, "/v1/models/default:regress", {"examples": merged[:1]})
     assert status == 200  # a batch of one row: equal up to the model's float rounding
     np.testing.assert_allclose(answer["result"], expected[:1], rtol=1e-6)

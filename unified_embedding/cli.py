@@ -170,14 +170,14 @@ def _serve_worker(args: argparse.Namespace, worker: int, port: int, reuse_port: 
         poll_seconds=args.poll_seconds,
         predictor=PredictorConfig(max_rows=args.max_rows),
     )
-    batching = BatchingConfig(
-        enabled=not args.no_batching,
-        max_batch_size=args.max_batch_size,
-        max_wait_us=args.max_wait_us,
-        max_queued_requests=args.max_queued_requests,
-        max_concurrent_batches=args.model_threads,
-        **getattr(args, "batching_changes", {}),  # --batching-parameters-file wins
-    )
+    flags = {
+        "max_batch_size": args.max_batch_size,
+        "max_wait_us": args.max_wait_us,
+        "max_queued_requests": args.max_queued_requests,
+        "max_concurrent_batches": args.model_threads,
+    }
+    flags.update(getattr(args, "batching_changes", {}))  # --batching-parameters-file wins
+    batching = BatchingConfig(enabled=not args.no_batching, **flags)
     metrics_port = None if reuse_port else args.metrics_port
     serve(ServerConfig(models, port=port, host=args.host, metrics_port=metrics_port,
                        rest_api_port=args.rest_api_port,
