@@ -222,14 +222,16 @@ def test_invalid_requests_answer_400_and_unknown_ones_404(server, rows) -> None:
     assert status == 404 and "unknown model `nope`" in answer["error"]
 
 
-def test_no_version_loaded_answers_503(tmp_path: Path) -> None:
-    config = ServerConfig(ManagerConfig(tmp_path), port=0, rest_api_port=0)
+def test_no_version_loaded_answers_503_and_a_large_body_413(tmp_path: Path) -> None:
+    config = ServerConfig(ManagerConfig(tmp_path), port=0, rest_api_port=0, max_message_bytes=1024)
     server = BackgroundServer(config).start(wait_until_serving=False)
     try:
         for path, body in (("/v1/models/default:predict", {"instances": [{"I1": 1.0}]}),
                            ("/v1/models/default", None)):  # fmt: skip
             status, answer = _http(server, path, body)
             assert status == 503 and "no version loaded yet" in answer["error"]
+        status, answer = _http(server, "/v1/models/default:predict", {"instances": ["x" * 2000]})
+        assert status == 413 and "Too Large" in answer["error"]
     finally:
         server.stop()
 
