@@ -77,6 +77,9 @@ class BlockScorer:
         self, path: str, spec: FeatureSpec, explain_top_k: int = 0, op_threads: int = 0
     ) -> None:
         os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before TensorFlow is imported
+        from unified_embedding.startup import import_tensorflow_quietly
+
+        import_tensorflow_quietly()  # a worker process: no "no GPU here" lines per worker
         import tensorflow as tf
 
         from serving.predictor import set_op_threads
