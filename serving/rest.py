@@ -27,12 +27,13 @@ from aiohttp import web
 from google.protobuf import json_format
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
+from tensorflow.core.protobuf import error_codes_pb2
 from tensorflow_serving.apis import get_model_status_pb2, model_pb2
 
 from serving.batching import Batcher
 from serving.json_tensors import examples_batch, parse_body, predict_batch
 from serving.metrics import Metrics
-from serving.model_manager import ModelManager, ModelNotFound, ModelUnavailable
+from serving.model_versions import VersionStatus
 from serving.predictor import Predictor
 from serving.servicer import Failure, answer
 from serving.tf_serving import SIGNATURE_DEF, signature_defs
@@ -79,50 +80,24 @@ def parse_target(path: str) -> Target | None:
     )
 
 
-@dataclass(frozen=True)
-class VersionStatus:
-    """One version's state, a name of TF Serving's ModelVersionStatus.State."""
-
-    version: int
-    state: str
-    error_message: str = ""
-
-
 class Models(Protocol):
+    """What the handlers ask of the model manager (`ModelManager`)."""
+
     def get(self, name: str, version: int = 0, label: str = "") -> Predictor: ...
 
     def status(self, name: str, version: int = 0, label: str = "") -> list[VersionStatus]: ...
 
 
-class SingleModel:
-    """`Models` over the one-model, one-version ModelManager: no labels; the status of the
-    version serving (the versions it skipped or replaced are not kept)."""
-
-    def __init__(self, manager: ModelManager) -> None:
-        self.manager = manager
-
-    def get(self, name: str, version: int = 0, label: str = "") -> Predictor:
-        predictor = self.manager.get(name, version)
-        if label:
-            raise ModelNotFound(f"model `{name}` has no version labelled `{label}`")
-        return predictor
-
-    def status(self, name: str, version: int = 0, label: str = "") -> list[VersionStatus]:
-        try:
-            predictor = self.get(name, version, label)
-        except ModelUnavailable:
-            if version:
-                raise ModelNotFound(f"model `{name}` version {version} is not loaded") from None
-            raise
-        return [VersionStatus(predictor.version, "AVAILABLE")]
-
-
 def status_json(statuses: list[VersionStatus]) -> dict[str, Any]:
-    """GetModelStatusResponse as TF Serving writes it (versions as strings, states by name)."""
+    """GetModelStatusResponse as TF Serving writes it (versions as strings, states and error
+    codes by name; UNKNOWN for a version that failed, as the gRPC ModelService answers)."""
     response = get_model_status_pb2.GetModelStatusResponse()
     for s in statuses:
         version = response.model_version_status.add(
             version=s.version, state=get_model_status_pb2.ModelVersionStatus.State.Value(s.state)
+        )
+        version.status.error_code = (
+            error_codes_pb2.UNKNOWN if s.error_message else error_codes_pb2.OK
         )
         version.status.error_message = s.error_message
     return json_format.MessageToDict(
@@ -265,9 +240,7 @@ __all__ = [
     "METRICS_PATH",
     "Models",
     "RestApi",
-    "SingleModel",
     "Target",
-    "VersionStatus",
     "metadata_json",
     "parse_target",
     "start_rest",

@@ -1,20 +1,22 @@
-"""The gRPC server: our Ranking service and TF Serving's PredictionService over one model
-manager and one batcher, with health checking, reflection, TLS, metrics and graceful stop.
+"""The gRPC server: our Ranking service and TF Serving's PredictionService and ModelService
+over one model manager and one batcher, with health checking, reflection, TLS, metrics and
+graceful stop.
 
     ue serve --model-base-path export/ --port 8500 [--model-name default] [--metrics-port 8501]
-             [--rest-api-port 8501]
+    ue serve --model-config-file models.config --port 8500 [--rest-api-port 8501]
 
 With `rest_api_port`, TF Serving's REST API (serving/rest.py) is served too, in the same event
 loop over the same models and batcher.
 
-Binds to loopback unless `--host` says otherwise. Health is NOT_SERVING until a version is
-loaded. Stopping (SIGTERM, SIGINT) turns health to NOT_SERVING, refuses new RPCs and lets the
-ones in flight finish for up to `grace_seconds`.
+Binds to loopback unless `--host` says otherwise. Health is NOT_SERVING until every configured
+model has a version loaded. Stopping (SIGTERM, SIGINT) turns health to NOT_SERVING, refuses new
+RPCs and lets the ones in flight finish for up to `grace_seconds`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import threading
@@ -27,7 +29,7 @@ import grpc
 from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from tensorflow_serving.apis import prediction_service_pb2
+from tensorflow_serving.apis import model_service_pb2, prediction_service_pb2
 
 from protos import prediction_pb2
 from serving.batching import Batcher, BatchingConfig
@@ -35,15 +37,16 @@ from serving.logs import configure_logging
 from serving.metrics import Metrics
 from serving.model_manager import ManagerConfig, ModelManager
 from serving.predictor import set_op_threads
-from serving.rest import RestApi, SingleModel, start_rest
+from serving.rest import RestApi, start_rest
 from serving.servicer import RankingServicer, add_service, add_to_server
-from serving.tf_serving import PredictionServiceServicer
+from serving.tf_serving import ModelServiceServicer, PredictionServiceServicer
 
 log = logging.getLogger(__name__)
 RANKING = prediction_pb2.DESCRIPTOR.services_by_name["Ranking"].full_name
 PREDICTION_SERVICE = prediction_service_pb2.DESCRIPTOR.services_by_name[
     "PredictionService"
 ].full_name
+MODEL_SERVICE = model_service_pb2.DESCRIPTOR.services_by_name["ModelService"]
 
 
 @dataclass(frozen=True)
@@ -116,8 +119,14 @@ class PredictionServer:
         self._rest: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def _on_version(self, version: int) -> None:
-        self.metrics.version.labels(self.config.models.model_name).set(version)
+    def _on_version(self, model: str, version: int) -> None:
+        if version:
+            self.metrics.version.labels(model).set(version)
+        else:  # the model was removed from the config file
+            with contextlib.suppress(KeyError):
+                self.metrics.version.remove(model)
+        if self._serving.is_set() or not self.models.ready():
+            return  # health turns SERVING once every configured model has a version
         self._serving.set()
         task = asyncio.get_running_loop().create_task(self._set_health(serving=True))
         self._tasks.add(task)
@@ -146,10 +155,19 @@ class PredictionServer:
             PredictionServiceServicer(self.models, self.batcher, self.metrics),
             self.metrics,
         )
+        add_service(server, MODEL_SERVICE, ModelServiceServicer(self.models, self.metrics),
+                    self.metrics)  # fmt: skip
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         await self._set_health(serving=False)
         reflection.enable_server_reflection(
-            (RANKING, PREDICTION_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+            (
+                RANKING,
+                PREDICTION_SERVICE,
+                MODEL_SERVICE.full_name,
+                health.SERVICE_NAME,
+                reflection.SERVICE_NAME,
+            ),
+            server,
         )
         address = f"{config.host}:{config.port}"
         if config.tls is None:
@@ -167,7 +185,7 @@ class PredictionServer:
             self._http = self.metrics.serve_http(config.metrics_port, config.host)
             self.metrics_port = int(self._http.server_address[1])
         if config.rest_api_port is not None:
-            self.rest = RestApi(SingleModel(self.models), self.batcher, self.metrics,
+            self.rest = RestApi(self.models, self.batcher, self.metrics,
                                 config.rest_api_timeout_seconds)  # fmt: skip
             self._rest, self.rest_api_port = await start_rest(
                 self.rest.application(config.max_message_bytes), config.host,
@@ -176,8 +194,7 @@ class PredictionServer:
         log.info("listening", extra={"fields": {"address": f"{config.host}:{self.port}",
                  "tls": config.tls is not None, "metrics_port": self.metrics_port,
                  "rest_api_port": self.rest_api_port,
-                 "model": config.models.model_name, "worker": config.worker,
-                 "base_path": str(config.models.base_path)}})  # fmt: skip
+                 "models": self.models.names, "worker": config.worker}})  # fmt: skip
         return self.port
 
     async def wait_until_serving(self, timeout: float) -> None:

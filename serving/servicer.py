@@ -2,7 +2,7 @@
 
 INVALID_ARGUMENT  a missing or unknown field, a wrong type, a non-finite number, an empty or
                   oversized batch, rows and candidates in one request
-NOT_FOUND         an unknown model or version
+NOT_FOUND         an unknown model, version or version label
 RESOURCE_EXHAUSTED  the batching queue is full
 DEADLINE_EXCEEDED   the deadline passed before the model answered
 UNAVAILABLE       no version loaded yet
@@ -145,7 +145,8 @@ class RankingServicer(prediction_pb2_grpc.RankingServicer):
         return await handle("Score", self.metrics, context, lambda: self._score(request))
 
     async def _score(self, request: prediction_pb2.ScoreRequest) -> prediction_pb2.ScoreResponse:
-        predictor = self.models.get(request.model_spec.name, request.model_spec.version)
+        versions = self.models.versions(request.model_spec.name)
+        predictor = versions.get(request.model_spec.version)
         top_k = request.explain_top_k
         if not 0 <= top_k <= MAX_EXPLAIN_TOP_K:
             raise InvalidRequest(f"`explain_top_k` should be in [0, {MAX_EXPLAIN_TOP_K}]. "
@@ -159,7 +160,7 @@ class RankingServicer(prediction_pb2_grpc.RankingServicer):
                                  f"request. Received {len(batch)} candidates")  # fmt: skip
         scores = await self.batcher.predict(predictor, batch)
         response = prediction_pb2.ScoreResponse(
-            model_spec=model_spec(self.models.config.model_name, predictor),
+            model_spec=model_spec(versions.name, predictor),
             probabilities=scores.tolist(),
         )
         if top_k:
@@ -176,9 +177,10 @@ class RankingServicer(prediction_pb2_grpc.RankingServicer):
         self, request: prediction_pb2.ModelInfoRequest, context: grpc.aio.ServicerContext
     ) -> prediction_pb2.ModelInfo:
         async def info() -> prediction_pb2.ModelInfo:
-            predictor = self.models.get(request.model_spec.name, request.model_spec.version)
+            versions = self.models.versions(request.model_spec.name)
+            predictor = versions.get(request.model_spec.version)
             return prediction_pb2.ModelInfo(
-                model_spec=model_spec(self.models.config.model_name, predictor),
+                model_spec=model_spec(versions.name, predictor),
                 spec_fingerprint=predictor.fingerprint,
                 fields=[
                     prediction_pb2.Field(name=f.name, kind=f.kind) for f in predictor.spec.fields

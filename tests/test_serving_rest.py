@@ -6,6 +6,7 @@ import base64
 import json
 import logging
 import math
+import shutil
 import threading
 import time
 import urllib.error
@@ -226,10 +227,9 @@ def test_no_version_loaded_answers_503_and_a_large_body_413(tmp_path: Path) -> N
     config = ServerConfig(ManagerConfig(tmp_path), port=0, rest_api_port=0, max_message_bytes=1024)
     server = BackgroundServer(config).start(wait_until_serving=False)
     try:
-        for path, body in (("/v1/models/default:predict", {"instances": [{"I1": 1.0}]}),
-                           ("/v1/models/default", None)):  # fmt: skip
-            status, answer = _http(server, path, body)
-            assert status == 503 and "no version loaded yet" in answer["error"]
+        status, answer = _http(server, "/v1/models/default:predict", {"instances": [{"I1": 1}]})
+        assert status == 503 and "no version loaded yet" in answer["error"]
+        assert _http(server, "/v1/models/default") == (200, {"model_version_status": []})
         status, answer = _http(server, "/v1/models/default:predict", {"instances": ["x" * 2000]})
         assert status == 413 and "Too Large" in answer["error"]
     finally:
@@ -287,6 +287,53 @@ def test_metrics_on_the_rest_port(server, rows) -> None:  # type: ignore[no-unty
     assert 'ue_requests_total{method="rest_predict"}' in text
     assert 'ue_errors_total{code="INVALID_ARGUMENT",method="rest_predict"}' in text
     assert "ue_batch_rows_bucket" in text
+
+
+def test_versions_and_labels_of_a_model_config_file(exported_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    for version in (1, 2):
+        shutil.copytree(exported_model.version, tmp_path / "ranker" / str(version))
+    config_file = tmp_path / "models.config"
+    config_file.write_text(
+        f"model_config_list {{ config {{ name: 'ranker' base_path: '{tmp_path / 'ranker'}' "
+        "model_platform: 'tensorflow' model_version_policy { latest { num_versions: 2 } } "
+        "version_labels { key: 'stable' value: 1 } version_labels { key: 'canary' value: 2 } } }"
+    )
+    config = ServerConfig(ManagerConfig(config_file=config_file, poll_seconds=0.2), port=0,
+                          rest_api_port=0)  # fmt: skip
+    server = BackgroundServer(config).start()
+    try:
+        _wait(lambda: [s["state"] for s in _http(server, "/v1/models/ranker")[1].get(
+            "model_version_status", [])] == ["AVAILABLE"] * 2)  # fmt: skip
+        states = _http(server, "/v1/models/ranker")[1]["model_version_status"]
+        assert [(s["version"], s["state"]) for s in states] == [("2", "AVAILABLE"),
+                                                                 ("1", "AVAILABLE")]  # fmt: skip
+        status, answer = _http(server, "/v1/models/ranker/labels/stable")
+        assert status == 200 and answer["model_version_status"][0]["version"] == "1"
+        status, answer = _http(server, "/v1/models/ranker/labels/canary/metadata")
+        assert status == 200 and answer["model_spec"]["version"] == "2"
+        row = rows_from_file(exported_model.rows_file, "criteo", _info(exported_model))[:3]
+        for path in ("labels/stable", "labels/canary", "versions/1", "versions/2"):
+            status, answer = _http(server, f"/v1/models/ranker/{path}:predict", {"instances": row})
+            assert status == 200 and len(answer["predictions"]) == 3, (path, answer)
+        status, answer = _http(server, "/v1/models/ranker/labels/nope:predict", {"instances": row})
+        assert status == 404 and "no version label `nope`" in answer["error"]
+    finally:
+        server.stop()
+
+
+def _wait(condition: Any, seconds: float = 180) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def _info(exported_model: Any) -> Any:
+    from protos import prediction_pb2
+
+    return prediction_pb2.ModelInfo(
+        fields=[prediction_pb2.Field(name=f.name, kind=f.kind) for f in exported_model.spec.fields]
+    )
 
 
 def test_paths() -> None:

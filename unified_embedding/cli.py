@@ -164,11 +164,13 @@ def _serve_worker(args: argparse.Namespace, worker: int, port: int, reuse_port: 
         raise ValueError("give both `--tls-certificate` and `--tls-key`, or neither")
     tls = TlsConfig(Path(args.tls_certificate), Path(args.tls_key)) if args.tls_key else None
     models = ManagerConfig(
-        Path(args.model_base_path),
+        Path(args.model_base_path) if args.model_base_path else None,
         model_name=args.model_name,
         version=args.version,
         poll_seconds=args.poll_seconds,
         predictor=PredictorConfig(max_rows=args.max_rows),
+        config_file=Path(args.model_config_file) if args.model_config_file else None,
+        config_poll_seconds=args.model_config_file_poll_wait_seconds,
     )
     flags = {
         "max_batch_size": args.max_batch_size,
@@ -399,14 +401,29 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(run=_evaluate)
 
     serve = command(
-        "serve", "gRPC server over the newest version under --model-base-path (hot reload)"
+        "serve",
+        "gRPC server over the newest version under --model-base-path, or the models of "
+        "--model-config-file (hot reload)",
     )
+    source = serve.add_mutually_exclusive_group(required=True)
     # TF Serving's spellings (--model_base_path, --rest_api_port, ...) are accepted as well.
-    serve.add_argument(
+    source.add_argument(
         "--model-base-path",
         "--model_base_path",
-        required=True,
-        help="the export base (--export-base)",
+        help="the export base (--export-base) of one model; None: --model-config-file instead",
+    )
+    source.add_argument(
+        "--model-config-file",
+        "--model_config_file",
+        help="TF Serving's ModelServerConfig in text format: several models, version policies "
+        "and labels; None: --model-base-path instead",
+    )
+    serve.add_argument(
+        "--model-config-file-poll-wait-seconds",
+        "--model_config_file_poll_wait_seconds",
+        type=float,
+        default=60.0,
+        help="how often to re-read --model-config-file (0: read it once)",
     )
     serve.add_argument("--port", type=int, default=8500, help="gRPC port")
     serve.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve the network")
