@@ -3,8 +3,8 @@
     predict   {"instances": [{field: value, ...}, ...]}      row format -> "predictions"
               {"inputs": {field: [value, ...], ...}}         columnar   -> "outputs"
               signature `packed`: {"categorical": ..., "numeric": ...} in either format
-    classify  {"examples": [{feature: value|[value], ...}], "context": {feature: value}}
-    regress   the same request
+    classify  {"examples": [{feature: value|[values], ...}], "context": {feature: value}}
+    regress   the same request, as the gRPC API's Input of tf.train.Examples
 
 Bytes travel as `{"b64": "..."}` (decoded while the JSON is parsed); numbers may be `NaN`
 (missing), as TF Serving's JSON allows. Columns become NumPy arrays after one type check per
@@ -21,14 +21,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from tensorflow.core.example import example_pb2, feature_pb2
+from tensorflow_serving.apis import input_pb2
 
 from serving.predictor import InvalidRequest, PackedBatch, Predictor
-from unified_embedding.raw_values import NUMBERS, STRINGS, RawType, Value
+from unified_embedding.raw_values import NUMBERS, STRINGS, RawType
 
 SIGNATURES = ("serving_default", "packed")
-# Classify and Regress take examples; TF Serving's own method names are accepted as well.
-EXAMPLE_SIGNATURES = ("", "serving_default", "tensorflow/serving/classify",
-                      "tensorflow/serving/regress")  # fmt: skip
 # The JSON values each raw type takes (bool is not a number here, as in RawType.value).
 _JSON_TYPES = {NUMBERS.name: frozenset({float, int}), STRINGS.name: frozenset({str, bytes})}
 
@@ -169,42 +168,42 @@ def predict_batch(predictor: Predictor, request: Mapping[str, Any]) -> tuple[Pac
     return predictor.pack_columns(columns), "outputs"
 
 
-def _feature(predictor: Predictor, where: str, name: str, value: Any) -> Value:
-    """A tf.Example-like feature value: a value, or a list of one (several are joined with the
-    separator of a multi-valued field)."""
-    if type(value) is not list:
-        return value
-    if len(value) == 1:
-        return value[0]
-    field = predictor.spec.field(name) if name in predictor.spec.field_names else None
-    if field is not None and field.separator is not None and _types(value) <= {str}:
-        return field.separator.join(value)
-    raise InvalidRequest(f"{where}feature `{name}`: expected one value, received "
+def _feature(where: str, name: str, value: Any) -> feature_pb2.Feature:
+    """A JSON feature value (a value or a list) as a tf.train.Feature: strings and bytes as a
+    bytes_list, numbers as a float_list, an empty list as a feature without values."""
+    values = value if type(value) is list else [value]
+    kinds = _types(values)
+    if kinds <= _JSON_TYPES[STRINGS.name]:
+        encoded = [v.encode() if isinstance(v, str) else v for v in values]
+        return feature_pb2.Feature(bytes_list=feature_pb2.BytesList(value=encoded))
+    if kinds <= _JSON_TYPES[NUMBERS.name]:
+        return feature_pb2.Feature(float_list=feature_pb2.FloatList(value=values))
+    raise InvalidRequest(f"{where}feature `{name}`: expected numbers or strings, received "
                          f"{_describe(value)}")  # fmt: skip
 
 
-def examples_batch(predictor: Predictor, request: Mapping[str, Any]) -> PackedBatch:
-    """A classify or regress request's examples, each with the shared `context` features. TF
-    Serving's documentation says a context feature must not appear in an example; TF Serving
-    itself takes the example's value (it serializes the context before each example, and a
-    parsed map keeps the last entry), and so do we."""
-    _signature(request, EXAMPLE_SIGNATURES)
-    examples, context = request.get("examples"), request.get("context", {})
+def _features(where: str, values: Any) -> feature_pb2.Features:
+    if type(values) is not dict:
+        raise InvalidRequest(f"{where}expected an object of feature -> value, received "
+                             f"{_describe(values)}")  # fmt: skip
+    return feature_pb2.Features(feature={k: _feature(where, k, v) for k, v in values.items()})
+
+
+def examples_input(request: Mapping[str, Any]) -> input_pb2.Input:
+    """A classify or regress request's `examples` (and `context`) as the gRPC API's Input, so
+    both APIs read examples the same way (serving/examples.py: context merged, the example's
+    own feature winning, an absent feature missing)."""
+    examples, context = request.get("examples"), request.get("context")
     if not isinstance(examples, list) or not examples:
         raise InvalidRequest(f"`examples` should be a non-empty list of objects. Received: "
                              f"{_describe(examples)}")  # fmt: skip
-    if not isinstance(context, dict):
-        raise InvalidRequest(f"`context` should be an object. Received: {_describe(context)}")
-    shared = {k: _feature(predictor, "context: ", k, v) for k, v in context.items()}
-    rows = []
-    for i, example in enumerate(examples):
-        if type(example) is not dict:
-            raise InvalidRequest(f"example {i}: expected an object of feature -> value, "
-                                 f"received {_describe(example)}")  # fmt: skip
-        row = {k: _feature(predictor, f"example {i}: ", k, v) for k, v in example.items()}
-        rows.append(shared | row)
-    return predictor.pack_rows(rows)
+    listed = [example_pb2.Example(features=_features(f"example {i}: ", e))
+              for i, e in enumerate(examples)]  # fmt: skip
+    if context is None:
+        return input_pb2.Input(example_list=input_pb2.ExampleList(examples=listed))
+    return input_pb2.Input(example_list_with_context=input_pb2.ExampleListWithContext(
+        examples=listed, context=example_pb2.Example(features=_features("context: ", context))
+    ))  # fmt: skip
 
 
-__all__ = ["EXAMPLE_SIGNATURES", "SIGNATURES", "column", "examples_batch", "parse_body",
-           "predict_batch"]  # fmt: skip
+__all__ = ["SIGNATURES", "column", "examples_input", "parse_body", "predict_batch"]

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import grpc
+import numpy as np
 from aiohttp import web
 from google.protobuf import json_format
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -31,12 +32,20 @@ from tensorflow.core.protobuf import error_codes_pb2
 from tensorflow_serving.apis import get_model_status_pb2, model_pb2
 
 from serving.batching import Batcher
-from serving.json_tensors import examples_batch, parse_body, predict_batch
+from serving.examples import batch_from_input
+from serving.json_tensors import examples_input, parse_body, predict_batch
 from serving.metrics import Metrics
 from serving.model_versions import VersionStatus
-from serving.predictor import Predictor
+from serving.predictor import InvalidRequest, Predictor
 from serving.servicer import Failure, answer
-from serving.tf_serving import SIGNATURE_DEF, signature_defs
+from serving.tf_serving import (
+    CLASSIFY,
+    REGRESS,
+    SIGNATURE_DEF,
+    _example_signature,
+    classification,
+    signature_defs,
+)
 from serving.workers import METRICS_DIR_ENV
 
 METRICS_PATH = "/monitoring/prometheus/metrics"
@@ -197,16 +206,25 @@ class RestApi:
         batch, key = predict_batch(predictor, parse_body(body))
         return {key: (await self.batcher.predict(predictor, batch)).tolist()}
 
-    async def _regress(self, target: Target, body: bytes) -> dict[str, Any]:
+    async def _scores(self, target: Target, body: bytes, method: str) -> np.ndarray:
+        """Classify and Regress as the gRPC API runs them (its signatures and example parse)."""
         predictor = self._predictor(target)
-        batch = examples_batch(predictor, parse_body(body))
-        return {"result": (await self.batcher.predict(predictor, batch)).tolist()}
+        request = parse_body(body)
+        signature = request.get("signature_name") or ""
+        if not isinstance(signature, str):
+            raise InvalidRequest(f"`signature_name` should be a string. Received: {signature!r}")
+        _example_signature(method, model_pb2.ModelSpec(signature_name=signature))
+        batch = batch_from_input(predictor, examples_input(request))
+        return await self.batcher.predict(predictor, batch)
+
+    async def _regress(self, target: Target, body: bytes) -> dict[str, Any]:
+        scores = await self._scores(target, body, REGRESS)
+        return {"result": scores.tolist()}
 
     async def _classify(self, target: Target, body: bytes) -> dict[str, Any]:
-        # One class per example: the click probability, without a class label (TF Serving
-        # writes "" for a score without one).
-        scores = (await self._regress(target, body))["result"]
-        return {"result": [[["", score]] for score in scores]}
+        result = classification(await self._scores(target, body, CLASSIFY))
+        return {"result": [[[c.label, c.score] for c in one.classes]
+                           for one in result.classifications]}  # fmt: skip
 
 
 @web.middleware

@@ -144,10 +144,12 @@ def test_classify_and_regress_with_context(server, rows) -> None:  # type: ignor
     status, answer = _http(server, "/v1/models/default:classify",
                            {"signature_name": "tensorflow/serving/classify", "examples": examples,
                             "context": context})  # fmt: skip
-    assert status == 200 and [len(r) for r in answer["result"]] == [1] * 20
-    assert [label for ((label, _),) in answer["result"]] == [""] * 20
+    # as the gRPC Classify answers: class "0" scored 1 - p, class "1" scored p
+    assert status == 200 and [[c[0] for c in r] for r in answer["result"]] == [["0", "1"]] * 20
+    scores = np.array([[c[1] for c in r] for r in answer["result"]], np.float32)
+    np.testing.assert_array_equal(scores[:, 1], expected)
     np.testing.assert_array_equal(
-        np.array([score for ((_, score),) in answer["result"]], np.float32), expected
+        scores[:, 0], (1.0 - expected.astype(np.float64)).astype(np.float32)
     )
     clash = [{**r, "C1": "other"} for r in merged[:2]]
     status, answer = _http(server, "/v1/models/default:regress",
@@ -156,6 +158,9 @@ def test_classify_and_regress_with_context(server, rows) -> None:  # type: ignor
     assert status == 200
     np.testing.assert_array_equal(np.array(answer["result"], np.float32),
                                   _grpc_scores(server, clash))  # fmt: skip
+    status, answer = _http(server, "/v1/models/default:regress",
+                           {"signature_name": "nope", "examples": merged[:1]})  # fmt: skip
+    assert status == 400 and "signature `nope` does not answer regress" in answer["error"]
     status, answer = _http(server, "/v1/models/default:regress", {"examples": merged[:1]})
     assert status == 200  # a batch of one row: equal up to the model's float rounding
     np.testing.assert_allclose(answer["result"], expected[:1], rtol=1e-6)
