@@ -142,7 +142,7 @@ def test_classify_and_regress_with_context(server, rows) -> None:  # type: ignor
     assert status == 200
     np.testing.assert_array_equal(np.array(answer["result"], np.float32), expected)
     status, answer = _http(server, "/v1/models/default:classify",
-                           {"signature_name": "tensorflow/serving/classify", "examples": examples,
+                           {"signature_name": "classification", "examples": examples,
                             "context": context})  # fmt: skip
     # as the gRPC Classify answers: class "0" scored 1 - p, class "1" scored p
     assert status == 200 and [[c[0] for c in r] for r in answer["result"]] == [["0", "1"]] * 20
