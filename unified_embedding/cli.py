@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -139,18 +140,26 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from serving.batching_parameters import read_batching_parameters
+    from serving.logs import configure_logging
+
+    configure_logging()
+    args.batching_changes = {}
+    if args.batching_parameters_file:  # read once, before any fork: a bad file fails here
+        args.batching_changes = read_batching_parameters(args.batching_parameters_file)
     workers = args.workers or os.cpu_count() or 1
     if workers == 1:
         return _serve_worker(args, 0, args.port, reuse_port=False)
     # The parent imports neither gRPC nor TensorFlow: each worker does, after the fork.
-    from serving.logs import configure_logging
-    from serving.workers import WorkersConfig, run_workers
+    from serving.workers import WorkersConfig, reserve_port, run_workers
 
-    configure_logging()
     config = WorkersConfig(workers, host=args.host, port=args.port,
                            metrics_port=args.metrics_port,
                            stop_seconds=args.grace_seconds + 20)  # fmt: skip
-    return run_workers(config, lambda index, port: _serve_worker(args, index, port, True))
+    with contextlib.ExitStack() as stack:
+        if args.rest_api_port is not None:  # the workers share the REST port as the gRPC one
+            args.rest_api_port = stack.enter_context(reserve_port(args.host, args.rest_api_port))
+        return run_workers(config, lambda index, port: _serve_worker(args, index, port, True))
 
 
 def _serve_worker(args: argparse.Namespace, worker: int, port: int, reuse_port: bool) -> int:
@@ -175,17 +184,21 @@ def _serve_worker(args: argparse.Namespace, worker: int, port: int, reuse_port: 
         config_file=Path(args.model_config_file) if args.model_config_file else None,
         config_poll_seconds=args.model_config_file_poll_wait_seconds,
     )
-    batching = BatchingConfig(
-        enabled=not args.no_batching,
-        max_batch_size=args.max_batch_size,
-        max_wait_us=args.max_wait_us,
-        max_queued_requests=args.max_queued_requests,
-        max_concurrent_batches=args.model_threads,
-    )
+    flags = {
+        "max_batch_size": args.max_batch_size,
+        "max_wait_us": args.max_wait_us,
+        "max_queued_requests": args.max_queued_requests,
+        "max_concurrent_batches": args.model_threads,
+    }
+    flags.update(getattr(args, "batching_changes", {}))  # --batching-parameters-file wins
+    batching = BatchingConfig(enabled=not args.no_batching, **flags)
     metrics_port = None if reuse_port else args.metrics_port
     serve(ServerConfig(models, port=port, host=args.host, metrics_port=metrics_port,
+                       rest_api_port=args.rest_api_port,
+                       rest_api_timeout_seconds=args.rest_api_timeout_in_ms / 1000,
                        batching=batching, tls=tls, grace_seconds=args.grace_seconds,
-                       model_threads=args.model_threads, op_threads=args.op_threads or None,
+                       model_threads=batching.max_concurrent_batches,
+                       op_threads=args.op_threads or None,
                        max_message_bytes=args.max_message_mb * 1024 * 1024,
                        reuse_port=reuse_port, worker=worker))  # fmt: skip
     return 0
@@ -414,8 +427,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--model-config-file (hot reload)",
     )
     source = serve.add_mutually_exclusive_group(required=True)
+    # TF Serving's spellings (--model_base_path, --rest_api_port, ...) are accepted as well.
     source.add_argument(
         "--model-base-path",
+        "--model_base_path",
         help="the export base (--export-base) of one model; None: --model-config-file instead",
     )
     source.add_argument(
@@ -433,7 +448,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--port", type=int, default=8500, help="gRPC port")
     serve.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve the network")
-    serve.add_argument("--model-name", default="default", help="the name requests ask for")
+    serve.add_argument(
+        "--model-name", "--model_name", default="default", help="the name requests ask for"
+    )
+    serve.add_argument(
+        "--rest-api-port",
+        "--rest_api_port",
+        type=int,
+        default=None,
+        help="TF Serving's REST API and /monitoring/prometheus/metrics (0: a free port)",
+    )
+    serve.add_argument(
+        "--rest-api-timeout-in-ms",
+        "--rest_api_timeout_in_ms",
+        type=int,
+        default=30_000,
+        help="a REST request unanswered this long gets 504",
+    )
+    serve.add_argument(
+        "--batching-parameters-file",
+        "--batching_parameters_file",
+        default=None,
+        help="TF Serving's BatchingParameters text file; its values override "
+        "--max-batch-size, --max-wait-us, --model-threads, --max-queued-requests",
+    )
     serve.add_argument("--version", type=int, default=None, help="pin a version")
     serve.add_argument(
         "--poll-seconds", type=float, default=1.0, help="how often to look for new versions"
