@@ -30,7 +30,8 @@ test: lint
 	$(BIN)/pytest
 
 # The embedding-budget study at full size (figures, runs.csv, summary.json in $(STUDY_DIR)/).
-# Smaller: make study STUDY_ARGS="-p rows 30000 -p real_seeds '[0]'"
+# Smaller: make study STUDY_ARGS="-p rows 30000 -y 'real_seeds: [0]'"  (lists and dicts: -y YAML)
+# Your data: make study STUDY_ARGS="-y 'datasets: [{name: mine, path: data/*.csv.gz, schema: mine.json}]'"
 STUDY_DIR ?= study
 STUDY_ARGS ?=
 study: $(STAMP)

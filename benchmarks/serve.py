@@ -13,6 +13,11 @@ Measures, in one run, for the same model and the same rows:
   sequential   one client, batch-1 row requests one after another (against the default server):
                latency p50/p99; next to it a health check the same way (the gRPC round trip
                without model or batcher: the floor under any call)
+  rest         the same as TF Serving REST clients (aiohttp, against the default server's
+               `--rest-api-port`): `--clients` clients posting `:predict` in the columnar format
+               (the ranking requests' rows, every field a column) for `--seconds`, and batch-1
+               row-format requests one after another; `rest_vs_grpc` is their rows/s over the
+               gRPC ranking run's, `rest_sequential_vs_grpc` the p50 over gRPC's sequential p50
 Clients send requests built and serialized once in advance (a pool of `--distinct` ones), so
 the client process spends little of the cores it shares with the server. The server runs as a
 subprocess (`ue serve`) on 127.0.0.1. Without `--model-base-path` a small Criteo-shaped model
@@ -162,9 +167,12 @@ class ServerProcess:
 
     def __init__(self, base: Path, workers: int, op_threads: int) -> None:
         self.port = free_port()
+        self.rest_port = free_port()
+        self.rest_url = f"http://127.0.0.1:{self.rest_port}/v1/models/default:predict"
         command = [sys.executable, "-m", "unified_embedding.cli", "serve", "--port",
                    str(self.port), "--model-base-path", str(base), "--workers", str(workers),
-                   "--op-threads", str(op_threads)]  # fmt: skip
+                   "--op-threads", str(op_threads),
+                   "--rest-api-port", str(self.rest_port)]  # fmt: skip
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
         self.process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
         self.target = f"127.0.0.1:{self.port}"
@@ -248,6 +256,73 @@ def sequential(target: str, requests: list[prediction_pb2.ScoreRequest], count: 
     return {**out, "health_check": floor}
 
 
+def rest_body(rows: dict[str, np.ndarray] | list[dict[str, Any]]) -> bytes:
+    """A `:predict` body as a TF Serving REST client writes it: `inputs` (columnar) for columns,
+    `instances` (row format) for rows."""
+    if isinstance(rows, dict):
+        return json.dumps({"inputs": {k: v.tolist() for k, v in rows.items()}}).encode()
+    return json.dumps({"instances": rows}).encode()
+
+
+async def concurrent_rest(
+    url: str, bodies: list[bytes], rows_per_request: int, clients: int, seconds: float
+) -> dict[str, Any]:
+    """As `concurrent`, over HTTP/1.1 keep-alive, one connection per client."""
+    import aiohttp
+
+    latencies: list[float] = []
+    errors = 0
+    headers = {"Content-Type": "application/json"}
+
+    async def client(index: int) -> None:
+        nonlocal errors
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as session:
+            sent = index
+            while time.perf_counter() < stop_at:
+                started = time.perf_counter()
+                async with session.post(url, data=bodies[sent % len(bodies)],
+                                        headers=headers) as response:  # fmt: skip
+                    await response.read()
+                    if response.status == 200:
+                        latencies.append(time.perf_counter() - started)
+                    else:
+                        errors += 1
+                sent += 1
+
+    stop_at = time.perf_counter() + seconds + 1.0
+    tasks = [asyncio.create_task(client(i)) for i in range(clients)]
+    await asyncio.sleep(1.0)  # connections and the first requests out of the way
+    first = len(latencies)
+    started = time.perf_counter()
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - started
+    measured = latencies[first:]
+    return {"rows_per_second": round(len(measured) * rows_per_request / elapsed),
+            "requests": len(measured), "errors": errors, **percentiles(measured)}  # fmt: skip
+
+
+def sequential_rest(url: str, bodies: list[bytes], count: int) -> dict[str, float]:
+    """One REST client (urllib, one keep-alive connection), batch-1 requests one after another."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
+    index = iter(range(10**9))
+
+    def call() -> None:
+        connection.request("POST", parts.path, bodies[next(index) % len(bodies)],
+                           {"Content-Type": "application/json"})  # fmt: skip
+        response = connection.getresponse()
+        response.read()
+        assert response.status == 200, response.status
+
+    try:
+        return percentiles(timed(call, count))
+    finally:
+        connection.close()
+
+
 def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model-base-path", type=Path, default=None)
@@ -284,8 +359,14 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         baseline = in_process_figures(version, pairs, singles[0], cores, args)
         ranking = [ranking_request(c, k).SerializeToString() for c, k in pairs]
         single_requests = [prediction_pb2.ScoreRequest(rows=[row_proto(r)]) for r in singles]
+        rest_bodies = [
+            rest_body({**{k: np.full(args.candidates, v) for k, v in c.items()}, **k})
+            for c, k in pairs
+        ]
+        rest_singles = [rest_body([r]) for r in singles]
         served: dict[int, dict[str, Any]] = {}
         sequential_ms: dict[str, float] = {}
+        rest: dict[str, Any] = {}
         for workers in sorted({1, 2, cores}, reverse=True):
             server = ServerProcess(base, workers, args.op_threads)
             try:
@@ -296,6 +377,13 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 )  # fmt: skip
                 if workers == cores:
                     sequential_ms = sequential(server.target, single_requests, args.requests)
+                    rest = asyncio.run(
+                        concurrent_rest(server.rest_url, rest_bodies, args.candidates,
+                                        args.clients, args.seconds)
+                    )  # fmt: skip
+                    rest["sequential"] = sequential_rest(
+                        server.rest_url, rest_singles, args.requests
+                    )
             finally:
                 server.stop()
     ratio = round(served[cores]["rows_per_second"] / baseline["rows_per_second"], 3)
@@ -316,6 +404,9 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "sequential_p50_ms": sequential_ms["p50_ms"],
         "sequential_p99_ms": sequential_ms["p99_ms"],
         "sequential_health_check": sequential_ms["health_check"],
+        "rest": {"workers": cores, "format": "columnar", **rest},
+        "rest_vs_grpc": round(rest["rows_per_second"] / served[cores]["rows_per_second"], 3),
+        "rest_sequential_vs_grpc": round(rest["sequential"]["p50_ms"] / sequential_ms["p50_ms"], 3),
         "targets": TARGETS,
         "met": {"ranking_vs_in_process": ratio >= TARGETS["ranking_vs_in_process"],
                 "sequential_p50_ms": sequential_ms["p50_ms"] <= TARGETS["sequential_p50_ms"],

@@ -45,7 +45,7 @@ AutoInt's attention averaged over rows (which field pairs interact). Defaults re
 model_path = "demo/export/unified"  # a SavedModel version, or an export base (newest version)
 data_path = "demo/holdout.tsv"  # labelled rows
 schema = "criteo"  # schema of data_path: criteo | avazu | frappe | a schema file
-slice_field = "C1"  # field whose most frequent values get their own AUC
+slice_field = "C1"  # field whose most frequent values get their own AUC (per value if multi-valued)
 top_values = 10
 buckets = 10  # calibration buckets (equal row counts)
 attention_rows = 2048  # rows averaged for the attention heatmap
@@ -89,8 +89,11 @@ calibration""",
     (
         "code",
         """\
-slices = quality.auc_by_slice(rows.labels, scores, rows.columns[slice_field], top=top_values)
-plots.save(plots.slice_auc_figure(slices, slice_field, metrics["auc"]), out / "slices.png")
+separator = model_spec(version).field(slice_field).separator  # None unless multi-valued
+slices = quality.auc_by_slice(rows.labels, scores, rows.columns[slice_field], top=top_values,
+                              separator=separator)
+plots.save(plots.slice_auc_figure(slices, slice_field, metrics["auc"],
+                                  overlapping=separator is not None), out / "slices.png")
 display(Image(out / "slices.png"))
 slices""",
     ),
@@ -145,14 +148,17 @@ each embedding layout across parameter budgets, several seeds per point (mean ±
 log loss against parameters on a log scale. On generated data the planted model's AUC is the
 ceiling. Collision-free tables have one row per distinct training value: their size is set by
 the data, not the budget, so they appear once, at their true parameter count. Then a probes
-sweep (probes per field at a fixed budget) and the same comparison on the real samples in
-`../shared/data` when present. `make study` runs this with the defaults below.""",
+sweep (probes per field at a fixed budget) and the same comparison on real data: your own files
+with their schema (see `datasets` below), or the shared samples by name when present.
+`make study` runs this with the defaults below.""",
     ),
     ("code", SETUP),
     (
         "parameters",
         """\
+# Lists and mappings from the command line: papermill -y 'seeds: [0, 1]' (-p passes text).
 output_dir = "study"
+generated = True  # the generated dataset (planted ceiling) and the probes sweep on it
 rows = 60_000  # generated training rows (the learnable config: 3 weighted values per field)
 eval_rows = 10_000
 budgets = ["10KB", "30KB", "100KB", "300KB", "1MB"]
@@ -163,21 +169,23 @@ probes_budget = "30KB"
 epochs = 1
 batch_size = 512
 num_layers = 3  # AutoInt interacting layers (paper: 3)
-real_data_dir = os.environ.get("UE_SHARED_DATA", "../shared/data")  # "" skips real samples
-real_datasets = ["frappe", "criteo", "avazu"]
+# Real data, each entry either your files and their schema (a built-in name or a schema file,
+# see `unified_embedding/schemas.py`), path a file or a glob, plain or .gz/.bz2/.xz:
+#   {"name": "mine", "path": "data/day_*.tsv.gz", "schema": "my_schema.json", "eval_fraction": 0.2}
+# or a shared sample's name ("criteo", "avazu", "frappe"), read from `shared_data` when present.
+datasets = ["frappe", "criteo", "avazu"]
+shared_data = os.environ.get("UE_SHARED_DATA", "../shared/data")  # "" skips the named samples
 real_layouts = ["unified", "per_feature", "collisionless"]
 real_seeds = [0, 1]
-real_rows = 0  # 0: every row of each sample; else the first real_rows (tests)""",
+real_rows = 0  # 0: every train row of each dataset; else the first real_rows (small runs)""",
     ),
     (
         "code",
         """\
-import dataclasses
 import json
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from IPython.display import Image, display
 
@@ -191,11 +199,17 @@ from unified_embedding.evaluation.budget_study import (
     run_budget_study,
     run_probes_sweep,
 )
-from unified_embedding.evaluation.study_data import GeneratedData, generated_data, real_sample
+from unified_embedding.evaluation.study_data import GeneratedData, generated_data, load_datasets
 from unified_embedding.experiment import TrainConfig
 from unified_embedding.model import AutoIntConfig
 
 pd.set_option("display.width", 200)
+lists = {"budgets": budgets, "layouts": layouts, "seeds": seeds, "probes": probes,
+         "datasets": datasets, "real_layouts": real_layouts, "real_seeds": real_seeds}
+for name, value in lists.items():  # papermill's -p passes "[0, 1]" as text; -y parses it
+    if not isinstance(value, list):
+        raise TypeError(f"`{name}` should be a list (papermill -y '{name}: [...]', not -p). "
+                        f"Received: `{name}={value!r}`")
 out = Path(output_dir)
 out.mkdir(parents=True, exist_ok=True)
 config = StudyConfig(
@@ -211,19 +225,20 @@ def progress(run: dict) -> None:
           f"seed {run['seed']}: auc {run['auc']:.4f} logloss {run['logloss']:.4f} "
           f"params {run['embedding_params']:>9,} ({run['seconds']:.0f} s)", flush=True)""",
     ),
-    ("markdown", "## Generated data"),
+    ("markdown", "## Generated data (skipped when `generated` is False)"),
     (
         "code",
         """\
-data = generated_data(GeneratedData(rows=rows, eval_rows=eval_rows))
-print(f"{len(data.train):,} train rows, {len(data.evaluation):,} eval rows, "
-      f"planted-model AUC (ceiling) {data.ceiling_auc:.4f}")
-runs = run_budget_study(data, config, progress)
-points = aggregate(runs)
-plots.save(plots.pareto_figure(points, data.ceiling_auc, "Generated data: quality vs embedding "
-                               "parameters (mean ± std over seeds)"), out / "pareto_generated.png")
-display(Image(out / "pareto_generated.png"))
-pareto_table(points)""",
+runs = sweep = pd.DataFrame()
+if generated:
+    data = generated_data(GeneratedData(rows=rows, eval_rows=eval_rows))
+    print(f"{len(data.train):,} train rows, {len(data.evaluation):,} eval rows, "
+          f"planted-model AUC (ceiling) {data.ceiling_auc:.4f}")
+    runs = run_budget_study(data, config, progress)
+    points = aggregate(runs)
+    plots.save(plots.pareto_figure(points, data.ceiling_auc, "Generated data"),
+               out / "pareto_generated.png")
+    display(Image(out / "pareto_generated.png"), pareto_table(points))""",
     ),
     (
         "markdown",
@@ -234,41 +249,39 @@ and paired by seed (both layouts see the same rows in the same order for a seed)
     (
         "code",
         """\
-comparison = compare_layouts(points)
-paired = paired_deltas(runs)
-display(comparison)
-paired""",
+if generated:
+    comparison = compare_layouts(points)
+    paired = paired_deltas(runs)
+    display(comparison, paired)""",
     ),
     ("markdown", "## Probes per field at a fixed budget (unified layout)"),
     (
         "code",
         """\
-sweep = run_probes_sweep(data, config, progress, reuse=runs)
-probe_points = aggregate(sweep)
-plots.save(plots.probes_figure(probe_points, f"Probes per field at {probes_budget}"),
-           out / "probes_generated.png")
-display(Image(out / "probes_generated.png"))
-probe_points""",
+if generated:
+    sweep = run_probes_sweep(data, config, progress, reuse=runs)
+    probe_points = aggregate(sweep)
+    plots.save(plots.probes_figure(probe_points, f"Probes per field at {probes_budget}"),
+               out / "probes_generated.png")
+    display(Image(out / "probes_generated.png"), probe_points)""",
     ),
-    ("markdown", "## Real samples (skipped when `real_data_dir` is absent)"),
+    ("markdown", "## Real data (`datasets`)"),
     (
         "code",
         """\
+loaded = load_datasets(datasets, shared_data, train_rows=real_rows)
+for name in loaded.skipped:
+    print(f"{name}: no sample under {shared_data or '(shared_data empty)'}, skipped")
 real = {}
-for name in real_datasets if real_data_dir else []:
-    sample = real_sample(name, real_data_dir)
-    if sample is None:
-        print(f"{name}: no sample under {real_data_dir}, skipped")
-        continue
-    if real_rows:
-        sample = dataclasses.replace(sample, train=sample.train.take(np.arange(real_rows)))
-    print(f"{name}: {len(sample.train):,} train rows, {len(sample.evaluation):,} eval rows")
+for sample in loaded.data:
+    name = sample.name
+    print(f"{name}: {len(sample.train):,} train rows, {len(sample.evaluation):,} eval rows, "
+          f"schema {sample.spec.name} ({len(sample.spec.fields)} fields)")
     real_config = StudyConfig(budgets=config.budgets, layouts=tuple(real_layouts),
                               seeds=tuple(real_seeds), train=config.train, model=config.model)
     real_runs = run_budget_study(sample, real_config, progress)
     real_points = aggregate(real_runs)
-    plots.save(plots.pareto_figure(real_points, None, f"{name} sample (mean ± std over seeds)"),
-               out / f"pareto_{name}.png")
+    plots.save(plots.pareto_figure(real_points, None, f"{name}"), out / f"pareto_{name}.png")
     display(Image(out / f"pareto_{name}.png"))
     display(pareto_table(real_points))
     real[name] = {"train_rows": len(sample.train), "eval_rows": len(sample.evaluation),
@@ -287,14 +300,17 @@ all_runs = pd.concat([runs, sweep, *(r["runs"] for r in real.values())], ignore_
 all_runs.drop_duplicates().to_csv(out / "runs.csv", index=False)
 summary = {
     "seconds": time.perf_counter() - started,
-    "parameters": {"rows": rows, "eval_rows": eval_rows, "budgets": budgets, "layouts": layouts,
-                   "seeds": seeds, "probes": probes, "probes_budget": probes_budget,
-                   "epochs": epochs, "batch_size": batch_size, "num_layers": num_layers},
+    "parameters": {"generated": generated, "rows": rows, "eval_rows": eval_rows,
+                   "budgets": budgets, "layouts": layouts, "seeds": seeds, "probes": probes,
+                   "probes_budget": probes_budget, "epochs": epochs, "batch_size": batch_size,
+                   "num_layers": num_layers, "datasets": datasets, "shared_data": shared_data,
+                   "real_layouts": real_layouts, "real_seeds": real_seeds,
+                   "real_rows": real_rows},
     "generated": {"train_rows": len(data.train), "eval_rows": len(data.evaluation),
                   "ceiling_auc": data.ceiling_auc, "points": records(points),
                   "comparison": records(comparison), "paired": records(paired),
                   "probes": records(probe_points),
-                  "table": records(pareto_table(points))},
+                  "table": records(pareto_table(points))} if generated else None,
     "real": {name: {"train_rows": r["train_rows"], "eval_rows": r["eval_rows"],
                     "points": records(r["points"]), "comparison": records(r["comparison"]),
                     "paired": records(r["paired"]),
@@ -323,7 +339,7 @@ Defaults read the two runs of `ue demo --workdir demo`.""",
         """\
 run_dirs = ["demo/models/unified", "demo/models/per_feature"]
 eval_files = {}  # run name (model dir name) -> JSON printed by `ue evaluate`
-curve_tags = ["epoch_auc", "epoch_logloss"]  # TensorBoard tags plotted against step
+curve_tags = ["epoch_auc", "epoch_logloss"]  # TensorBoard tags plotted per evaluation
 curve_split = "validation"
 output_dir = "out/compare\"""",
     ),
@@ -354,8 +370,13 @@ table.set_index("run").T""",
         "code",
         """\
 tags = [t for t in curve_tags if t in set(scalars.loc[scalars["split"] == curve_split, "tag"])]
+# x-axis: the training step when every run's summary has its eval_every, else the eval index
+steps_per_eval = {run: int(every) for run, every in
+                  zip(summaries["run"], summaries.get("eval_every", []), strict=False)
+                  if pd.notna(every)}
 if tags:
-    plots.save(plots.run_curves_figure(scalars, tags, curve_split), out / "curves.png")
+    plots.save(plots.run_curves_figure(scalars, tags, curve_split, steps_per_eval),
+               out / "curves.png")
     display(Image(out / "curves.png"))
 metric_columns = [c for c in ("eval.auc", "eval.logloss", "best_val_auc", "evaluate.auc",
                               "evaluate.logloss") if c in table.columns]

@@ -140,6 +140,9 @@ class EncodeBlockFn(beam.DoFn):
         self._rows = {s: Metrics.counter("encode", f"rows_{s}") for s in SPLITS}
 
     def setup(self) -> None:
+        from unified_embedding.startup import import_tensorflow_quietly
+
+        import_tensorflow_quietly()  # a worker process: no "no GPU here" lines per worker
         self._spec = FeatureSpec.from_json(self._spec_json)
         self._encoder = graph_encoder(self._spec)
 

@@ -77,10 +77,13 @@ class BlockScorer:
         self, path: str, spec: FeatureSpec, explain_top_k: int = 0, op_threads: int = 0
     ) -> None:
         os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before TensorFlow is imported
+        from unified_embedding.startup import import_tensorflow_quietly
+
+        import_tensorflow_quietly()  # a worker process: no "no GPU here" lines per worker
         import tensorflow as tf
 
         from serving.predictor import set_op_threads
-        from unified_embedding.features import parse_numeric
+        from unified_embedding.kinds import kind_of
 
         if op_threads and not set_op_threads(op_threads):
             logging.warning("TensorFlow already runs in this process: --op-threads is ignored")
@@ -94,10 +97,7 @@ class BlockScorer:
 
         def score(data: tf.Tensor, starts: tf.Tensor, lengths: tf.Tensor) -> dict[str, tf.Tensor]:
             cells = tf.reshape(tf.strings.substr(data, starts, lengths), [fields, -1])
-            raw = {
-                f.name: cells[i] if f.is_categorical else parse_numeric(cells[i])
-                for i, f in enumerate(spec.fields)
-            }
+            raw = {f.name: kind_of(f).from_text(cells[i]) for i, f in enumerate(spec.fields)}
             out = {"probability": serve(**raw)["probability"]}
             if attention is not None:
                 # (rows, layers, heads, fields, fields) -> (rows, fields, fields)

@@ -3,7 +3,7 @@
 Runs locally on the FnApiRunner by default and on Dataflow, Flink or Spark by runner flags:
 
     ue preprocess --input 'logs/day=*/part-*.tsv.gz' --schema criteo --output out/ \\
-        [--budget 4MB] [--eval-fraction 0.1] [--direct_num_workers 2 \\
+        [--budget 4MB] [--probes 4] [--eval-fraction 0.1] [--direct_num_workers 2 \\
         --direct_running_mode multi_processing]
 
 Blocks of lines flow from read to write: read (byte ranges of uncompressed files) -> validate
@@ -39,9 +39,10 @@ from pipelines.sinks import WriteRecords
 from pipelines.stats import BlockStats, MergeStatsFn, build_stats
 from pipelines.validate import DEAD_LETTERS, ValidateBlocks
 from unified_embedding import artifacts
-from unified_embedding.budget import parse_budget, plan_budget
+from unified_embedding.budget import DATA_BUDGET, data_budget, parse_budget, plan_budget
 from unified_embedding.cells import header_of
 from unified_embedding.helpformat import DefaultsHelpFormatter
+from unified_embedding.probes import with_probes
 from unified_embedding.schemas import load_schema
 from unified_embedding.spec import FeatureSpec
 
@@ -70,7 +71,15 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
         "--budget",
         default=None,
         help="embedding parameter budget with units (200KB, 4MB, 1MiB) sizing the shared "
-        "table; None: the schema's table",
+        "table; None: `ue train` sizes it from the data's distinct counts (stats.json's "
+        "data_budget_bytes, budget.data_budget)",
+    )
+    parser.add_argument(
+        "--probes",
+        type=int,
+        default=None,
+        help="fingerprints recorded per hashed field: `ue train --probes` uses up to this "
+        "many (4 lets `--probes auto` reach its maximum); None: the schema's",
     )
     add_row_rule_flags(parser, "rows per record")
     args, beam_args = parser.parse_known_args(argv)
@@ -81,7 +90,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
 
 
 def load_spec(args: argparse.Namespace) -> FeatureSpec:
-    spec = load_schema(args.schema)
+    spec = with_probes(load_schema(args.schema), args.probes)
     if args.budget:
         spec = spec.replace(table=plan_budget(spec, parse_budget(args.budget)).table)
     if args.split_key and args.split_key not in spec.input_format.columns:
@@ -90,14 +99,22 @@ def load_spec(args: argparse.Namespace) -> FeatureSpec:
 
 
 class WriteStatsFn(beam.DoFn):
-    """The merged BlockStats -> stats.json (after checking that no row was lost)."""
+    """The merged BlockStats -> stats.json (after checking that no row was lost). With
+    `budget_from_data`, stats.json also carries `data_budget_bytes`: `budget.data_budget` of
+    the merged distinct counts, the budget `ue train` spends when given none."""
 
-    def __init__(self, spec_json: str, path: str) -> None:
+    def __init__(self, spec_json: str, path: str, budget_from_data: bool = False) -> None:
         self._spec_json = spec_json
         self._path = path
+        self._budget_from_data = budget_from_data
 
     def process(self, total: BlockStats) -> Iterator[str]:
-        stats = build_stats(FeatureSpec.from_json(self._spec_json), total, SPLITS)
+        spec = FeatureSpec.from_json(self._spec_json)
+        stats = build_stats(spec, total, SPLITS)
+        if self._budget_from_data:
+            distinct = {f.name: stats["fields"][f.name]["approx_distinct"]
+                        for f in spec.categorical_fields}  # fmt: skip
+            stats[DATA_BUDGET] = data_budget(spec, distinct)
         with FileSystems.create(self._path) as f:
             f.write((json.dumps(stats, indent=2) + "\n").encode("utf-8"))
         yield self._path
@@ -125,7 +142,8 @@ def build_pipeline(
     _ = (
         encoded[STATS]
         | "MergeStats" >> beam.CombineGlobally(MergeStatsFn())
-        | "WriteStats" >> beam.ParDo(WriteStatsFn(spec_json, f"{output}/{artifacts.STATS_FILE}"))
+        | "WriteStats"
+        >> beam.ParDo(WriteStatsFn(spec_json, f"{output}/{artifacts.STATS_FILE}", not args.budget))
     )
 
 

@@ -23,6 +23,7 @@ import grpc
 import numpy as np
 
 from protos import prediction_pb2, prediction_pb2_grpc
+from unified_embedding.raw_values import raw_type
 from unified_embedding.rows import read_rows
 from unified_embedding.schemas import load_schema
 from unified_embedding.spec import FeatureSpec
@@ -82,12 +83,6 @@ def ranking_request(
     )
 
 
-def _numbers(text: np.ndarray) -> np.ndarray:
-    """Numeric text -> float32, as features.parse_numeric: empty = NaN = missing."""
-    stripped = np.char.strip(text.astype(str))
-    return np.where(stripped == "", "nan", stripped).astype(np.float32)
-
-
 def file_spec(schema: str | None, info: prediction_pb2.ModelInfo) -> FeatureSpec:
     """How to read an input file: `schema` (criteo, avazu, frappe or a schema file), else the
     format of the served model's own data (the spec in its ModelInfo)."""
@@ -108,10 +103,7 @@ def columns_from_file(
     if missing:
         raise ValueError(f"schema `{schema}` lacks the model's fields {missing}")
     columns = read_rows(spec, path).columns
-    return {
-        f.name: _numbers(columns[f.name]) if f.kind == "numeric" else columns[f.name].astype(str)
-        for f in info.fields
-    }
+    return {f.name: raw_type(f).from_text(columns[f.name]) for f in info.fields}
 
 
 def rows_from_file(

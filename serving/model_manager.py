@@ -1,17 +1,17 @@
-"""Versions under `--model-base-path`: load the newest (or a pinned one), warm it up, swap it in.
+"""The served models: one `ModelVersions` per model, from `--model-base-path` (one model) or
+`--model-config-file` (TF Serving's ModelServerConfig, re-read every `config_poll_seconds`).
 
-    <base>/1700000000/   saved_model.pb, variables/, assets/spec.json,
-                         assets.extra/tf_serving_warmup_requests (optional)
+    models.get("ranker")                    # the newest loaded version
+    models.get("ranker", version=7)         # or a number, or a label of the config file
+    models.get("ranker", label="stable")
+    models.status("ranker")                 # [VersionStatus(version, state, error_message)]
 
-Every `poll_seconds` the manager lists the version folders: ASCII digits without leading zeros,
-within int64 (`artifacts.parse_version`). Any other folder (`²`, `99999999999999999999`, `v2`) is
-logged once and ignored; hidden staging folders (`.123.partial`) silently. When the wanted
-version is not the one serving, it loads it in a thread, replays its warm-up requests (or a
-synthesized request when the export has none), and only then swaps it in with one assignment:
-requests in flight finish on the version they started with, new ones see the new version, none
-fail. A version that fails to load, warm up or agree with its own spec is logged and skipped
-(retried only if its folder changes); the old version keeps serving. The replaced version is
-released once its last request is done.
+Every `poll_seconds` each model follows its base path (`serving.model_versions`: warm-up before a
+version serves, swaps that fail no request, bad versions skipped). A re-read config file adds
+models (they start loading), removes models (new requests get NOT_FOUND at once; their versions
+are released after the requests in flight) and changes policies and labels in place; a model
+whose base path changes keeps serving from the old path until the new one has a version. A
+malformed file is logged and the previous config kept.
 """
 
 from __future__ import annotations
@@ -20,170 +20,191 @@ import asyncio
 import contextlib
 import gc
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from serving.model_config import ModelConfig, ModelConfigError, VersionPolicy, load_model_config
+from serving.model_versions import (
+    ModelNotFound,
+    ModelUnavailable,
+    ModelVersions,
+    VersionStatus,
+    list_versions,
+    load_and_warm_up,
+    scan_versions,
+)
 from serving.predictor import Predictor, PredictorConfig
-from serving.tensors import batch_from_request, warmup_requests
-from unified_embedding.artifacts import MAX_VERSION, parse_version
 
 log = logging.getLogger(__name__)
-
-
-class ModelNotFound(LookupError):
-    """An unknown model name or version (NOT_FOUND)."""
-
-
-class ModelUnavailable(RuntimeError):
-    """No version is loaded yet (UNAVAILABLE)."""
 
 
 @dataclass(frozen=True)
 class ManagerConfig:
     """Args:
-    base_path: the export base; versions are its numeric sub-folders.
-    model_name: the name clients address the model by (TF Serving's default: `default`).
+    base_path: the export base of the one-model shortcut; versions are its numeric sub-folders.
+    model_name: the name clients address that model by (TF Serving's default: `default`).
     version: pin this version instead of following the newest.
     poll_seconds: how often to look for new versions.
     predictor: request limits of every loaded version.
+    config_file: a ModelServerConfig in text format naming several models (instead of
+        `base_path`, `model_name` and `version`).
+    config_poll_seconds: how often to re-read `config_file` (0: read once, at start).
     """
 
-    base_path: Path
+    base_path: Path | None = None
     model_name: str = "default"
     version: int | None = None
     poll_seconds: float = 1.0
     predictor: PredictorConfig = field(default_factory=PredictorConfig)
+    config_file: Path | None = None
+    config_poll_seconds: float = 60.0
 
+    def __post_init__(self) -> None:
+        if (self.base_path is None) == (self.config_file is None):
+            raise ValueError("give either `base_path` or `config_file`. Received: "
+                             f"`base_path={self.base_path}`, "
+                             f"`config_file={self.config_file}`")  # fmt: skip
+        if self.config_poll_seconds < 0:
+            raise ValueError("`config_poll_seconds` should be >= 0. Received: "
+                             f"`config_poll_seconds={self.config_poll_seconds}`")  # fmt: skip
 
-def scan_versions(base_path: Path) -> tuple[list[int], list[str]]:
-    """The versions under `base_path` (oldest first) and the other folders' names, except
-    hidden ones (staging folders of an export in progress)."""
-    if not base_path.is_dir():
-        return [], []
-    versions, others = [], []
-    for path in base_path.iterdir():
-        if path.name.startswith(".") or not path.is_dir():
-            continue
-        version = parse_version(path.name)
-        if version is None:
-            others.append(path.name)
-        else:
-            versions.append(version)
-    return sorted(versions), sorted(others)
-
-
-def list_versions(base_path: Path) -> list[int]:
-    """The version folders of `base_path`, oldest first."""
-    return scan_versions(base_path)[0]
-
-
-def _stamp(folder: Path) -> float:
-    """Changes when the folder's files change, so a rejected version is retried after a fix."""
-    return max((p.stat().st_mtime for p in folder.rglob("*")), default=folder.stat().st_mtime)
-
-
-def load_and_warm_up(path: Path, config: PredictorConfig) -> tuple[Predictor, int]:
-    """Loads a version and runs its warm-up requests; returns it and the requests replayed."""
-    predictor = Predictor.load(path, config)
-    replayed = 0
-    for request in warmup_requests(path):
-        predictor.predict(batch_from_request(predictor, request))
-        replayed += 1
-    if replayed == 0:
-        batch = predictor.pack_rows([predictor.missing_row()])
-        for _ in range(3):
-            predictor.predict(batch)
-    predictor.explain(predictor.pack_rows([predictor.missing_row()]), top_k=1)
-    return predictor, replayed
+    def models(self) -> tuple[ModelConfig, ...]:
+        """The configured models: the file's, or the one-model shortcut (latest 1 or pinned)."""
+        if self.config_file is not None:
+            return load_model_config(self.config_file)
+        assert self.base_path is not None
+        pinned = None if self.version is None else (self.version,)
+        return (ModelConfig(self.model_name, self.base_path, VersionPolicy(versions=pinned)),)
 
 
 class ModelManager:
-    """Holds the serving Predictor; `await poll()` once, or `start()` to follow the base path."""
+    """The registry of served models; `await poll()` once, or `start()` to follow disk."""
 
     def __init__(
         self,
         config: ManagerConfig,
         executor: Executor,
-        on_version: Callable[[int], None] = lambda version: None,
+        on_version: Callable[[str, int], None] = lambda model, version: None,
     ) -> None:
+        """`on_version(model, newest loaded version)` runs when a model's versions change
+        (version 0: the model was removed). A bad config file raises ModelConfigError."""
         self.config = config
         self._executor = executor
         self._on_version = on_version
-        self._current: Predictor | None = None
-        self._rejected: dict[int, float] = {}  # version -> folder stamp when it failed
-        self._ignored: set[str] = set()  # folders that are not versions, logged once each
+        self._models: dict[str, ModelVersions] = {}  # replaced, never mutated
+        self._moving: dict[str, ModelVersions] = {}  # new base paths loading their first version
+        self._configs: tuple[ModelConfig, ...] = ()
+        self._read_at = time.monotonic()
         self._task: asyncio.Task[None] | None = None
+        self._apply(config.models())
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._models)
 
     @property
     def current(self) -> Predictor | None:
-        return self._current
+        """The newest version of the default model (the one-model shortcut's serving version)."""
+        models = self._models
+        versions = models.get(self.config.model_name) or next(iter(models.values()), None)
+        return None if versions is None else versions.newest()
 
-    def get(self, name: str = "", version: int = 0) -> Predictor:
-        """The serving predictor for `name` ("" = ours) and `version` (0 = whichever serves)."""
-        if name and name != self.config.model_name:
-            raise ModelNotFound(f"unknown model `{name}`; this server serves "
-                                f"`{self.config.model_name}`")  # fmt: skip
-        predictor = self._current
-        if predictor is None:
-            raise ModelUnavailable(f"model `{self.config.model_name}` has no version loaded yet")
-        if version and version != predictor.version:
-            raise ModelNotFound(f"model `{self.config.model_name}` version {version} is not "
-                                f"loaded; serving version {predictor.version}")  # fmt: skip
-        return predictor
+    def versions(self, name: str = "") -> ModelVersions:
+        """The model `name`; "" = the only model, or `model_name` when several are served."""
+        models = self._models
+        versions = models.get(name or self.config.model_name)
+        if not name and len(models) == 1:
+            versions = next(iter(models.values()))
+        if versions is None:
+            asked = f"unknown model `{name}`" if name else "the request names no model"
+            raise ModelNotFound(f"{asked}; this server serves {sorted(models)}")
+        return versions
 
-    def wanted(self) -> int | None:
-        versions, others = scan_versions(self.config.base_path)
-        for name in sorted(set(others) - self._ignored):
-            self._ignored.add(name)
-            log.warning("ignoring folder %r under %s: a version folder is ASCII digits without "
-                        "leading zeros, at most %d", name, self.config.base_path,
-                        MAX_VERSION)  # fmt: skip
-        if self.config.version is not None:
-            return self.config.version if self.config.version in versions else None
-        fresh = [v for v in versions if not self._is_rejected(v)]
-        return max(fresh) if fresh else None
+    def get(self, name: str = "", version: int = 0, label: str = "") -> Predictor:
+        """The predictor of `name` at `version` or `label` (0 and "": the newest loaded).
+        Raises ModelNotFound (unknown model, version or label) or ModelUnavailable."""
+        return self.versions(name).get(version, label)
 
-    def _is_rejected(self, version: int) -> bool:
-        stamp = self._rejected.get(version)
-        if stamp is None:
-            return False
+    def status(self, name: str = "", version: int = 0, label: str = "") -> list[VersionStatus]:
+        return self.versions(name).status(version, label)
+
+    def ready(self) -> bool:
+        """Every configured model has a version loaded."""
+        return all(m.newest() is not None for m in self._models.values())
+
+    def _apply(self, configs: tuple[ModelConfig, ...]) -> None:
+        """Makes `configs` the served models (see the module docstring)."""
+        old, models = self._models, dict(self._models)
+        for config in configs:
+            current = old.get(config.name)
+            if current is None:
+                models[config.name] = ModelVersions(config, self.config.predictor, self._executor)
+                log.info("model %s added (%s, %s)", config.name, config.base_path,
+                         config.policy.describe())  # fmt: skip
+            elif current.config.base_path != config.base_path:
+                self._moving[config.name] = ModelVersions(
+                    config, self.config.predictor, self._executor
+                )
+            else:
+                current.config = config  # policy and labels: the next poll follows them
+        removed = sorted(set(old) - {c.name for c in configs})
+        for name in removed:
+            del models[name]
+            self._moving.pop(name, None)
+        self._models = models  # removed models take no new request from here on
+        self._configs = configs
+        for name in removed:
+            old[name].unload()
+            log.info("model %s removed", name)
+            self._on_version(name, 0)
+        if removed:
+            gc.collect()
+
+    def reload_config(self) -> bool:
+        """Re-reads the config file; True when it changed. A bad file keeps the old config."""
+        self._read_at = time.monotonic()
         try:
-            return _stamp(self.config.base_path / str(version)) == stamp
-        except OSError:
-            return True
+            configs = self.config.models()
+        except ModelConfigError as e:
+            log.error("keeping the current model config: %s", e)
+            return False
+        if configs == self._configs:
+            return False
+        self._apply(configs)
+        return True
 
     async def poll(self) -> bool:
-        """Loads and swaps in the wanted version if it changed; True when a swap happened."""
-        version = self.wanted()
-        current = self._current
-        if version is None or (current is not None and current.version == version):
-            return False
-        if self._is_rejected(version):
-            return False
-        path = self.config.base_path / str(version)
-        loop = asyncio.get_running_loop()
-        try:
-            predictor, replayed = await loop.run_in_executor(
-                self._executor, load_and_warm_up, path, self.config.predictor
-            )
-        except Exception as e:  # any failure keeps the old version serving
-            with contextlib.suppress(OSError):
-                self._rejected[version] = _stamp(path)
-            log.error("model %s version %d rejected: %s: %s", self.config.model_name, version,
-                      type(e).__name__, str(e)[:500])  # fmt: skip
-            return False
-        self._current = predictor  # the swap: one reference assignment
-        log.info(
-            "model %s version %d serving (spec %s, %d warm-up requests replayed%s)",
-            self.config.model_name, version, predictor.fingerprint, replayed,
-            f", replacing version {current.version}" if current else "",
-        )  # fmt: skip
-        self._on_version(version)
-        del current
-        gc.collect()  # the old version's graphs go as soon as its last request is done
-        return True
+        """Re-reads the config file when due, then lets every model follow its base path;
+        True when any model's loaded versions changed."""
+        wait = self.config.config_poll_seconds
+        due = wait > 0 and time.monotonic() - self._read_at >= wait
+        if self.config.config_file is not None and due:
+            self.reload_config()
+        changed = False
+        for name, moving in list(self._moving.items()):
+            await moving.poll()
+            if moving.newest() is not None and name in self._models:
+                previous = self._models[name]
+                self._models = {**self._models, name: moving}
+                del self._moving[name]
+                previous.unload()
+                changed = True
+                self._notify(moving)
+        for versions in list(self._models.values()):
+            if await versions.poll():
+                changed = True
+                self._notify(versions)
+        if changed:
+            gc.collect()  # replaced versions' graphs go as soon as their last request is done
+        return changed
+
+    def _notify(self, versions: ModelVersions) -> None:
+        newest = versions.newest()
+        if newest is not None:
+            self._on_version(versions.name, newest.version)
 
     def start(self) -> None:
         if self._task is None:
@@ -201,5 +222,18 @@ class ModelManager:
             try:
                 await self.poll()
             except Exception:  # never let the watcher die
-                log.exception("polling %s failed", self.config.base_path)
+                log.exception("polling the models failed")
             await asyncio.sleep(self.config.poll_seconds)
+
+
+__all__ = [
+    "ManagerConfig",
+    "ModelManager",
+    "ModelNotFound",
+    "ModelUnavailable",
+    "ModelVersions",
+    "VersionStatus",
+    "list_versions",
+    "load_and_warm_up",
+    "scan_versions",
+]

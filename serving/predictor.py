@@ -24,9 +24,9 @@ import numpy as np
 import tensorflow as tf
 
 from unified_embedding.artifacts import SPEC_ASSET, parse_version
+from unified_embedding.raw_values import NUMBERS, STRINGS, RawType, Value, missing_row, raw_type
 from unified_embedding.spec import FeatureSpec, SpecError
 
-Value = str | bytes | float | int | None
 REQUIRED_SIGNATURES = ("packed", "serving_default", "attention")
 
 
@@ -88,9 +88,10 @@ def _kind_of(array: np.ndarray | None) -> str:
         return "no values"
     if array.ndim != 1:
         return f"an array of shape {array.shape}"
-    if _is_numbers(array):
-        return "numbers"
-    return "strings" if _is_strings(array) else str(array.dtype)
+    for raw in (NUMBERS, STRINGS):
+        if raw.accepts(array):
+            return raw.name
+    return str(array.dtype)
 
 
 def _check_rows(count: int, max_rows: int) -> None:
@@ -109,12 +110,40 @@ def _check_finite(numeric: np.ndarray, names: Sequence[str], where: str = "") ->
                              "numbers must be finite (NaN = missing)")  # fmt: skip
 
 
-def _is_numbers(array: np.ndarray) -> bool:
-    return array.dtype.kind in "fiu"
+@dataclass(frozen=True)
+class _Slot:
+    """Where a field's values go: its raw type and its column of that type's `packed` input."""
+
+    raw: RawType
+    column: int
 
 
-def _is_strings(array: np.ndarray) -> bool:
-    return array.dtype.kind in "OSU"
+class _Packing:
+    """The `packed` inputs being filled: one array per input, columns in spec order."""
+
+    def __init__(self, rows: int, widths: Mapping[str, int]) -> None:
+        raws = {NUMBERS.packed_input: NUMBERS, STRINGS.packed_input: STRINGS}
+        self.arrays = {name: raws[name].empty(rows, width) for name, width in widths.items()}
+
+    def column(self, slot: _Slot) -> np.ndarray:
+        return self.arrays[slot.raw.packed_input][:, slot.column]
+
+    def batch(self, names: Sequence[str], where: str = "") -> PackedBatch:
+        numeric = self.arrays[NUMBERS.packed_input]
+        _check_finite(numeric, names, where)
+        return PackedBatch(self.arrays[STRINGS.packed_input], numeric)
+
+
+def _value(raw: RawType, name: str, value: Value, at: str) -> float | str | bytes:
+    """One request value of field `name`, or InvalidRequest naming the field and the value."""
+    try:
+        return raw.value(value)
+    except TypeError as e:
+        if value is None:
+            raise InvalidRequest(f"{at}field `{name}`: received no value ({raw.missing_text} = "
+                                 "missing)") from None  # fmt: skip
+        raise InvalidRequest(f"{at}field `{name}`: expected {e}, received "
+                             f"{_describe(value)}") from None  # fmt: skip
 
 
 class Predictor:
@@ -130,9 +159,14 @@ class Predictor:
         self._attention = loaded.signatures["attention"]
         self.categorical_names = tuple(f.name for f in spec.categorical_fields)
         self.numeric_names = tuple(f.name for f in spec.numeric_fields)
-        self._column = {name: i for i, name in enumerate(self.categorical_names)}
-        self._column.update({name: i for i, name in enumerate(self.numeric_names)})
-        self._numeric = frozenset(self.numeric_names)
+        self._widths = {
+            STRINGS.packed_input: len(self.categorical_names),
+            NUMBERS.packed_input: len(self.numeric_names),
+        }  # signature order
+        self._slots = {}
+        for names in (self.categorical_names, self.numeric_names):
+            fields = [spec.field(name) for name in names]
+            self._slots.update({f.name: _Slot(raw_type(f), i) for i, f in enumerate(fields)})
 
     @classmethod
     def load(cls, path: str | Path, config: PredictorConfig = PredictorConfig()) -> Predictor:
@@ -148,6 +182,15 @@ class Predictor:
         return cls(path, spec, loaded, config)
 
     @property
+    def packed_widths(self) -> Mapping[str, int]:
+        """The `packed` signature's inputs and their widths (fields per input)."""
+        return self._widths
+
+    def raw_type(self, name: str) -> RawType:
+        """How field `name`'s values travel (KeyError for unknown fields)."""
+        return self._slots[name].raw
+
+    @property
     def fingerprint(self) -> str:
         return self.spec.fingerprint
 
@@ -156,18 +199,19 @@ class Predictor:
         """Rows of `{field: value}` -> PackedBatch. Categorical fields take strings ("" =
         missing), numeric fields numbers (NaN = missing); every field exactly once."""
         _check_rows(len(rows), self.config.max_rows)
-        categorical = np.empty((len(rows), len(self.categorical_names)), dtype=object)
-        numeric = np.empty((len(rows), len(self.numeric_names)), dtype=np.float32)
+        packing = _Packing(len(rows), self._widths)
+        targets = {name: (packing.arrays[slot.raw.packed_input], slot.column, slot.raw.value)
+                   for name, slot in self._slots.items()}  # fmt: skip
         for r, row in enumerate(rows):
-            if len(row) != len(self._column) or not all(k in self._column for k in row):
+            if len(row) != len(targets) or not all(k in targets for k in row):
                 self._raise_for_fields(r, row)
             for name, value in row.items():
-                if name in self._numeric:
-                    numeric[r, self._column[name]] = self._number(r, name, value)
-                else:
-                    categorical[r, self._column[name]] = self._string(r, name, value)
-        _check_finite(numeric, self.numeric_names)
-        return PackedBatch(categorical, numeric)
+                array, column, check = targets[name]
+                try:
+                    array[r, column] = check(value)
+                except TypeError:
+                    _value(self._slots[name].raw, name, value, f"row {r}: ")  # raises
+        return packing.batch(self.numeric_names)
 
     def pack_columns(self, columns: Mapping[str, np.ndarray]) -> PackedBatch:
         """One 1-D array per field (strings/bytes for categorical fields, float32 for numeric
@@ -189,54 +233,41 @@ class Predictor:
             raise InvalidRequest(f"field `{both[0]}` is given in both context and candidates; "
                                  "give it in one of them")  # fmt: skip
         for part, names in (("context: ", context), (where, candidates)):
-            unknown = sorted(set(names) - set(self._column))
+            unknown = sorted(set(names) - set(self._slots))
             if unknown:
                 raise InvalidRequest(f"{part}unknown field `{unknown[0]}`; the model's fields "
                                      f"are {list(self.spec.field_names)}")  # fmt: skip
         missing = [n for n in self.spec.field_names if n not in context and n not in candidates]
         if missing:
             raise InvalidRequest(f"missing field `{missing[0]}`")
-        for name, array in candidates.items():  # one 1-D column per field, of its kind
-            numbers = name in self._numeric
-            if (
-                array is None
-                or array.ndim != 1
-                or not (_is_numbers(array) if numbers else _is_strings(array))
-            ):
-                raise InvalidRequest(f"{where}field `{name}`: expected "
-                                     f"{'numbers' if numbers else 'strings'}, received "
+        for name, array in candidates.items():  # one 1-D column per field, of its raw type
+            raw = self._slots[name].raw
+            if array is None or array.ndim != 1 or not raw.accepts(array):
+                raise InvalidRequest(f"{where}field `{name}`: expected {raw.name}, received "
                                      f"{_kind_of(array)}")  # fmt: skip
         sizes = {name: len(array) for name, array in candidates.items() if array is not None}
         if len(set(sizes.values())) > 1:
             raise InvalidRequest(f"{where}fields have different numbers of rows: {sizes}")
         rows = next(iter(sizes.values()), 0)
         _check_rows(rows, self.config.max_rows)
-        categorical = np.empty((rows, len(self.categorical_names)), dtype=object)
-        numeric = np.empty((rows, len(self.numeric_names)), dtype=np.float32)
+        packing = _Packing(rows, self._widths)
         for name, value in context.items():  # one value per field, broadcast to every row
-            if name in self._numeric:
-                number = self._number(0, name, value, "context: ")
-                if math.isinf(number):
-                    raise InvalidRequest(f"context: field `{name}`: received {number}; numbers "
-                                         "must be finite (NaN = missing)")  # fmt: skip
-                numeric[:, self._column[name]] = number
-            else:
-                categorical[:, self._column[name]] = self._string(0, name, value, "context: ")
+            slot = self._slots[name]
+            value = _value(slot.raw, name, value, "context: ")
+            if isinstance(value, float) and math.isinf(value):
+                raise InvalidRequest(f"context: field `{name}`: received {value}; numbers "
+                                     "must be finite (NaN = missing)")  # fmt: skip
+            packing.column(slot)[:] = value
         for name, array in candidates.items():
-            if name in self._numeric:
-                numeric[:, self._column[name]] = array
-            else:
-                categorical[:, self._column[name]] = array
-        _check_finite(numeric, self.numeric_names, where)
-        return PackedBatch(categorical, numeric)
+            packing.column(self._slots[name])[:] = array
+        return packing.batch(self.numeric_names, where)
 
     def check_packed(self, categorical: np.ndarray, numeric: np.ndarray) -> PackedBatch:
         """The `packed` inputs as given: shapes (rows, categorical) and (rows, numeric)."""
-        expected = {"categorical": len(self.categorical_names), "numeric": len(self.numeric_names)}
         for name, array in (("categorical", categorical), ("numeric", numeric)):
-            if array.ndim != 2 or array.shape[1] != expected[name]:
+            if array.ndim != 2 or array.shape[1] != self._widths[name]:
                 raise InvalidRequest(
-                    f"input `{name}`: expected shape (rows, {expected[name]}), "
+                    f"input `{name}`: expected shape (rows, {self._widths[name]}), "
                     f"received {tuple(array.shape)}"
                 )
         if categorical.shape[0] != numeric.shape[0]:
@@ -251,31 +282,11 @@ class Predictor:
 
     def _raise_for_fields(self, r: int, row: Mapping[str, Value]) -> None:
         for name in row:
-            if name not in self._column:
+            if name not in self._slots:
                 raise InvalidRequest(f"row {r}: unknown field `{name}`")
         for name in self.spec.field_names:
             if name not in row:
                 raise InvalidRequest(f"row {r}: missing field `{name}`")
-
-    @staticmethod
-    def _number(r: int, name: str, value: Value, where: str = "") -> float:
-        at = where or f"row {r}: "
-        if isinstance(value, float | int) and not isinstance(value, bool):
-            return float(value)
-        if value is None:
-            raise InvalidRequest(f"{at}field `{name}`: received no value (NaN = missing)")
-        raise InvalidRequest(f"{at}field `{name}`: expected a number, received "
-                             f"{_describe(value)}")  # fmt: skip
-
-    @staticmethod
-    def _string(r: int, name: str, value: Value, where: str = "") -> str | bytes:
-        at = where or f"row {r}: "
-        if isinstance(value, str | bytes):
-            return value
-        if value is None:
-            raise InvalidRequest(f'{at}field `{name}`: received no value ("" = missing)')
-        raise InvalidRequest(f"{at}field `{name}`: expected a string, received "
-                             f"{_describe(value)}")  # fmt: skip
 
     # The model ---------------------------------------------------------------------------
     def predict(self, batch: PackedBatch) -> np.ndarray:
@@ -305,7 +316,7 @@ class Predictor:
 
     def missing_row(self) -> dict[str, Value]:
         """A valid row with every value missing (warm-up, health probes)."""
-        return {f.name: math.nan if f.kind == "numeric" else "" for f in self.spec.fields}
+        return missing_row(self.spec.fields)
 
 
 def set_op_threads(threads: int | None) -> bool:
@@ -341,7 +352,7 @@ def check_signatures(spec: FeatureSpec, signatures: Mapping[str, Any]) -> None:
         )
     _, raw = signatures["serving_default"].structured_input_signature
     inputs = {k: v.dtype for k, v in raw.items()}
-    wanted = {f.name: tf.float32 if f.kind == "numeric" else tf.string for f in spec.fields}
+    wanted = {f.name: tf.as_dtype(raw_type(f).tf_dtype) for f in spec.fields}
     if inputs != wanted:
         diff = sorted(set(inputs.items()) ^ set(wanted.items()), key=str)[:4]
         raise InconsistentModel(

@@ -1,16 +1,22 @@
-"""The gRPC server: our Ranking service and TF Serving's PredictionService over one model
-manager and one batcher, with health checking, reflection, TLS, metrics and graceful stop.
+"""The gRPC server: our Ranking service and TF Serving's PredictionService and ModelService
+over one model manager and one batcher, with health checking, reflection, TLS, metrics and
+graceful stop.
 
     ue serve --model-base-path export/ --port 8500 [--model-name default] [--metrics-port 8501]
+    ue serve --model-config-file models.config --port 8500 [--rest-api-port 8501]
 
-Binds to loopback unless `--host` says otherwise. Health is NOT_SERVING until a version is
-loaded. Stopping (SIGTERM, SIGINT) turns health to NOT_SERVING, refuses new RPCs and lets the
-ones in flight finish for up to `grace_seconds`.
+With `rest_api_port`, TF Serving's REST API (serving/rest.py) is served too, in the same event
+loop over the same models and batcher.
+
+Binds to loopback unless `--host` says otherwise. Health is NOT_SERVING until every configured
+model has a version loaded. Stopping (SIGTERM, SIGINT) turns health to NOT_SERVING, refuses new
+RPCs and lets the ones in flight finish for up to `grace_seconds`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import threading
@@ -20,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from tensorflow_serving.apis import prediction_service_pb2
+from tensorflow_serving.apis import model_service_pb2, prediction_service_pb2
 
 from protos import prediction_pb2
 from serving.batching import Batcher, BatchingConfig
@@ -30,14 +37,16 @@ from serving.logs import configure_logging
 from serving.metrics import Metrics
 from serving.model_manager import ManagerConfig, ModelManager
 from serving.predictor import set_op_threads
+from serving.rest import RestApi, start_rest
 from serving.servicer import RankingServicer, add_service, add_to_server
-from serving.tf_serving import PredictionServiceServicer
+from serving.tf_serving import ModelServiceServicer, PredictionServiceServicer
 
 log = logging.getLogger(__name__)
 RANKING = prediction_pb2.DESCRIPTOR.services_by_name["Ranking"].full_name
 PREDICTION_SERVICE = prediction_service_pb2.DESCRIPTOR.services_by_name[
     "PredictionService"
 ].full_name
+MODEL_SERVICE = model_service_pb2.DESCRIPTOR.services_by_name["ModelService"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,10 @@ class ServerConfig:
     port: gRPC port (0 picks a free one).
     host: interface to bind; loopback by default, `0.0.0.0` to serve the network.
     metrics_port: Prometheus `/metrics` over HTTP on `host` (None: off, 0: a free port).
+    rest_api_port: TF Serving's REST API on `host` (None: off, 0: a free port), its metrics at
+        `/monitoring/prometheus/metrics`.
+    rest_api_timeout_seconds: a REST request not answered within it gets 504 (TF Serving's
+        `--rest_api_timeout_in_ms`).
     batching: how concurrent requests merge into model calls.
     tls: serve TLS with this certificate and key (plaintext when None).
     max_message_bytes: largest request or response.
@@ -70,6 +83,8 @@ class ServerConfig:
     port: int = 8500
     host: str = "127.0.0.1"
     metrics_port: int | None = None
+    rest_api_port: int | None = None
+    rest_api_timeout_seconds: float = 30.0
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     tls: TlsConfig | None = None
     max_message_bytes: int = 16 * 1024 * 1024
@@ -89,6 +104,8 @@ class PredictionServer:
         self.metrics = Metrics()
         self.port = 0
         self.metrics_port: int | None = None
+        self.rest_api_port: int | None = None
+        self.rest: RestApi | None = None
         self._serving = asyncio.Event()
         self._executor = ThreadPoolExecutor(config.model_threads, thread_name_prefix="model")
         self._loader = ThreadPoolExecutor(1, thread_name_prefix="loader")
@@ -99,10 +116,17 @@ class PredictionServer:
         self.health = health.aio.HealthServicer()
         self._server: grpc.aio.Server | None = None
         self._http: Any = None
+        self._rest: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def _on_version(self, version: int) -> None:
-        self.metrics.version.labels(self.config.models.model_name).set(version)
+    def _on_version(self, model: str, version: int) -> None:
+        if version:
+            self.metrics.version.labels(model).set(version)
+        else:  # the model was removed from the config file
+            with contextlib.suppress(KeyError):
+                self.metrics.version.remove(model)
+        if self._serving.is_set() or not self.models.ready():
+            return  # health turns SERVING once every configured model has a version
         self._serving.set()
         task = asyncio.get_running_loop().create_task(self._set_health(serving=True))
         self._tasks.add(task)
@@ -131,10 +155,19 @@ class PredictionServer:
             PredictionServiceServicer(self.models, self.batcher, self.metrics),
             self.metrics,
         )
+        add_service(server, MODEL_SERVICE, ModelServiceServicer(self.models, self.metrics),
+                    self.metrics)  # fmt: skip
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         await self._set_health(serving=False)
         reflection.enable_server_reflection(
-            (RANKING, PREDICTION_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+            (
+                RANKING,
+                PREDICTION_SERVICE,
+                MODEL_SERVICE.full_name,
+                health.SERVICE_NAME,
+                reflection.SERVICE_NAME,
+            ),
+            server,
         )
         address = f"{config.host}:{config.port}"
         if config.tls is None:
@@ -151,10 +184,17 @@ class PredictionServer:
         if config.metrics_port is not None:
             self._http = self.metrics.serve_http(config.metrics_port, config.host)
             self.metrics_port = int(self._http.server_address[1])
+        if config.rest_api_port is not None:
+            self.rest = RestApi(self.models, self.batcher, self.metrics,
+                                config.rest_api_timeout_seconds)  # fmt: skip
+            self._rest, self.rest_api_port = await start_rest(
+                self.rest.application(config.max_message_bytes), config.host,
+                config.rest_api_port, config.reuse_port, config.grace_seconds,
+            )  # fmt: skip
         log.info("listening", extra={"fields": {"address": f"{config.host}:{self.port}",
                  "tls": config.tls is not None, "metrics_port": self.metrics_port,
-                 "model": config.models.model_name, "worker": config.worker,
-                 "base_path": str(config.models.base_path)}})  # fmt: skip
+                 "rest_api_port": self.rest_api_port,
+                 "models": self.models.names, "worker": config.worker}})  # fmt: skip
         return self.port
 
     async def wait_until_serving(self, timeout: float) -> None:
@@ -165,8 +205,12 @@ class PredictionServer:
         grace = self.config.grace_seconds if grace is None else grace
         await self.health.enter_graceful_shutdown()
         await self.models.stop()
+        stopping = []
         if self._server is not None:
-            await self._server.stop(grace)
+            stopping.append(self._server.stop(grace))
+        if self._rest is not None:
+            stopping.append(self._rest.cleanup())
+        await asyncio.gather(*stopping)
         await self.batcher.stop()
         if self._http is not None:
             self._http.shutdown()

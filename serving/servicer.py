@@ -2,7 +2,7 @@
 
 INVALID_ARGUMENT  a missing or unknown field, a wrong type, a non-finite number, an empty or
                   oversized batch, rows and candidates in one request
-NOT_FOUND         an unknown model or version
+NOT_FOUND         an unknown model, version or version label
 RESOURCE_EXHAUSTED  the batching queue is full
 DEADLINE_EXCEEDED   the deadline passed before the model answered
 UNAVAILABLE       no version loaded yet
@@ -41,6 +41,43 @@ _CODES: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
 )
 
 
+class Failure(Exception):
+    """A request answered with an error: the status code and the message for the client."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def status_of(error: Exception, method: str) -> tuple[grpc.StatusCode, str]:
+    """The status code and message `error` is answered with; INTERNAL (logged) when unexpected."""
+    for kind, code in _CODES:
+        if isinstance(error, kind):
+            return code, str(error) or "the deadline passed"
+    log.error("%s failed", method, exc_info=error)
+    return grpc.StatusCode.INTERNAL, "internal error"
+
+
+async def answer(
+    method: str, metrics: Metrics, timeout: float | None, call: Callable[[], Awaitable[Response]]
+) -> Response:
+    """Runs `call` within `timeout` seconds (None: no limit), counted in `metrics`; any error
+    leaves as Failure (the front end, gRPC or REST, turns it into its own status)."""
+    with metrics.track(method):
+        try:
+            if timeout is not None and timeout <= 0:
+                raise TimeoutError("the deadline passed before the request was handled")
+            return await asyncio.wait_for(call(), timeout)
+        except asyncio.CancelledError:
+            metrics.error(method, grpc.StatusCode.CANCELLED)
+            raise
+        except Exception as e:
+            code, message = status_of(e, method)
+        metrics.error(method, code)
+        raise Failure(code, message)
+
+
 async def handle(
     method: str,
     metrics: Metrics,
@@ -48,26 +85,12 @@ async def handle(
     call: Callable[[], Awaitable[Response]],
 ) -> Response:
     """Runs `call` under the request's deadline and turns errors into status codes."""
-    with metrics.track(method):
-        code, message = grpc.StatusCode.INTERNAL, "internal error"
-        try:
-            remaining = context.time_remaining()
-            if remaining is not None and remaining <= 0:
-                raise TimeoutError("the deadline passed before the request was handled")
-            return await asyncio.wait_for(call(), remaining)
-        except asyncio.CancelledError:
-            metrics.error(method, grpc.StatusCode.CANCELLED)
-            raise
-        except Exception as e:
-            for kind, status in _CODES:
-                if isinstance(e, kind):
-                    code, message = status, str(e) or "the deadline passed"
-                    break
-            else:
-                log.exception("%s failed", method)
-        metrics.error(method, code)
-        await context.abort(code, message)
-        raise AssertionError("unreachable: abort raises")
+    try:
+        return await answer(method, metrics, context.time_remaining(), call)
+    except Failure as failure:
+        code, message = failure.code, failure.message
+    await context.abort(code, message)
+    raise AssertionError("unreachable: abort raises")
 
 
 def _value(value: prediction_pb2.Value) -> Value:
@@ -122,7 +145,8 @@ class RankingServicer(prediction_pb2_grpc.RankingServicer):
         return await handle("Score", self.metrics, context, lambda: self._score(request))
 
     async def _score(self, request: prediction_pb2.ScoreRequest) -> prediction_pb2.ScoreResponse:
-        predictor = self.models.get(request.model_spec.name, request.model_spec.version)
+        versions = self.models.versions(request.model_spec.name)
+        predictor = versions.get(request.model_spec.version)
         top_k = request.explain_top_k
         if not 0 <= top_k <= MAX_EXPLAIN_TOP_K:
             raise InvalidRequest(f"`explain_top_k` should be in [0, {MAX_EXPLAIN_TOP_K}]. "
@@ -136,7 +160,7 @@ class RankingServicer(prediction_pb2_grpc.RankingServicer):
                                  f"request. Received {len(batch)} candidates")  # fmt: skip
         scores = await self.batcher.predict(predictor, batch)
         response = prediction_pb2.ScoreResponse(
-            model_spec=model_spec(self.models.config.model_name, predictor),
+            model_spec=model_spec(versions.name, predictor),
             probabilities=scores.tolist(),
         )
         if top_k:
@@ -153,9 +177,10 @@ class RankingServicer(prediction_pb2_grpc.RankingServicer):
         self, request: prediction_pb2.ModelInfoRequest, context: grpc.aio.ServicerContext
     ) -> prediction_pb2.ModelInfo:
         async def info() -> prediction_pb2.ModelInfo:
-            predictor = self.models.get(request.model_spec.name, request.model_spec.version)
+            versions = self.models.versions(request.model_spec.name)
+            predictor = versions.get(request.model_spec.version)
             return prediction_pb2.ModelInfo(
-                model_spec=model_spec(self.models.config.model_name, predictor),
+                model_spec=model_spec(versions.name, predictor),
                 spec_fingerprint=predictor.fingerprint,
                 fields=[
                     prediction_pb2.Field(name=f.name, kind=f.kind) for f in predictor.spec.fields

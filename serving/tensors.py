@@ -22,8 +22,11 @@ from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from serving.predictor import InvalidRequest, PackedBatch, Predictor
 from unified_embedding.artifacts import WARMUP_FILE
+from unified_embedding.raw_values import NUMBERS, STRINGS
 
 SIGNATURES = ("serving_default", "packed")
+_DTYPES = {NUMBERS.name: types_pb2.DT_FLOAT, STRINGS.name: types_pb2.DT_STRING}
+_PACKED_DTYPES = {raw.packed_input: _DTYPES[raw.name] for raw in (NUMBERS, STRINGS)}
 _FLOAT32 = np.dtype("<f4")  # tensor_content is little-endian, as TensorFlow writes it
 
 
@@ -83,28 +86,23 @@ def batch_from_request(predictor: Predictor, request: predict_pb2.PredictRequest
     inputs = request.inputs
     max_rows = predictor.config.max_rows
     if signature == "packed":
-        unknown = sorted(set(inputs) - {"categorical", "numeric"})
+        widths = predictor.packed_widths
+        unknown = sorted(set(inputs) - set(widths))
         if unknown:
             raise InvalidRequest(f"unknown input `{unknown[0]}` of signature `packed`")
-        for name in ("categorical", "numeric"):
+        for name in widths:
             if name not in inputs:
                 raise InvalidRequest(f"missing input `{name}` of signature `packed`")
-        width = {"categorical": len(predictor.categorical_names),
-                 "numeric": len(predictor.numeric_names)}  # fmt: skip
-        return predictor.check_packed(
-            to_array("categorical", inputs["categorical"], types_pb2.DT_STRING,
-                     (None, width["categorical"]), max_rows),
-            to_array("numeric", inputs["numeric"], types_pb2.DT_FLOAT,
-                     (None, width["numeric"]), max_rows),
-        )  # fmt: skip
+        arrays = {name: to_array(name, inputs[name], _PACKED_DTYPES[name], (None, width),
+                                 max_rows) for name, width in widths.items()}  # fmt: skip
+        return predictor.check_packed(**arrays)
     if signature != "serving_default":
         raise InvalidRequest(f"unknown signature `{signature}`; served: {list(SIGNATURES)}")
-    numeric = set(predictor.numeric_names)
     columns = {}
     for name, tensor in inputs.items():
         if name not in predictor.spec.field_names:
             raise InvalidRequest(f"unknown field `{name}`")
-        dtype = types_pb2.DT_FLOAT if name in numeric else types_pb2.DT_STRING
+        dtype = _DTYPES[predictor.raw_type(name).name]
         columns[name] = to_array(name, tensor, dtype, (None,), max_rows)
     return predictor.pack_columns(columns)
 

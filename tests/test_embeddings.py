@@ -132,6 +132,22 @@ def test_unified_with_projection_matches_numpy() -> None:
     )
 
 
+@pytest.mark.parametrize("probes", [1, 3])
+def test_unified_uses_the_first_probes_of_more_recorded_fingerprints(probes: int) -> None:
+    """Records written with 4 probes feed a run using fewer: probe j's salt does not depend on
+    the count, so the layer's first `probes` columns are what `probes` probes hash."""
+    spec = tiny_spec(probes=probes)
+    layer = UnifiedEmbedding(spec)
+    layer(encoded(spec))
+    set_random_weights(layer, seed=3)
+    recorded = encoded(tiny_spec(probes=4))
+    assert recorded["c"].shape[-1] == 4 and recorded["m"].flat_values.shape[-1] == 4
+    np.testing.assert_array_equal(layer(recorded).numpy(), layer(encoded(spec)).numpy())
+    np.testing.assert_allclose(
+        layer(recorded).numpy(), unified_oracle(layer, layer.tables[0].numpy()), rtol=1e-5
+    )
+
+
 def test_sub_tables_are_filled_round_robin() -> None:
     spec = tiny_spec(rows=9, num_tables=3)
     layer = UnifiedEmbedding(spec)

@@ -97,3 +97,25 @@ def test_summary_metrics_match_metric_oracles() -> None:
     expected = -np.mean(np.log([0.9, 0.4, 0.4, 0.9]))
     assert out["logloss"] == pytest.approx(expected)
     assert out["calibration"] == pytest.approx(0.5 / 0.5)
+
+
+def test_auc_by_slice_puts_a_multi_valued_row_in_each_of_its_values_slices() -> None:
+    # row:    0    1      2    3      4    5  ...  (cells cycle; "a|a" counts once)
+    # cell:   a|b  b      c    a|a    b|c  ""
+    cells = np.array(["a|b", "b", "c", "a|a", "b|c", ""] * 50)
+    rng = np.random.default_rng(2)
+    scores = rng.random(cells.size)
+    labels = (rng.random(cells.size) < scores).astype(int)
+    table = auc_by_slice(labels, scores, cells, top=2, min_rows=10, separator="|")
+    assert table["value"].tolist() == ["b", "a", "(other)"]  # b: 150 rows, a: 100, c: 100
+    members = [set(str(c).split("|")) for c in cells]
+    for row in table.itertuples():
+        if row.value == "(other)":
+            mask = np.array([not m & {"a", "b"} for m in members])  # c alone, and ""
+        else:
+            mask = np.array([row.value in m for m in members])
+        assert row.rows == mask.sum()
+        assert row.share == pytest.approx(mask.mean())
+        assert row.auc == pytest.approx(pairwise_auc(labels[mask], scores[mask]))
+    whole = auc_by_slice(labels, scores, cells, top=10, min_rows=10)  # no separator: strings
+    assert "a|b" in set(whole["value"]) and whole["rows"].sum() == cells.size

@@ -5,6 +5,7 @@ with small parameters; the defaults stay the real study. Committed notebooks car
 and equal what `notebooks/build.py` writes.
 """
 
+import gzip
 import json
 import math
 import sys
@@ -114,13 +115,33 @@ def test_model_quality_notebook(demo: Path, tmp_path: Path) -> None:
     assert_pngs(out, ["calibration.png", "scores.png", "slices.png", "attention.png"])
 
 
+def write_user_dataset(root: Path, rows: int = 600) -> dict[str, str]:
+    """The user's own data for notebook 02: a gzipped CSV with a header and its short-form
+    schema file: a row id to ignore, categorical fields and a multi-valued one, no numeric
+    field. Clicks follow `user`, so there is something to learn."""
+    rng = np.random.default_rng(1)
+    users = rng.integers(0, 20, rows)
+    clicked = (rng.random(rows) < np.where(users < 10, 0.7, 0.2)).astype(int)
+    genres = ["|".join(rng.choice(["rock", "jazz", "folk"], rng.integers(1, 3))) for _ in users]
+    lines = [
+        f"{i},{c},u{u},{g}" for i, (c, u, g) in enumerate(zip(clicked, users, genres, strict=True))
+    ]
+    (root / "music.csv.gz").write_bytes(
+        gzip.compress(("id,clicked,user,genres\n" + "\n".join(lines) + "\n").encode())
+    )
+    schema = {"name": "music", "columns": ["id", "clicked", "user", "genres"],
+              "label": "clicked", "ignore": ["id"], "multi_valued": {"genres": "|"}}  # fmt: skip
+    (root / "music.json").write_text(json.dumps(schema))
+    return {"name": "music", "path": str(root / "music.csv*"), "schema": str(root / "music.json")}
+
+
 def test_embedding_budget_notebook(tmp_path: Path) -> None:
     out = tmp_path / "study"
     budgets = ["20KB", "60KB"]
     summary = execute("02_embedding_budget.ipynb", out, rows=4000,
                       eval_rows=2000, budgets=budgets, seeds=[0], probes=[1, 2],
                       probes_budget="20KB", epochs=2, batch_size=256, num_layers=1,
-                      real_data_dir=str(SHARED_DATA), real_datasets=["frappe"],
+                      shared_data=str(SHARED_DATA), datasets=["frappe"],
                       real_layouts=["unified", "per_feature"], real_seeds=[0],
                       real_rows=2000)  # fmt: skip
     generated = summary["generated"]
@@ -146,6 +167,24 @@ def test_embedding_budget_notebook(tmp_path: Path) -> None:
     assert_pngs(out, figures)
     assert sorted(summary["figures"]) == sorted(figures)
     assert (out / "runs.csv").is_file()
+
+
+def test_embedding_budget_notebook_on_the_users_data_and_schema(tmp_path: Path) -> None:
+    out = tmp_path / "study"
+    music = write_user_dataset(tmp_path)  # no numeric field, a multi-valued one, gzipped
+    summary = execute("02_embedding_budget.ipynb", out, generated=False, budgets=["20KB"],
+                      epochs=2, batch_size=256, num_layers=1, shared_data="",
+                      datasets=["criteo", music], real_layouts=["unified"],
+                      real_seeds=[0])  # fmt: skip
+    assert summary["generated"] is None and set(summary["real"]) == {"music"}  # criteo: skipped
+    music_run = summary["real"]["music"]  # read with the user's schema file
+    assert (music_run["train_rows"], music_run["eval_rows"]) == (480, 120)
+    (point,) = music_run["points"]
+    assert 0.5 < point["auc_mean"] <= 1.0 and point["runs"] == 1  # clicks follow `user`
+    (row,) = music_run["table"]
+    assert row["unified"].startswith(f"{point['auc_mean']:.4f} / ")  # one seed: no "±"
+    assert_pngs(out, ["pareto_music.png"])
+    assert summary["figures"] == ["pareto_music.png"]
 
 
 def test_compare_runs_notebook(demo: Path, tmp_path: Path) -> None:

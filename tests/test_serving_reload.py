@@ -96,7 +96,10 @@ def test_new_version_under_load_then_corrupt_and_inconsistent_versions(
             staging.rename(inconsistent)
             manager = server.server.models
             _wait_for(
-                lambda: {int(corrupt.name), int(inconsistent.name)} <= manager._rejected.keys()
+                lambda: (
+                    {int(corrupt.name), int(inconsistent.name)}
+                    <= manager.versions("default").rejected
+                )
             )
             seen = load.count
             _wait_for(lambda: load.count > seen + 20)

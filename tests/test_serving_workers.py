@@ -55,13 +55,16 @@ def _wait_for(condition, seconds: float = 120) -> None:  # type: ignore[no-untyp
 def test_two_workers_share_a_port_and_both_reload(exported_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     base = tmp_path / "export"
     shutil.copytree(exported_model.version, base / "100")
-    port, metrics_port = _free_port(), _free_port()
+    port, metrics_port, rest_port = _free_port(), _free_port(), _free_port()
+    batching = tmp_path / "batching.config"  # TF Serving's format, read once by the parent
+    batching.write_text("max_batch_size { value: 64 }\nallowed_batch_sizes: 64\n")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     server = subprocess.Popen(
         [sys.executable, "-m", "unified_embedding.cli", "serve", "--model-base-path", str(base),
          "--port", str(port), "--metrics-port", str(metrics_port), "--workers", "2",
-         "--poll-seconds", "0.2"],
+         "--poll-seconds", "0.2", "--rest_api_port", str(rest_port),
+         "--batching_parameters_file", str(batching)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     target = f"127.0.0.1:{port}"
@@ -80,6 +83,17 @@ def test_two_workers_share_a_port_and_both_reload(exported_model, tmp_path: Path
         (requests,) = [line for line in text.splitlines()
                        if line.startswith('ue_requests_total{method="GetModelInfo"}')]  # fmt: skip
         assert float(requests.split()[-1]) >= 64  # two rounds of 32, summed over both workers
+        # TF Serving's REST API on one port shared by both workers (a connection per request)
+        rest = f"http://127.0.0.1:{rest_port}"
+        for _ in range(16):
+            status = json.loads(
+                urllib.request.urlopen(f"{rest}/v1/models/default", timeout=5).read()
+            )
+            assert status["model_version_status"][0]["version"] == "200"
+        text = urllib.request.urlopen(f"{rest}/monitoring/prometheus/metrics", timeout=5).read()
+        (requests,) = [line for line in text.decode().splitlines()
+                       if line.startswith('ue_requests_total{method="rest_status"}')]  # fmt: skip
+        assert float(requests.split()[-1]) == 16  # summed over both workers
     finally:
         server.send_signal(signal.SIGTERM)
         _, err = server.communicate(timeout=90)
@@ -88,6 +102,8 @@ def test_two_workers_share_a_port_and_both_reload(exported_model, tmp_path: Path
     stopped = [entry["worker"] for entry in logs if entry["message"] == "stopped"]
     assert sorted(stopped) == [0, 1]
     assert logs[-1]["message"] == "workers stopped" and logs[-1]["exit_codes"] == [0, 0]
+    ignored = [e for e in logs if "`allowed_batch_sizes` is not supported" in e["message"]]
+    assert len(ignored) == 1
 
 
 def test_sigterm_while_the_workers_start_stops_them_all(exported_model) -> None:  # type: ignore[no-untyped-def]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -11,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from unified_embedding.raw_values import Field
     from unified_embedding.synthetic import SyntheticConfig
 
 
@@ -76,6 +78,7 @@ def _train(args: argparse.Namespace) -> int:
         model_dir=args.model_dir,
         layout=args.embedding,
         budget=_train_budget(args),
+        probes=args.probes,
         steps=args.steps,
         eval_every=args.eval_every,
         checkpoint_every=args.checkpoint_every,
@@ -116,6 +119,17 @@ def _budget(text: str) -> str:
     return text
 
 
+def _probes(text: str) -> str:
+    """An argparse type: `auto` or a probe count, checked, kept as text."""
+    from unified_embedding.probes import parse_probes
+
+    try:
+        parse_probes(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
 def _export(args: argparse.Namespace) -> int:
     from unified_embedding.export import export
     from unified_embedding.train import load_trained
@@ -133,18 +147,26 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from serving.batching_parameters import read_batching_parameters
+    from serving.logs import configure_logging
+
+    configure_logging()
+    args.batching_changes = {}
+    if args.batching_parameters_file:  # read once, before any fork: a bad file fails here
+        args.batching_changes = read_batching_parameters(args.batching_parameters_file)
     workers = args.workers or os.cpu_count() or 1
     if workers == 1:
         return _serve_worker(args, 0, args.port, reuse_port=False)
     # The parent imports neither gRPC nor TensorFlow: each worker does, after the fork.
-    from serving.logs import configure_logging
-    from serving.workers import WorkersConfig, run_workers
+    from serving.workers import WorkersConfig, reserve_port, run_workers
 
-    configure_logging()
     config = WorkersConfig(workers, host=args.host, port=args.port,
                            metrics_port=args.metrics_port,
                            stop_seconds=args.grace_seconds + 20)  # fmt: skip
-    return run_workers(config, lambda index, port: _serve_worker(args, index, port, True))
+    with contextlib.ExitStack() as stack:
+        if args.rest_api_port is not None:  # the workers share the REST port as the gRPC one
+            args.rest_api_port = stack.enter_context(reserve_port(args.host, args.rest_api_port))
+        return run_workers(config, lambda index, port: _serve_worker(args, index, port, True))
 
 
 def _serve_worker(args: argparse.Namespace, worker: int, port: int, reuse_port: bool) -> int:
@@ -161,40 +183,48 @@ def _serve_worker(args: argparse.Namespace, worker: int, port: int, reuse_port: 
         raise ValueError("give both `--tls-certificate` and `--tls-key`, or neither")
     tls = TlsConfig(Path(args.tls_certificate), Path(args.tls_key)) if args.tls_key else None
     models = ManagerConfig(
-        Path(args.model_base_path),
+        Path(args.model_base_path) if args.model_base_path else None,
         model_name=args.model_name,
         version=args.version,
         poll_seconds=args.poll_seconds,
         predictor=PredictorConfig(max_rows=args.max_rows),
+        config_file=Path(args.model_config_file) if args.model_config_file else None,
+        config_poll_seconds=args.model_config_file_poll_wait_seconds,
     )
-    batching = BatchingConfig(
-        enabled=not args.no_batching,
-        max_batch_size=args.max_batch_size,
-        max_wait_us=args.max_wait_us,
-        max_queued_requests=args.max_queued_requests,
-        max_concurrent_batches=args.model_threads,
-    )
+    flags = {
+        "max_batch_size": args.max_batch_size,
+        "max_wait_us": args.max_wait_us,
+        "max_queued_requests": args.max_queued_requests,
+        "max_concurrent_batches": args.model_threads,
+    }
+    flags.update(getattr(args, "batching_changes", {}))  # --batching-parameters-file wins
+    batching = BatchingConfig(enabled=not args.no_batching, **flags)
     metrics_port = None if reuse_port else args.metrics_port
     serve(ServerConfig(models, port=port, host=args.host, metrics_port=metrics_port,
+                       rest_api_port=args.rest_api_port,
+                       rest_api_timeout_seconds=args.rest_api_timeout_in_ms / 1000,
                        batching=batching, tls=tls, grace_seconds=args.grace_seconds,
-                       model_threads=args.model_threads, op_threads=args.op_threads or None,
+                       model_threads=batching.max_concurrent_batches,
+                       op_threads=args.op_threads or None,
                        max_message_bytes=args.max_message_mb * 1024 * 1024,
                        reuse_port=reuse_port, worker=worker))  # fmt: skip
     return 0
 
 
-def _context(pairs: Sequence[str], kinds: dict[str, str]) -> dict[str, str | float]:
-    """`--context NAME=VALUE` pairs; numeric fields' values as numbers ("" = NaN = missing)."""
-    import math
+def _context(pairs: Sequence[str], fields: Sequence[Field]) -> dict[str, str | float]:
+    """`--context NAME=VALUE` pairs as the fields' raw values ("" = missing)."""
+    import numpy as np
 
+    from unified_embedding.raw_values import raw_type
+
+    by_name = {f.name: f for f in fields}
     out: dict[str, str | float] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
-        if not sep or name not in kinds:
+        if not sep or name not in by_name:
             raise ValueError(f"`--context` takes NAME=VALUE with NAME one of the model's fields "
-                             f"{sorted(kinds)}. Received: `{pair}`")  # fmt: skip
-        numeric = kinds[name] == "numeric"
-        out[name] = (float(value) if value.strip() else math.nan) if numeric else value
+                             f"{sorted(by_name)}. Received: `{pair}`")  # fmt: skip
+        out[name] = raw_type(by_name[name]).from_text(np.array([value])).item()
     return out
 
 
@@ -215,7 +245,7 @@ def _predict(args: argparse.Namespace) -> int:
         try:
             info = client.model_info()
             if args.columns or args.context:
-                context = _context(args.context, {f.name: f.kind for f in info.fields})
+                context = _context(args.context, info.fields)
                 columns = columns_from_file(args.input, args.schema, info)
                 candidates = {k: v for k, v in columns.items() if k not in context}
                 probabilities = client.predict_columns(candidates, context)
@@ -327,11 +357,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--budget",
         type=_budget,
         default=None,
-        help="embedding parameter budget with units (200KB, 4MB, 1MiB); None: the table of "
-        "the records' spec.json",
+        help="embedding parameter budget with units (200KB, 4MB, 1MiB); None: sized from the "
+        "data (stats.json's data_budget_bytes) when ue preprocess had no --budget, else the "
+        "table of the records' spec.json",
     )
     train.add_argument(
         "--budget-mb", type=float, default=None, help="deprecated: use --budget (e.g. 4MB)"
+    )
+    train.add_argument(
+        "--probes",
+        type=_probes,
+        default=None,
+        help="lookups per hashed field, at most the records' (`ue preprocess --probes`); auto: "
+        "1 up to 100 distinct values, +1 per factor of 10 beyond, at most 4 (multi-size); "
+        "None: the records'",
     )
     train.add_argument("--steps", type=int, default=10_000, help="training steps (batches)")
     train.add_argument(
@@ -396,12 +435,56 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(run=_evaluate)
 
     serve = command(
-        "serve", "gRPC server over the newest version under --model-base-path (hot reload)"
+        "serve",
+        "gRPC server over the newest version under --model-base-path, or the models of "
+        "--model-config-file (hot reload)",
     )
-    serve.add_argument("--model-base-path", required=True, help="the export base (--export-base)")
+    source = serve.add_mutually_exclusive_group(required=True)
+    # TF Serving's spellings (--model_base_path, --rest_api_port, ...) are accepted as well.
+    source.add_argument(
+        "--model-base-path",
+        "--model_base_path",
+        help="the export base (--export-base) of one model; None: --model-config-file instead",
+    )
+    source.add_argument(
+        "--model-config-file",
+        "--model_config_file",
+        help="TF Serving's ModelServerConfig in text format: several models, version policies "
+        "and labels; None: --model-base-path instead",
+    )
+    serve.add_argument(
+        "--model-config-file-poll-wait-seconds",
+        "--model_config_file_poll_wait_seconds",
+        type=float,
+        default=60.0,
+        help="how often to re-read --model-config-file (0: read it once)",
+    )
     serve.add_argument("--port", type=int, default=8500, help="gRPC port")
     serve.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve the network")
-    serve.add_argument("--model-name", default="default", help="the name requests ask for")
+    serve.add_argument(
+        "--model-name", "--model_name", default="default", help="the name requests ask for"
+    )
+    serve.add_argument(
+        "--rest-api-port",
+        "--rest_api_port",
+        type=int,
+        default=None,
+        help="TF Serving's REST API and /monitoring/prometheus/metrics (0: a free port)",
+    )
+    serve.add_argument(
+        "--rest-api-timeout-in-ms",
+        "--rest_api_timeout_in_ms",
+        type=int,
+        default=30_000,
+        help="a REST request unanswered this long gets 504",
+    )
+    serve.add_argument(
+        "--batching-parameters-file",
+        "--batching_parameters_file",
+        default=None,
+        help="TF Serving's BatchingParameters text file; its values override "
+        "--max-batch-size, --max-wait-us, --model-threads, --max-queued-requests",
+    )
     serve.add_argument("--version", type=int, default=None, help="pin a version")
     serve.add_argument(
         "--poll-seconds", type=float, default=1.0, help="how often to look for new versions"

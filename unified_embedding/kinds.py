@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from unified_embedding.artifacts import LENGTHS_SUFFIX
 from unified_embedding.hashing import fingerprint
+from unified_embedding.raw_values import RAW_TYPES
 from unified_embedding.spec import KINDS as KIND_NAMES
 from unified_embedding.spec import FieldSpec
 
@@ -76,7 +77,11 @@ class FieldKind:
     """What a kind of field is, from raw values to the model and back to files."""
 
     name: ClassVar[str]
-    raw_dtype: ClassVar[tf.DType] = tf.string  # its input to the raw-features signatures
+
+    @property
+    def raw_dtype(self) -> tf.DType:
+        """Its input to the raw-features signatures (`raw_values` owns numbers vs strings)."""
+        return tf.as_dtype(RAW_TYPES[self.name].tf_dtype)
 
     def encode(self, field: FieldSpec, values: tf.Tensor | tf.RaggedTensor) -> tf.Tensor:
         """Raw values (batch,), missing already blanked -> the field's model input."""
@@ -131,7 +136,6 @@ class Numeric(FieldKind):
     """A number: `x * v_f` in the model (plus a learned vector when missing)."""
 
     name = "numeric"
-    raw_dtype = tf.float32
 
     def encode(self, field: FieldSpec, values: tf.Tensor | tf.RaggedTensor) -> tf.Tensor:
         return transform_numeric(parse_numeric(values), field.transform)
@@ -227,6 +231,7 @@ KINDS: dict[str, FieldKind] = {
     kind.name: kind for kind in (Numeric(), Categorical(), MultiValued())
 }
 assert tuple(KINDS) == KIND_NAMES, "spec.KINDS and kinds.KINDS should name the same kinds"
+assert tuple(RAW_TYPES) == KIND_NAMES, "spec.KINDS and raw_values.RAW_TYPES should agree"
 
 
 def kind_of(field: FieldSpec) -> FieldKind:

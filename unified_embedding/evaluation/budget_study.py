@@ -214,14 +214,17 @@ def compare_layouts(
 
 def pareto_table(points: pd.DataFrame) -> pd.DataFrame:
     """One row per budget (and one for collision-free), one column per layout, each cell
-    `"AUC mean ± std / logloss mean ± std (params)"`: the study's result as text."""
+    `"AUC mean ± std / logloss mean ± std (params)"`: the study's result as text. With one
+    seed (std NaN) a cell is `"AUC / logloss (params)"`: no spread is known, none is shown."""
+
+    def value(row: pd.Series, metric: str) -> str:
+        std = row[f"{metric}_std"]
+        spread = "" if pd.isna(std) else f" ± {std:.4f}"
+        return f"{row[f'{metric}_mean']:.4f}{spread}"
 
     def cell(row: pd.Series) -> str:
-        return (
-            f"{row['auc_mean']:.4f} ± {row['auc_std']:.4f} / "
-            f"{row['logloss_mean']:.4f} ± {row['logloss_std']:.4f} "
-            f"({int(row['embedding_params']):,})"
-        )
+        params = int(row["embedding_params"])
+        return f"{value(row, 'auc')} / {value(row, 'logloss')} ({params:,})"
 
     text = points.assign(cell=points.apply(cell, axis=1))
     order = text.groupby("budget")["budget_bytes"].min().sort_values().index

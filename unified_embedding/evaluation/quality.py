@@ -78,11 +78,15 @@ def auc_by_slice(
     values: npt.ArrayLike,
     top: int = 10,
     min_rows: int = 50,
+    separator: str | None = None,
 ) -> pd.DataFrame:
     """AUC and CTRs for the `top` most frequent values of a field, plus the rest as `(other)`.
 
-    A slice needs `min_rows` rows and both classes to get an AUC (NaN otherwise: an AUC over a
-    handful of rows or one class means nothing). Columns: `value`, `rows`, `share`, `positives`,
+    With a `separator` (a multi-valued field) a cell holds several values and its row belongs
+    to the slice of each (`a|b` is in slices `a` and `b`; values counted once per row), so
+    slices overlap; `(other)` holds the rows with none of the top values. A slice needs
+    `min_rows` rows and both classes to get an AUC (NaN otherwise: an AUC over a handful of
+    rows or one class means nothing). Columns: `value`, `rows`, `share`, `positives`,
     `observed_ctr`, `mean_predicted`, `auc`; ordered by rows, `(other)` last.
     """
     y = np.asarray(labels, dtype=np.float64)
@@ -93,10 +97,20 @@ def auc_by_slice(
             f"`labels`, `scores` and `values` should have one shape. "
             f"Received {y.shape}, {p.shape}, {v.shape}"
         )
-    counts = pd.Series(v).value_counts(sort=True)
+    if separator == "":
+        raise ValueError("`separator` should be a non-empty string or None. Received: `''`")
+    # One (row, value) pair per distinct value of a cell: the rows of slice `x` are pairs[x].
+    cells = pd.Series(v)
+    pairs = (cells.str.split(separator, regex=False) if separator else cells).explode()
+    pairs = pairs.reset_index().drop_duplicates().set_index(0)["index"]
+    counts = pairs.index.value_counts(sort=True)
     kept = list(counts.index[:top])
-    masks = [(value, v == value) for value in kept]
-    rest = ~np.isin(v, kept)
+    masks = []
+    for value in kept:
+        mask = np.zeros(y.size, dtype=bool)
+        mask[pairs.loc[[value]].to_numpy(dtype=np.int64)] = True
+        masks.append((str(value), mask))
+    rest = ~np.logical_or.reduce([m for _, m in masks]) if masks else np.ones(y.size, bool)
     if rest.any():
         masks.append(("(other)", rest))
     records = []

@@ -1,14 +1,23 @@
-"""The rows a study trains and evaluates on: generated (with the planted ceiling) or a real sample.
+"""The rows a study trains and evaluates on: generated (with the planted ceiling) or real files.
 
 data = generated_data(GeneratedData(rows=120_000, eval_rows=20_000))
 data.ceiling_auc        # the planted model's AUC on the eval rows: no model can beat it
 data = real_sample("frappe", "../shared/data")   # None ceiling: the truth is unknown
+data = read_dataset(DatasetSource("mine", "logs/*.csv.gz", "my_schema.json"))
+
+`load_datasets` reads a notebook's `datasets` parameter: the user's files with their schema,
+or a shared sample by name.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import glob
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -20,6 +29,8 @@ from unified_embedding.synthetic import SyntheticConfig, generate
 
 # Learnable config: 3 weighted values per field, signal x2 (see tests/test_learnability.py).
 LEARNABLE = SyntheticConfig(seed=0, weighted_top_k=3, signal_scale=2.0)
+
+GENERATED = "generated"  # the name of `generated_data`'s dataset
 
 # Real samples under the shared data folder (see its README): dataset -> file.
 REAL_SAMPLES = {
@@ -63,7 +74,7 @@ def generated_data(config: GeneratedData) -> StudyData:
     evaluation = index[config.rows :]
     ceiling = roc_auc(batch.labels[evaluation], batch.probabilities[evaluation])
     return StudyData(
-        "generated", spec, rows.take(index[: config.rows]), rows.take(evaluation), ceiling
+        GENERATED, spec, rows.take(index[: config.rows]), rows.take(evaluation), ceiling
     )
 
 
@@ -87,6 +98,110 @@ def real_sample(
     path = Path(data_dir) / REAL_SAMPLES[name]
     if not path.is_file():
         return None
-    spec = load_schema(name)
-    train, evaluation = split_rows(read_rows(spec, path), eval_fraction, seed)
-    return StudyData(name, spec, train, evaluation)
+    return read_dataset(DatasetSource(name, str(path), name, eval_fraction), seed)
+
+
+_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")  # names a figure file: pareto_<name>.png
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """A labelled dataset of the user's: its files and their schema.
+
+    Attributes:
+      name: names the dataset's figures and rows (`pareto_<name>.png`); letters, digits, `_.-`.
+      path: a file or a glob (`days/*.tsv.gz`); plain or compressed (`.gz`, `.bz2`, `.xz`).
+      schema: a built-in schema name (`criteo`, `avazu`, `frappe`) or a schema file's path.
+      eval_fraction: the share of rows held out for evaluation (a seeded random split).
+    """
+
+    name: str
+    path: str
+    schema: str
+    eval_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name) or self.name == GENERATED:
+            raise ValueError(
+                f"`name` should be letters, digits and `_.-`, not `{GENERATED}`. "
+                f"Received: `name={self.name!r}`"
+            )
+        if not 0.0 < self.eval_fraction < 1.0:
+            raise ValueError(
+                f"`eval_fraction` should be in (0, 1). "
+                f"Received: `eval_fraction={self.eval_fraction}` for dataset `{self.name}`"
+            )
+
+    def files(self) -> list[Path]:
+        """The files `path` names, sorted; FileNotFoundError when it names none."""
+        found = sorted(Path(p) for p in glob.glob(self.path) if Path(p).is_file())
+        if not found:
+            raise FileNotFoundError(
+                f"`path` matches no file. Received: `path={self.path!r}` for dataset `{self.name}`"
+            )
+        return found
+
+
+def dataset_source(entry: str | Mapping[str, Any], shared_data: str | Path) -> DatasetSource | None:
+    """A notebook's dataset entry as a source.
+
+    An entry is a mapping of `DatasetSource` fields (`{"name": ..., "path": ..., "schema": ...}`)
+    or the name of a shared sample (`"criteo"`), resolved against `shared_data`; None when that
+    sample is absent (or `shared_data` is empty): samples are a convenience, not a requirement.
+    """
+    if isinstance(entry, Mapping):
+        unknown = sorted(set(entry) - {f.name for f in dataclasses.fields(DatasetSource)})
+        if unknown:
+            raise ValueError(f"unknown keys {unknown} in dataset entry. Received: `{dict(entry)}`")
+        return DatasetSource(**entry)
+    if entry not in REAL_SAMPLES:
+        raise ValueError(
+            f"a dataset should be one of the shared samples {sorted(REAL_SAMPLES)} or a mapping "
+            f'like {{"name": "mine", "path": "data/*.csv", "schema": "schema.json"}}. '
+            f"Received: `{entry!r}`"
+        )
+    path = Path(shared_data) / REAL_SAMPLES[entry] if shared_data else None
+    if path is None or not path.is_file():
+        return None
+    return DatasetSource(entry, str(path), entry)
+
+
+def read_dataset(source: DatasetSource, seed: int = 0, train_rows: int = 0) -> StudyData:
+    """Every row of `source`'s files, split (seeded) into train and eval; `train_rows` > 0 keeps
+    only the first that many train rows (small runs)."""
+    spec = load_schema(source.schema)
+    rows = concat_rows([read_rows(spec, path) for path in source.files()])
+    train, evaluation = split_rows(rows, source.eval_fraction, seed)
+    if train_rows:
+        train = train.take(np.arange(min(train_rows, len(train))))
+    return StudyData(source.name, spec, train, evaluation)
+
+
+class LoadedDatasets(NamedTuple):
+    data: list[StudyData]
+    skipped: list[str]  # shared samples that were not found
+
+
+def load_datasets(
+    entries: Sequence[str | Mapping[str, Any]], shared_data: str | Path, train_rows: int = 0
+) -> LoadedDatasets:
+    """The notebook's `datasets` parameter read: see `dataset_source` and `read_dataset`."""
+    data: list[StudyData] = []
+    skipped: list[str] = []
+    for entry in entries:
+        source = dataset_source(entry, shared_data)
+        if source is None:
+            skipped.append(str(entry))
+            continue
+        if source.name in {d.name for d in data}:
+            raise ValueError(f"two datasets are named `{source.name}`: names should be unique")
+        data.append(read_dataset(source, train_rows=train_rows))
+    return LoadedDatasets(data, skipped)
+
+
+def concat_rows(parts: Sequence[RawRows]) -> RawRows:
+    """Rows of several files of one schema, in order."""
+    if len(parts) == 1:
+        return parts[0]
+    columns = {name: np.concatenate([p.columns[name] for p in parts]) for name in parts[0].columns}
+    return RawRows(columns, np.concatenate([p.labels for p in parts]))

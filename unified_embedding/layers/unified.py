@@ -7,7 +7,9 @@ Systems", NeurIPS 2023 (arXiv 2305.12102). Field f with k_f probes looks up rows
     e_f(x) = [T[h_{f,0}(x) mod B], ..., T[h_{f,k_f-1}(x) mod B]]        # (k_f * c,)
 
 All hashed fields share one gather. Fields with a spec vocabulary use a small collision-free table
-instead; a field whose `k_f * c` differs from `embedding_dim` gets a learned projection.
+instead; a field whose `k_f * c` differs from `embedding_dim` gets a learned projection (so k_f
+may differ per field: multi-size, see `probes.py`). Fingerprints recorded with more probes than
+a field uses are cut to its first k_f (probe j's salt does not depend on k_f).
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ from unified_embedding.hashing import bucketize
 from unified_embedding.layers.field_embedding import FieldEmbedding, gather
 from unified_embedding.spec import FieldSpec
 from unified_embedding.vocabulary import lookup, vocabulary_fingerprints
+
+
+def first_probes(ids: tf.Tensor, probes: int) -> tf.Tensor:
+    """The first `probes` columns of fingerprints (n, recorded probes)."""
+    return ids if ids.shape[-1] == probes else ids[:, :probes]
 
 
 @keras.utils.register_keras_serializable(package="unified_embedding")
@@ -81,7 +88,8 @@ class UnifiedEmbedding(FieldEmbedding):
         hashed = [(f, i) for f, i in zip(fields, ids, strict=True) if f.is_hashed]
         if hashed:
             probes = [f.probes for f, _ in hashed]
-            rows = bucketize(tf.concat([i for _, i in hashed], axis=1), self.spec.table.rows)
+            fps = tf.concat([first_probes(i, f.probes) for f, i in hashed], axis=1)
+            rows = bucketize(fps, self.spec.table.rows)
             chunks = self.gather_rows(rows)  # (n, sum of probes, width)
             for (f, _), chunk in zip(hashed, tf.split(chunks, probes, axis=1), strict=True):
                 vector = tf.reshape(chunk, [-1, f.probes * self.spec.table.width])

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from unified_embedding.experiment import TrainConfig
 from unified_embedding.layouts import LAYOUTS
 from unified_embedding.model import PRECISIONS, AutoIntConfig
+from unified_embedding.probes import parse_probes
 from unified_embedding.training.strategies import STRATEGIES
 
 
@@ -16,7 +17,8 @@ class TrainJob:
     data_dir: str
     model_dir: str
     layout: str = "unified"
-    budget: str | None = None  # default: the table in the data's spec.json
+    budget: str | None = None  # default: stats.json's data_budget_bytes, else spec.json's table
+    probes: str | None = None  # "auto" or a count per hashed field; default: the records'
     steps: int = 10_000
     eval_every: int | None = None  # default: one pass over the train split, at most 1,000
     checkpoint_every: int = 200
@@ -40,6 +42,7 @@ class TrainJob:
             raise ValueError(
                 f"`--strategy` should be one of {STRATEGIES}. Received: `{self.strategy}`"
             )
+        parse_probes(self.probes)  # raises naming the value
         for name in ("steps", "eval_every", "checkpoint_every", "batch_size", "cpu_devices"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"`{name}` should be >= 1. Received: `{getattr(self, name)}`")

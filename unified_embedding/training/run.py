@@ -22,10 +22,11 @@ import numpy as np
 import tf_keras as keras
 
 from unified_embedding.artifacts import EMBEDDING_FILE, RUN_FILE, VOCABULARY_FILE, WEIGHTS
-from unified_embedding.budget import parse_budget, plan_budget
+from unified_embedding.budget import default_budget, parse_budget, plan_budget
 from unified_embedding.experiment import build_embedding
 from unified_embedding.kinds import kind_of
 from unified_embedding.model import AutoInt, AutoIntConfig, build_autoint
+from unified_embedding.probes import distinct_counts, read_stats, with_probes
 from unified_embedding.spec import FeatureSpec
 from unified_embedding.training.job import TrainJob
 
@@ -57,7 +58,8 @@ class RunConfig:
 def run_config(job: TrainJob, spec: FeatureSpec, precision: str) -> RunConfig:
     """The run `job` asks for on records of `spec`; refuses a model directory trained on
     records of another contract."""
-    budget = parse_budget(job.budget) if job.budget else spec.table.params * 4
+    stats = read_stats(job.data_dir)
+    budget = parse_budget(job.budget) if job.budget else default_budget(spec, stats)
     model_dir = Path(job.model_dir)
     if (model_dir / RUN_FILE).is_file():  # resuming: the contract must not have changed
         previous = RunConfig.load(model_dir).data_fingerprint
@@ -66,6 +68,7 @@ def run_config(job: TrainJob, spec: FeatureSpec, precision: str) -> RunConfig:
                 f"{model_dir} was trained on records of spec {previous}; these records are "
                 f"{spec.fingerprint}. Use a new --model-dir."
             )
+    spec = with_probes(spec, job.probes, distinct_counts(stats), recorded=spec)
     sized = spec.replace(table=plan_budget(spec, budget).table)
     model = dataclasses.replace(job.model, precision=precision)
     return RunConfig(
