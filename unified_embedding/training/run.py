@@ -25,7 +25,7 @@ from unified_embedding.artifacts import EMBEDDING_FILE, RUN_FILE, VOCABULARY_FIL
 from unified_embedding.budget import parse_budget, plan_budget
 from unified_embedding.experiment import build_embedding
 from unified_embedding.kinds import kind_of
-from unified_embedding.model import AutoInt, AutoIntConfig, build_autoint
+from unified_embedding.model import AutoInt, AutoIntConfig, build_autoint, output_bias_for
 from unified_embedding.spec import FeatureSpec
 from unified_embedding.training.job import TrainJob
 
@@ -54,9 +54,11 @@ class RunConfig:
         return cls(**json.loads((Path(model_dir) / RUN_FILE).read_text()))
 
 
-def run_config(job: TrainJob, spec: FeatureSpec, precision: str) -> RunConfig:
+def run_config(
+    job: TrainJob, spec: FeatureSpec, precision: str, label_rate: float | None = None
+) -> RunConfig:
     """The run `job` asks for on records of `spec`; refuses a model directory trained on
-    records of another contract."""
+    records of another contract. `label_rate` (of the train split) sets the output bias."""
     budget = parse_budget(job.budget) if job.budget else spec.table.params * 4
     model_dir = Path(job.model_dir)
     if (model_dir / RUN_FILE).is_file():  # resuming: the contract must not have changed
@@ -68,6 +70,8 @@ def run_config(job: TrainJob, spec: FeatureSpec, precision: str) -> RunConfig:
             )
     sized = spec.replace(table=plan_budget(spec, budget).table)
     model = dataclasses.replace(job.model, precision=precision)
+    if label_rate is not None:
+        model = dataclasses.replace(model, output_bias=output_bias_for(label_rate))
     return RunConfig(
         job.layout, budget, sized.to_dict(), dataclasses.asdict(model), spec.fingerprint
     )
