@@ -67,7 +67,8 @@ def train(job: TrainJob) -> dict[str, Any]:
     eval_positives = evaluated_positives(train_rows, eval_rows, job.eval_share)
     if chief:
         warn_if_few_positives(eval_positives, job.eval_share)
-    run = run_config(job, data_spec, resolve_precision(job.precision), train_rows.label_rate)
+    label_rate = train_rows.label_rate if job.bias_from_label_rate else None
+    run = run_config(job, data_spec, resolve_precision(job.precision), label_rate)
     if chief:
         run.save(model_dir)
     keras.utils.set_random_seed(job.optimizer.seed)
@@ -118,6 +119,9 @@ def train(job: TrainJob) -> dict[str, Any]:
         "resumed_from_step": resume.resumed_from_step,
         "eval": {k: float(v) for k, v in final.items()},
         "best_val_auc": max(history.history.get("val_auc", [math.nan])),
+        "val_history": {
+            k: [float(x) for x in v] for k, v in history.history.items() if k.startswith("val_")
+        },
         "eval_share": job.eval_share,
         "eval_positives": eval_positives,
         "train_label_rate": train_rows.label_rate,

@@ -22,6 +22,7 @@ class TrainJob:
     checkpoint_every: int = 200
     patience: int = 3
     eval_share: float = 0.0  # of the train split's rows, held out and evaluated (eval_rows.py)
+    bias_from_label_rate: bool = True  # False: the output bias starts at 0 (a baseline)
     batch_size: int = 512  # global, split across replicas; beat 1024 on the Frappe sample
     strategy: str = "default"
     cpu_devices: int = 1  # >1 splits the CPU into logical devices (multi-device code on CPU)
