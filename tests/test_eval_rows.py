@@ -71,14 +71,17 @@ def test_split_counts_from_stats_json_equal_a_pass_over_the_records(
     assert 0.02 < train_counts.label_rate < 0.1
 
 
-def test_held_out_rows_are_chosen_by_content_and_never_trained_on(prep: Path) -> None:
+def test_held_out_rows_are_evaluated_and_never_trained_on(prep: Path, tmp_path: Path) -> None:
     spec = load_data_spec(prep)
     share = 0.3
-    everything = row_keys(training_dataset(spec, prep, "train", 512, shuffle=False))
-    trained = row_keys(training_dataset(spec, prep, "train", 512, shuffle=True, seed=1,
+    everything = row_keys(training_dataset(spec, prep, "train", 4096, shuffle=False))
+    trained = row_keys(training_dataset(spec, prep, "train", 4096, shuffle=True, seed=1,
                                         keep=kept_for_training(share)))  # fmt: skip
-    held = row_keys(training_dataset(spec, prep, "train", 512, shuffle=False,
-                                     keep=lambda block: held_out(block, share)))  # fmt: skip
+    job = TrainJob(str(prep), str(tmp_path / "m"), eval_share=share)
+    evaluated = row_keys(fit_inputs(job, spec).evaluation)
+    eval_split = row_keys(training_dataset(spec, prep, "eval", 4096, shuffle=False))
+    assert evaluated[: len(eval_split)] == eval_split  # the eval split, then the held-out rows
+    held = evaluated[len(eval_split) :]
     assert not set(trained) & set(held)
     assert sorted(trained + held) == sorted(everything)
     assert abs(len(held) / len(everything) - share) < 0.05
@@ -98,16 +101,6 @@ def test_held_out_is_a_fraction_of_a_fingerprint_independent_of_row_order() -> N
     ragged = {**block, "m": tf.RaggedTensor.from_row_lengths(tf.ones((4000, 1), tf.int64),
                                                              tf.fill([2000], 2))}  # fmt: skip
     assert held_out(ragged, 0.25).shape == (2000,)
-
-
-def test_eval_input_adds_the_held_out_rows(prep: Path, tmp_path: Path) -> None:
-    spec = load_data_spec(prep)
-    job = TrainJob(str(prep), str(tmp_path / "m"), eval_share=0.3)
-    evaluation = row_keys(fit_inputs(job, spec).evaluation)
-    eval_split = row_keys(training_dataset(spec, prep, "eval", 512, shuffle=False))
-    held = row_keys(training_dataset(spec, prep, "train", 512, shuffle=False,
-                                     keep=lambda block: held_out(block, 0.3)))  # fmt: skip
-    assert evaluation == eval_split + held
 
 
 def test_few_positives_warn_with_the_count_and_the_flag(caplog: pytest.LogCaptureFixture) -> None:

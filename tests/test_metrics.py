@@ -3,6 +3,7 @@ calibration and ECE; the streaming Keras metrics against the NumPy ones."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -203,3 +204,15 @@ def test_keras_calibration_metrics_reset_and_round_trip_their_config() -> None:
     assert math.isnan(float(Calibration().result()))  # no positive seen yet
     with pytest.raises(ValueError, match=r"`bins` should be >= 1. Received: `bins=0`"):
         ExpectedCalibrationError(bins=0)
+
+
+def test_ue_evaluate_prints_a_warning_line_outside_the_band(monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    from unified_embedding import cli, evaluate
+
+    for value, warned in ((13.8, True), (1.02, False)):
+        report = {"rows": 10, "auc": 0.7, "logloss": 0.3, "calibration": value, "ece": 0.1}
+        monkeypatch.setattr(evaluate, "evaluate", lambda *args, r=report: r)
+        assert cli.main(["evaluate", "--model", "m", "--input", "rows.tsv"]) == 0
+        out, err = capsys.readouterr()
+        assert json.loads(out) == report
+        assert ("ue evaluate: warning: calibration" in err and "13.800" in err) == warned
