@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from pipelines.preprocess import run as preprocess
 from unified_embedding.data import load_data_spec, training_dataset
-from unified_embedding.model import output_bias_for
+from unified_embedding.model import AutoIntConfig, output_bias_for
 from unified_embedding.synthetic import SyntheticConfig, generate
 from unified_embedding.train import TrainJob, train
 from unified_embedding.training.eval_rows import (
@@ -128,7 +128,8 @@ def test_train_warns_holds_out_and_starts_from_the_label_rate(
     eval_positives = stats["positives_by_split"]["eval"]
     assert eval_positives < MIN_EVAL_POSITIVES
     job = TrainJob(str(prep), str(tmp_path / "m"), budget="50KB", steps=8, eval_every=4,
-                   checkpoint_every=4, batch_size=256, eval_share=0.4)  # fmt: skip
+                   checkpoint_every=4, batch_size=256, eval_share=0.4,
+                   model=AutoIntConfig(num_layers=1, num_heads=1, head_dim=8))  # fmt: skip
     with caplog.at_level(logging.WARNING):
         summary = train(job)
     assert "positives (fewer than 100)" in caplog.text
@@ -138,6 +139,14 @@ def test_train_warns_holds_out_and_starts_from_the_label_rate(
     assert summary["eval_share"] == 0.4
     for name in ("auc", "logloss", "calibration", "ece"):
         assert math.isfinite(summary["eval"][name])
+    assert len(summary["val_history"]["val_ece"]) == 2  # one per evaluation
+    tags = {  # TensorBoard's validation scalars
+        value.tag
+        for path in (Path(job.model_dir) / "logs" / "validation").glob("events.out.tfevents.*")
+        for event in tf.compat.v1.train.summary_iterator(str(path))
+        for value in event.summary.value
+    }
+    assert {"epoch_calibration", "epoch_ece", "epoch_auc"} <= tags
     rate = train_positives / stats["rows_by_split"]["train"]
     assert summary["train_label_rate"] == pytest.approx(rate)
     assert RunConfig.load(job.model_dir).autoint_config().output_bias == pytest.approx(
