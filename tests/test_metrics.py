@@ -175,7 +175,7 @@ def test_keras_calibration_metrics_match_numpy(rate: float) -> None:
     probabilities = 1 / (1 + np.exp(-logits))
     labels = (rng.uniform(size=5000) < probabilities * 0.8).astype(np.float32)
     assert _streamed(Calibration(), labels, logits) == pytest.approx(
-        calibration(labels, probabilities), rel=1e-9
+        calibration(labels, probabilities), rel=1e-5
     )
     # Equal-mass groups cut from fine logit bins: which side of a group boundary the rows of
     # one fine bin fall on moves the exact ECE by a few rows' worth (3% here).
@@ -190,7 +190,7 @@ def test_keras_ece_is_exact_when_each_fine_bin_holds_at_most_one_row() -> None:
     labels = (rng.uniform(size=1000) < 0.3).astype(np.float32)
     probabilities = 1 / (1 + np.exp(-logits))
     assert _streamed(ExpectedCalibrationError(), labels, logits) == pytest.approx(
-        expected_calibration_error(labels, probabilities), abs=1e-9
+        expected_calibration_error(labels, probabilities), abs=1e-6
     )
 
 

@@ -1,7 +1,8 @@
 """Streaming Keras counterparts of `metrics.py`'s calibration metrics, for the train-time eval.
 
-Both take logits (as the ranking task's AUC does) and accumulate sums, so they are exact over
-any number of batches and replicas (their variables sum across replicas).
+Both take logits (as the ranking task's AUC does) and accumulate float32 sums (TPUs have no
+float64), so they are exact up to rounding over any number of batches and replicas (their
+variables sum across replicas).
 """
 
 from __future__ import annotations
@@ -20,19 +21,19 @@ class Calibration(keras.metrics.Metric):
 
     def __init__(self, name: str = "calibration", **kwargs: Any) -> None:
         super().__init__(name=name, **kwargs)
-        self.predicted = self.add_weight("predicted", initializer="zeros", dtype=tf.float64)
-        self.observed = self.add_weight("observed", initializer="zeros", dtype=tf.float64)
+        self.predicted = self.add_weight("predicted", initializer="zeros", dtype=tf.float32)
+        self.observed = self.add_weight("observed", initializer="zeros", dtype=tf.float32)
 
     def update_state(
         self, y_true: tf.Tensor, y_pred: tf.Tensor, sample_weight: tf.Tensor | None = None
     ) -> None:
         del sample_weight  # the task passes None; weighted CTRs are not reported
-        probabilities = tf.sigmoid(tf.cast(y_pred, tf.float64))
+        probabilities = tf.sigmoid(tf.cast(y_pred, tf.float32))
         self.predicted.assign_add(tf.reduce_sum(probabilities))
-        self.observed.assign_add(tf.reduce_sum(tf.cast(y_true, tf.float64)))
+        self.observed.assign_add(tf.reduce_sum(tf.cast(y_true, tf.float32)))
 
     def result(self) -> tf.Tensor:
-        nan = tf.constant(float("nan"), tf.float64)
+        nan = tf.constant(float("nan"), tf.float32)
         return tf.where(self.observed > 0, self.predicted / self.observed, nan)
 
 
@@ -69,16 +70,16 @@ class ExpectedCalibrationError(keras.metrics.Metric):
         self.resolution = resolution
         self.limit = limit
         shape = (resolution,)
-        self.rows = self.add_weight("rows", shape, initializer="zeros", dtype=tf.float64)
-        self.predicted = self.add_weight("predicted", shape, initializer="zeros", dtype=tf.float64)
-        self.observed = self.add_weight("observed", shape, initializer="zeros", dtype=tf.float64)
+        self.rows = self.add_weight("rows", shape, initializer="zeros", dtype=tf.float32)
+        self.predicted = self.add_weight("predicted", shape, initializer="zeros", dtype=tf.float32)
+        self.observed = self.add_weight("observed", shape, initializer="zeros", dtype=tf.float32)
 
     def update_state(
         self, y_true: tf.Tensor, y_pred: tf.Tensor, sample_weight: tf.Tensor | None = None
     ) -> None:
         del sample_weight
-        logits = tf.reshape(tf.cast(y_pred, tf.float64), [-1])
-        labels = tf.reshape(tf.cast(y_true, tf.float64), [-1])
+        logits = tf.reshape(tf.cast(y_pred, tf.float32), [-1])
+        labels = tf.reshape(tf.cast(y_true, tf.float32), [-1])
         scaled = (logits + self.limit) / (2 * self.limit) * self.resolution
         index = tf.clip_by_value(tf.cast(tf.floor(scaled), tf.int32), 0, self.resolution - 1)
         for total, values in (
@@ -94,7 +95,7 @@ class ExpectedCalibrationError(keras.metrics.Metric):
         # [g n / bins, (g + 1) n / bins); a fine bin on a boundary is shared in proportion.
         end = tf.cumsum(self.rows)[:, None]
         start = end - self.rows[:, None]
-        edges = tf.linspace(tf.constant(0.0, tf.float64), rows, self.bins + 1)[None, :]
+        edges = tf.linspace(tf.constant(0.0, tf.float32), rows, self.bins + 1)[None, :]
         overlap = tf.nn.relu(tf.minimum(end, edges[:, 1:]) - tf.maximum(start, edges[:, :-1]))
         share = tf.math.divide_no_nan(overlap, self.rows[:, None])  # (resolution, bins)
         gaps = tf.linalg.matvec(share, self.predicted - self.observed, transpose_a=True)
