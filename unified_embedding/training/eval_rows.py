@@ -102,5 +102,5 @@ def warn_if_few_positives(positives: float, share: float) -> str | None:
         f"pick a lucky evaluation. Evaluate on more rows: `ue train` with {flag}, or rerun "
         "`ue preprocess` with a larger `--eval-fraction`"
     )
-    logging.getLogger(__name__).warning(message)
+    logging.getLogger(__name__).warning("ue train: warning: %s", message)
     return message
