@@ -17,8 +17,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import argparse
+import contextlib
 import json
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -35,7 +37,8 @@ def run_once(data: str, seed: int, from_label_rate: bool, args: argparse.Namespa
         job = TrainJob(data, model_dir, budget=args.budget, steps=args.steps,
                        batch_size=args.batch_size, bias_from_label_rate=from_label_rate,
                        optimizer=TrainConfig(seed=seed))  # fmt: skip
-        summary = train(job)
+        with contextlib.redirect_stdout(sys.stderr):  # fit's progress: stdout keeps one line
+            summary = train(job)
     history = summary["val_history"]
     kept = max(range(len(history["val_auc"])), key=history["val_auc"].__getitem__)
     return {
