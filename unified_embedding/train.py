@@ -33,12 +33,14 @@ from unified_embedding.training.callbacks import ExamplesPerSecond, ResumeLogger
 from unified_embedding.training.eval_rows import (
     evaluated_positives,
     held_out,
+    kept_for_training,
     split_counts,
     warn_if_few_positives,
 )
 from unified_embedding.training.inputs import EVAL_BATCH, check_rows, count_rows, fit_inputs
 from unified_embedding.training.job import TrainJob
 from unified_embedding.training.precision import resolve_precision
+from unified_embedding.training.recalibrate import refit_output_bias
 from unified_embedding.training.run import (
     build_model,
     load_trained,
@@ -108,6 +110,11 @@ def train(job: TrainJob) -> dict[str, Any]:
         callbacks=callbacks,
         verbose=1 if sys.stdout.isatty() else 2,
     )
+    shift = 0.0
+    if job.refit_output_bias and job.strategy != "tpu":  # see training/recalibrate.py
+        train_split = training_dataset(data_spec, job.data_dir, "train", EVAL_BATCH, shuffle=False,
+                                       keep=kept_for_training(job.eval_share))  # fmt: skip
+        shift = refit_output_bias(model, train_split)
     model.save_weights(str(write_dir / WEIGHTS))
     if job.strategy == "parameter_server":  # exact, on the coordinator (see `fit_inputs`)
         final = evaluate_weights(model_dir, job.data_dir, job.eval_share)
@@ -122,6 +129,7 @@ def train(job: TrainJob) -> dict[str, Any]:
         "val_history": {
             k: [float(x) for x in v] for k, v in history.history.items() if k.startswith("val_")
         },
+        "output_bias_shift": shift,
         "eval_share": job.eval_share,
         "eval_positives": eval_positives,
         "train_label_rate": train_rows.label_rate,

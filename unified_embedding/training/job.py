@@ -23,6 +23,7 @@ class TrainJob:
     patience: int = 3
     eval_share: float = 0.0  # of the train split's rows, held out and evaluated (eval_rows.py)
     bias_from_label_rate: bool = True  # False: the output bias starts at 0 (a baseline)
+    refit_output_bias: bool = True  # after training, on the train rows (recalibrate.py)
     batch_size: int = 512  # global, split across replicas; beat 1024 on the Frappe sample
     strategy: str = "default"
     cpu_devices: int = 1  # >1 splits the CPU into logical devices (multi-device code on CPU)
