@@ -137,6 +137,7 @@ def test_train_warns_holds_out_and_starts_from_the_label_rate(
     train_positives = stats["positives_by_split"]["train"]
     assert summary["eval_positives"] == pytest.approx(eval_positives + 0.4 * train_positives)
     assert summary["eval_share"] == 0.4
+    assert math.isfinite(summary["output_bias_shift"])
     for name in ("auc", "logloss", "calibration", "ece"):
         assert math.isfinite(summary["eval"][name])
     assert len(summary["val_history"]["val_ece"]) == 2  # one per evaluation

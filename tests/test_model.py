@@ -21,6 +21,7 @@ from unified_embedding.model import (
     output_bias_for,
     ranking_task,
 )
+from unified_embedding.training.recalibrate import bias_shift, refit_output_bias
 
 BATCH, FIELDS, DIM = 4, 3, 5
 SMALL = AutoIntConfig(num_layers=2, num_heads=2, head_dim=4)
@@ -324,3 +325,26 @@ def test_ranking_task_reports_calibration_and_ece() -> None:
     results = {m.name: float(m.result()) for m in task.metrics}
     assert results["calibration"] == pytest.approx(1.0)
     assert results["ece"] == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("rate", [0.01, 0.3, 0.9])
+def test_bias_shift_makes_the_mean_prediction_the_label_rate(rate: float) -> None:
+    logits = np.random.default_rng(0).normal(-1.0, 2.0, 5000)
+    shift = bias_shift(logits, rate)
+    assert np.mean(1 / (1 + np.exp(-(logits + shift)))) == pytest.approx(rate, abs=1e-8)
+    assert bias_shift(logits, 0.0) == 0.0 and bias_shift(np.zeros(0), rate) == 0.0
+
+
+def test_refit_output_bias_fixes_the_level_and_keeps_the_order() -> None:
+    autoint = model()
+    x = features(batch=400, seed=3)
+    labels = (np.random.default_rng(3).uniform(size=(400, 1)) < 0.05).astype(np.float32)
+    rows = tf.data.Dataset.from_tensor_slices({**x, "label": labels}).batch(64)
+    before = autoint.probabilities(x).numpy()[:, 0]
+    shift = refit_output_bias(autoint, rows)
+    after = autoint.probabilities(x).numpy()[:, 0]
+    assert after.mean() == pytest.approx(labels.mean(), rel=1e-4)
+    assert float(autoint.head.layers[-1].bias.numpy()[0]) == pytest.approx(shift, abs=1e-6)
+    np.testing.assert_array_equal(
+        np.argsort(before, kind="stable"), np.argsort(after, kind="stable")
+    )
