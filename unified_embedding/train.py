@@ -5,8 +5,11 @@
 A run killed at any point (even SIGKILL) and started again with the same command continues
 from its last checkpoint (`keras.callbacks.BackupAndRestore`, every `--checkpoint-every`
 steps). Evaluation on the eval split every `--eval-every` steps drives early stopping on AUC;
-TensorBoard logs go to `<model-dir>/logs`. The best weights, `run.json` and the embedding
-layer's config are what `ue export` reads (`training.run.load_trained`).
+TensorBoard logs go to `<model-dir>/logs`. Evaluations report AUC, log loss, calibration and
+ECE; the output bias starts at the logit of the train split's label rate and, once training
+stops, is re-fit on the train rows (`training/recalibrate.py`); `--eval-share` evaluates on
+more rows (`training/eval_rows.py`). The best weights, `run.json` and the embedding layer's
+config are what `ue export` reads (`training.run.load_trained`).
 
 This module is the fit loop; its parts live in `unified_embedding/training/`.
 """
