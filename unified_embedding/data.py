@@ -6,6 +6,7 @@ train = training_dataset(spec, data_dir, "train", batch_size=1024, shuffle=True)
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -48,10 +49,12 @@ def training_dataset(
     shuffle_buffer: int = 100_000,
     drop_remainder: bool = False,
     shard: tuple[int, int] | None = None,
+    keep: Callable[[Mapping[str, tf.Tensor]], tf.Tensor] | None = None,
 ) -> tf.data.Dataset:
     """Batches of row dicts (label included): parallel reads and parsing, shuffle, prefetch.
     `drop_remainder` gives every batch the same static shape (TPUs need it); `shard` =
-    (shards, index) keeps every shards-th row from the index-th on (one worker's part)."""
+    (shards, index) keeps every shards-th row from the index-th on (one worker's part);
+    `keep` maps a parsed block to a (rows,) bool mask of the rows to keep."""
     paths = record_files(data_dir, split)
     files = tf.data.Dataset.from_tensor_slices(paths)
     if shuffle:
@@ -62,14 +65,25 @@ def training_dataset(
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=not shuffle,
     )
-    rows = records.map(
-        lambda s: parse_block(spec, s), num_parallel_calls=tf.data.AUTOTUNE
-    ).unbatch()
+    blocks = records.map(lambda s: parse_block(spec, s), num_parallel_calls=tf.data.AUTOTUNE)
+    if keep is not None:
+        blocks = blocks.map(
+            lambda b: _masked(b, keep(b)), num_parallel_calls=tf.data.AUTOTUNE
+        )  # fmt: skip
+    rows = blocks.unbatch()
     if shard is not None:
         rows = rows.shard(*shard)
     if shuffle:
         rows = rows.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     return rows.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+def _masked(block: Mapping[str, tf.Tensor], mask: tf.Tensor) -> dict[str, tf.Tensor]:
+    return {
+        k: tf.ragged.boolean_mask(v, mask) if isinstance(v, tf.RaggedTensor) else
+        tf.boolean_mask(v, mask)
+        for k, v in block.items()
+    }  # fmt: skip
 
 
 def distinct_fingerprints(
