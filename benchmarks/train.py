@@ -12,13 +12,15 @@ GFLOP/s (analytic FLOPs, see `autoint_flops_per_example`) and the process's peak
 equal model size (embedding 16, 3 layers, 2 heads of 32, residual).
 
 `--end-to-end` measures `ue train` itself instead: it writes `--rows` generated rows, runs the
-preprocessing job on them (in-process), then trains through `training.train` (records, shuffle,
+preprocessing job on them (in-process), then trains through `ue train`'s `train` (records, shuffle,
 checkpoints every `--checkpoint-every` steps, an evaluation between periods) for
 `--periods` periods of `--steps` steps, and reads the examples/s `ue train` logs per period
 (validation excluded, as `ue train` reports it). Next to it, in the same run, the in-memory
 step rate of the same model (same spec, table, precision, optimizer and batch size) fed from
 the same rows already in memory, measured before and after the end-to-end run;
-`end_to_end_vs_step` is the first period-excluded mean over the mean step rate (target 0.9).
+`end_to_end_vs_step` is the mean of the periods after the first over the mean step rate
+(target 0.9); `end_to_end_vs_step_cpu` the same per process CPU-second, which a busy shared
+machine distorts least (the input pipeline's threads count: on two cores they take the step's).
 
 Prints one JSON line.
 
@@ -116,6 +118,27 @@ class _StepTimer(keras.callbacks.Callback):
         if batch == self.start:
             self.started, self.cpu_started = now, cpu
         self.ended, self.cpu_ended = now, cpu
+
+
+class _PeriodTimer(keras.callbacks.Callback):
+    """Wall-clock and process CPU seconds of each epoch's training steps (its validation
+    excluded, as `ExamplesPerSecond` times them for `ue train`'s logs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.periods: list[tuple[float, float]] = []
+        self._started = (0.0, 0.0)
+        self._trained: tuple[float, float] | None = None
+
+    def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        self._started, self._trained = (time.perf_counter(), time.process_time()), None
+
+    def on_test_begin(self, logs: Mapping[str, Any] | None = None) -> None:
+        self._trained = (time.perf_counter(), time.process_time())
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        ended = self._trained or (time.perf_counter(), time.process_time())
+        self.periods.append((ended[0] - self._started[0], ended[1] - self._started[1]))
 
 
 def encoded_rows(rows: int, seed: int, spec: FeatureSpec) -> dict[str, tf.Tensor]:
@@ -251,12 +274,15 @@ def end_to_end(args: argparse.Namespace) -> dict[str, Any]:
         features = records_in_memory(load_data_spec(job.data_dir), root / "prep", "train")
         before, before_cpu = step_rate(job, features, args.steps)
         keras.backend.clear_session()
+        timer = _PeriodTimer()
         with contextlib.redirect_stdout(sys.stderr):  # fit's progress lines: stdout is the JSON
-            summary = train(job)
-        periods = logged_examples_per_second(root / "model" / "logs" / "train")
+            summary = train(job, extra_callbacks=[timer])
+        logged = logged_examples_per_second(root / "model" / "logs" / "train")
         after, after_cpu = step_rate(job, features, args.steps)
-    step = (before + after) / 2
-    steady = statistics.mean(periods[1:]) if len(periods) > 1 else float("nan")
+    step, step_cpu = (before + after) / 2, (before_cpu + after_cpu) / 2
+    examples = args.steps * args.batch_size
+    steady = statistics.mean(logged[1:])
+    steady_cpu = examples * (len(timer.periods) - 1) / sum(cpu for _, cpu in timer.periods[1:])
     return {
         "benchmark": "train_end_to_end",
         "rows": args.rows,
@@ -267,12 +293,18 @@ def end_to_end(args: argparse.Namespace) -> dict[str, Any]:
         "embedding_params": summary["embedding_params"],
         "steps_per_period": args.steps,
         "checkpoint_every": args.checkpoint_every,
-        "ue_train_examples_per_second_by_period": [round(p) for p in periods],
+        "ue_train_examples_per_second_by_period": [round(p) for p in logged],
+        "ue_train_examples_per_cpu_second_by_period": [
+            round(examples / cpu) for _, cpu in timer.periods
+        ],
         "ue_train_examples_per_second": round(steady),
+        "ue_train_examples_per_cpu_second": round(steady_cpu),
         "step_examples_per_second": round(step),
+        "step_examples_per_cpu_second": round(step_cpu),
         "step_examples_per_second_before_after": [round(before), round(after)],
         "step_examples_per_cpu_second_before_after": [round(before_cpu), round(after_cpu)],
         "end_to_end_vs_step": round(steady / step, 3),
+        "end_to_end_vs_step_cpu": round(steady_cpu / step_cpu, 3),
         "target_end_to_end_vs_step": 0.9,
     }
 
