@@ -79,18 +79,8 @@ def peer_rates(
 ) -> dict[str, float]:
     """DeepCTR AutoInt's train (wall and CPU) and predict examples/s, as `train.py` times ours."""
     model = build_peer(vocabularies, args.seed)
-    rows = len(labels)
-    dataset = (
-        tf.data.Dataset.from_tensor_slices((inputs, labels))
-        .shuffle(rows, seed=args.seed, reshuffle_each_iteration=True)
-        .batch(bench.BATCH_SIZE, drop_remainder=True)
-        .repeat()
-        .prefetch(tf.data.AUTOTUNE)
-    )
-    timer = bench._StepTimer(start=bench.WARMUP_STEPS - 1)
-    steps = bench.WARMUP_STEPS + args.steps
-    model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[timer])
-    examples = args.steps * bench.BATCH_SIZE
+    dataset = bench.cached_batches((inputs, labels), len(labels), bench.BATCH_SIZE, args.seed)
+    per_second, per_cpu_second = bench.timed_fit(model, dataset, args.steps)
     batches = list(
         tf.data.Dataset.from_tensor_slices(inputs)
         .batch(bench.BATCH_SIZE, drop_remainder=True)
@@ -103,8 +93,8 @@ def peer_rates(
     for batch in batches[bench.PREDICT_WARMUP_BATCHES :]:
         predict(batch).numpy()
     return {
-        "train_examples_per_second": examples / (timer.ended - timer.started),
-        "train_examples_per_cpu_second": examples / (timer.cpu_ended - timer.cpu_started),
+        "train_examples_per_second": per_second * bench.BATCH_SIZE,
+        "train_examples_per_cpu_second": per_cpu_second * bench.BATCH_SIZE,
         "predict_examples_per_second": bench.PREDICT_BATCHES
         * bench.BATCH_SIZE
         / (time.perf_counter() - started),
