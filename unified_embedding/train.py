@@ -20,6 +20,7 @@ import json
 import math
 import sys
 import tempfile
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -55,8 +56,11 @@ from unified_embedding.training.strategies import is_chief, make_strategy, serve
 __all__ = ["TrainJob", "load_trained", "train"]
 
 
-def train(job: TrainJob) -> dict[str, Any]:
-    """Runs (or resumes) the job; returns the final evaluation and the best step's metrics."""
+def train(
+    job: TrainJob, extra_callbacks: Sequence[keras.callbacks.Callback] = ()
+) -> dict[str, Any]:
+    """Runs (or resumes) the job; returns the final evaluation and the best step's metrics.
+    `extra_callbacks` run after `fit`'s own (e.g. a benchmark's timer)."""
     if job.strategy == "parameter_server" and serve_task():
         return {}
     strategy = make_strategy(job.strategy, job.cpu_devices)
@@ -103,6 +107,7 @@ def train(job: TrainJob) -> dict[str, Any]:
             "val_auc", mode="max", patience=job.patience, restore_best_weights=True
         ),
         keras.callbacks.TensorBoard(str(write_dir / "logs"), update_freq=job.checkpoint_every),
+        *extra_callbacks,
     ]
     history = model.fit(
         inputs.train,
