@@ -156,6 +156,7 @@ class EncodeBlockFn(beam.DoFn):
             for split, rows in zip(SPLITS, (~is_eval, is_eval), strict=True):
                 count = int(rows.sum())
                 stats.splits[split] = count
+                stats.split_clicks[split] = float(np.nansum(checked.labels[rows]))
                 if count:
                     part = take_rows(self._spec, columns, rows)
                     yield beam.pvalue.TaggedOutput(

@@ -19,14 +19,15 @@ from unified_embedding.validation import REASONS
 
 @dataclass
 class BlockStats:
-    """Counts of one block (or of many, merged). `missing` is per field in spec order;
-    `distinct` holds one sketch per categorical field."""
+    """Counts of one block (or of many, merged). `split_clicks`: the label sum per split;
+    `missing` is per field in spec order; `distinct` holds one sketch per categorical field."""
 
     rows_read: int = 0
     rows_valid: int = 0
     clicks: float = 0.0
     dead: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
     splits: dict[str, int] = field(default_factory=dict)
+    split_clicks: dict[str, float] = field(default_factory=dict)
     missing: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     distinct: dict[str, HyperLogLog] = field(default_factory=dict)
 
@@ -38,6 +39,8 @@ class BlockStats:
             self.dead[reason] = self.dead.get(reason, 0) + count
         for split, count in other.splits.items():
             self.splits[split] = self.splits.get(split, 0) + count
+        for split, clicks in other.split_clicks.items():
+            self.split_clicks[split] = self.split_clicks.get(split, 0.0) + clicks
         if len(other.missing):
             self.missing = (
                 other.missing.copy() if not len(self.missing) else self.missing + other.missing
@@ -134,6 +137,7 @@ def build_stats(spec: FeatureSpec, total: BlockStats, splits: Iterable[str]) -> 
         "rows_dead": sum(total.dead.values()),
         "dead_by_reason": {r: total.dead.get(r, 0) for r in REASONS},
         "rows_by_split": {s: total.splits.get(s, 0) for s in splits},
+        "positives_by_split": {s: total.split_clicks.get(s, 0.0) for s in splits},
         "label_rate": total.clicks / valid if valid else 0.0,
         "table": spec.table.to_dict(),
         "spec_fingerprint": spec.fingerprint,

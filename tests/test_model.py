@@ -18,8 +18,10 @@ from unified_embedding.model import (
     AutoIntConfig,
     InteractingStack,
     build_autoint,
+    output_bias_for,
     ranking_task,
 )
+from unified_embedding.training.recalibrate import bias_shift, refit_output_bias
 
 BATCH, FIELDS, DIM = 4, 3, 5
 SMALL = AutoIntConfig(num_layers=2, num_heads=2, head_dim=4)
@@ -266,6 +268,10 @@ def test_ranking_task_reduction_is_configurable() -> None:
             "Received: `dropout=0.5`, `dnn_units=()`",
         ),
         (
+            {"output_bias": float("inf")},
+            "`output_bias` should be finite. Received: `output_bias=inf`",
+        ),
+        (
             {"precision": "float16"},
             "`precision` should be one of ('float32', 'mixed_bfloat16'). "
             "Received: `precision=float16`",
@@ -282,3 +288,63 @@ def test_stack_validation_message() -> None:
     with pytest.raises(ValueError) as error:
         InteractingStack(num_layers=0)
     assert str(error.value) == "`num_layers` should be >= 1. Received: `num_layers=0`"
+
+
+@pytest.mark.parametrize("rate", [0.01, 0.23, 0.5])
+def test_output_bias_predicts_the_base_rate_before_training(rate: float) -> None:
+    bias = output_bias_for(rate)
+    assert 1 / (1 + np.exp(-bias)) == pytest.approx(rate)
+    config = dataclasses.replace(SMALL, output_bias=bias)
+    for variant in (config, dataclasses.replace(config, dnn_units=(8,))):
+        autoint = model(variant)
+        autoint(features())
+        assert float(autoint.head.layers[-1].bias.numpy()[0]) == pytest.approx(bias)
+        if autoint.dnn is not None:  # AutoInt+: the DNN's logit starts without a bias
+            assert float(autoint.dnn.layers[-1].bias.numpy()[0]) == 0.0
+        # Zero embeddings: the logit is the bias alone, P(click) the base rate.
+        zero = {"x": tf.zeros((BATCH, FIELDS))}
+        if autoint.dnn is None:
+            np.testing.assert_allclose(autoint.probabilities(zero), rate, rtol=1e-5)
+    # The head's Dense config carries the initial bias, so a rebuild from config keeps it.
+    dense = model(config).head.layers[-1]
+    clone = keras.layers.Dense.from_config(dense.get_config())
+    assert clone.bias_initializer.value == pytest.approx(bias)
+
+
+def test_output_bias_clips_rates_of_zero_and_one() -> None:
+    assert output_bias_for(0.0) == pytest.approx(-13.8155, abs=1e-3)  # logit(1e-6)
+    assert output_bias_for(1.0) == pytest.approx(13.8155, abs=1e-3)
+    with pytest.raises(ValueError, match="`label_rate` should be in"):
+        output_bias_for(1.5)
+
+
+def test_ranking_task_reports_calibration_and_ece() -> None:
+    task = ranking_task()
+    # sigmoid(0) = 0.5 for both rows, one positive: calibration 1.0; one bin |1 - 1| = 0.
+    task(labels=tf.constant([[1.0], [0.0]]), predictions=tf.constant([[0.0], [0.0]]))
+    results = {m.name: float(m.result()) for m in task.metrics}
+    assert results["calibration"] == pytest.approx(1.0)
+    assert results["ece"] == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("rate", [0.01, 0.3, 0.9])
+def test_bias_shift_makes_the_mean_prediction_the_label_rate(rate: float) -> None:
+    logits = np.random.default_rng(0).normal(-1.0, 2.0, 5000)
+    shift = bias_shift(logits, rate)
+    assert np.mean(1 / (1 + np.exp(-(logits + shift)))) == pytest.approx(rate, abs=1e-8)
+    assert bias_shift(logits, 0.0) == 0.0 and bias_shift(np.zeros(0), rate) == 0.0
+
+
+def test_refit_output_bias_fixes_the_level_and_keeps_the_order() -> None:
+    autoint = model()
+    x = features(batch=400, seed=3)
+    labels = (np.random.default_rng(3).uniform(size=(400, 1)) < 0.05).astype(np.float32)
+    rows = tf.data.Dataset.from_tensor_slices({**x, "label": labels}).batch(64)
+    before = autoint.probabilities(x).numpy()[:, 0]
+    shift = refit_output_bias(autoint, rows)
+    after = autoint.probabilities(x).numpy()[:, 0]
+    assert after.mean() == pytest.approx(labels.mean(), rel=1e-4)
+    assert float(autoint.head.layers[-1].bias.numpy()[0]) == pytest.approx(shift, abs=1e-6)
+    np.testing.assert_array_equal(
+        np.argsort(before, kind="stable"), np.argsort(after, kind="stable")
+    )

@@ -212,6 +212,7 @@ def test_stats_merge_across_blocks_and_check_the_invariant() -> None:
             assert document["rows_read"] == 10 and document["rows_valid"] == 4
             assert document["dead_by_reason"] == {r: 1 for r in BAD}
             assert sum(document["rows_by_split"].values()) == 4
+            assert sum(document["positives_by_split"].values()) == 2  # label_rate 0.5 of 4
             assert document["fields"]["c"]["missing_rate"] == 0.5
             assert document["fields"]["c"]["approx_distinct"] == 2  # "x" and missing
             assert document["fields"]["m"]["approx_distinct"] == 3  # a, b and missing

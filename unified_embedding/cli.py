@@ -83,6 +83,7 @@ def _train(args: argparse.Namespace) -> int:
         eval_every=args.eval_every,
         checkpoint_every=args.checkpoint_every,
         patience=args.patience,
+        eval_share=args.eval_share,
         batch_size=args.batch_size,
         strategy=args.strategy,
         cpu_devices=args.cpu_devices,
@@ -141,8 +142,13 @@ def _export(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from unified_embedding.evaluate import evaluate
+    from unified_embedding.metrics import calibration_warning
 
-    print(json.dumps(evaluate(args.model, args.input, args.schema)))  # schema None: the model's
+    report = evaluate(args.model, args.input, args.schema)  # schema None: the model's
+    print(json.dumps(report))
+    warning = calibration_warning(report["calibration"])
+    if warning:
+        print(f"ue evaluate: warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -383,6 +389,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint-every", type=int, default=200, help="steps between backups (resume)"
     )
     train.add_argument("--patience", type=int, default=3, help="evaluations without AUC gain")
+    train.add_argument(
+        "--eval-share",
+        type=float,
+        default=0.0,
+        help="share of the train split's rows held out of training and evaluated with the "
+        "eval split (chosen by a fingerprint of the row: the same rows on every run)",
+    )
     train.add_argument("--batch-size", type=int, default=512, help="rows per training step")
     train.add_argument(
         "--strategy",

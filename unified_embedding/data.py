@@ -6,13 +6,14 @@ train = training_dataset(spec, data_dir, "train", batch_size=1024, shuffle=True)
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from unified_embedding.artifacts import SPEC_FILE, record_glob
-from unified_embedding.records import parse_block
+from unified_embedding.records import LABEL, parse_block
 from unified_embedding.spec import FeatureSpec, SpecError
 
 
@@ -38,6 +39,15 @@ def record_files(data_dir: str | Path, split: str) -> list[str]:
     return files
 
 
+# Rows per block the pipeline writes by default (`ue preprocess --block-rows`): turns the row
+# buffer of a shuffle into blocks.
+BLOCK_ROWS = 4096
+# Rows whose order is permuted together: batches mix this many rows of ~8 shuffled blocks.
+MIX_ROWS = 8 * BLOCK_ROWS
+
+Columns = dict[str, tf.Tensor | tf.RaggedTensor]
+
+
 def training_dataset(
     spec: FeatureSpec,
     data_dir: str | Path,
@@ -48,10 +58,19 @@ def training_dataset(
     shuffle_buffer: int = 100_000,
     drop_remainder: bool = False,
     shard: tuple[int, int] | None = None,
+    keep: Callable[[Mapping[str, tf.Tensor]], tf.Tensor] | None = None,
 ) -> tf.data.Dataset:
     """Batches of row dicts (label included): parallel reads and parsing, shuffle, prefetch.
     `drop_remainder` gives every batch the same static shape (TPUs need it); `shard` =
-    (shards, index) keeps every shards-th row from the index-th on (one worker's part)."""
+    (shards, index) keeps every shards-th row from the index-th on (one worker's part);
+    `keep` maps a parsed block to a (rows,) bool mask of the rows to keep.
+
+    Rows stay in columns from the records to the batch (`rebatch` cuts blocks into batches):
+    a row-by-row `unbatch` -> `shuffle` -> `batch` cost ~40 us of CPU per row, a fifth of
+    the training step. The shuffle works on blocks instead: a buffer of
+    `shuffle_buffer // BLOCK_ROWS` blocks in random order, then the rows of each MIX_ROWS
+    window (~8 blocks) permuted together, so a batch mixes rows of several blocks.
+    """
     paths = record_files(data_dir, split)
     files = tf.data.Dataset.from_tensor_slices(paths)
     if shuffle:
@@ -62,14 +81,52 @@ def training_dataset(
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=not shuffle,
     )
-    rows = records.map(
-        lambda s: parse_block(spec, s), num_parallel_calls=tf.data.AUTOTUNE
-    ).unbatch()
+    blocks = records.map(lambda s: parse_block(spec, s), num_parallel_calls=tf.data.AUTOTUNE)
+    if keep is not None:
+        blocks = blocks.map(
+            lambda b: _masked(b, keep(b)), num_parallel_calls=tf.data.AUTOTUNE
+        )  # fmt: skip
     if shard is not None:
-        rows = rows.shard(*shard)
+        blocks = blocks.scan(tf.constant(0, tf.int64), _shard_rows(*shard))
     if shuffle:
-        rows = rows.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    return rows.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+        buffer = max(2, shuffle_buffer // BLOCK_ROWS)
+        blocks = blocks.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+        blocks = blocks.rebatch(MIX_ROWS).map(
+            lambda b: _take_rows(b, tf.random.shuffle(tf.range(_rows(b)), seed=seed)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    batches = blocks.rebatch(batch_size, drop_remainder=drop_remainder)
+    return batches.prefetch(tf.data.AUTOTUNE)
+
+
+def _rows(columns: Columns) -> tf.Tensor:
+    return tf.shape(columns[LABEL], out_type=tf.int64)[0]
+
+
+def _take_rows(columns: Columns, rows: tf.Tensor) -> Columns:
+    return {k: tf.gather(v, rows) for k, v in columns.items()}
+
+
+def _shard_rows(
+    shards: int, index: int
+) -> Callable[[tf.Tensor, Columns], tuple[tf.Tensor, Columns]]:
+    """A `scan` step keeping the rows whose position in the stream is `index` mod `shards`
+    (what `Dataset.shard` keeps of the rows one by one)."""
+
+    def step(offset: tf.Tensor, columns: Columns) -> tuple[tf.Tensor, Columns]:
+        positions = offset + tf.range(_rows(columns))
+        kept = tf.where(positions % shards == index)[:, 0]
+        return offset + _rows(columns), _take_rows(columns, kept)
+
+    return step
+
+
+def _masked(block: Mapping[str, tf.Tensor], mask: tf.Tensor) -> dict[str, tf.Tensor]:
+    return {
+        k: tf.ragged.boolean_mask(v, mask) if isinstance(v, tf.RaggedTensor) else
+        tf.boolean_mask(v, mask)
+        for k, v in block.items()
+    }  # fmt: skip
 
 
 def distinct_fingerprints(

@@ -7,6 +7,8 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+ECE_BINS = 10  # equal-mass bins of `expected_calibration_error`
+
 
 def _binary_labels(
     labels: npt.ArrayLike, other: npt.ArrayLike, other_name: str
@@ -93,8 +95,45 @@ def log_loss(labels: npt.ArrayLike, probabilities: npt.ArrayLike, eps: float = 1
     return float(-np.mean(np.where(y == 1, np.log(p), np.log1p(-p))))
 
 
+def calibration(labels: npt.ArrayLike, probabilities: npt.ArrayLike) -> float:
+    """Mean predicted / observed CTR: 1.0 when the predictions are right on average.
+
+    NaN when `labels` hold no positive (the ratio is undefined then).
+    """
+    y, p = _binary_labels(labels, probabilities, "probabilities")
+    positives = int(y.sum())
+    return float(p.sum()) / positives if positives else math.nan
+
+
+def expected_calibration_error(
+    labels: npt.ArrayLike, probabilities: npt.ArrayLike, bins: int = ECE_BINS
+) -> float:
+    """Expected calibration error over `bins` equal-mass bins.
+
+    ECE = sum_b (n_b / n) |mean(p in b) - mean(y in b)|. Rows are sorted by probability and cut
+    into `bins` contiguous groups of (almost) equal size (as `evaluation.quality`'s calibration
+    table does): equal-width bins would put nearly every row of a low-CTR dataset in the first
+    bin, and the ECE would only repeat the calibration ratio.
+
+    Args:
+      labels: (n,) array of 0/1.
+      probabilities: (n,) predicted P(label = 1).
+      bins: number of bins; fewer when there are fewer rows.
+
+    Returns:
+      The ECE in [0, 1]; 0 when every bin's mean prediction equals its observed CTR.
+    """
+    if bins < 1:
+        raise ValueError(f"`bins` should be >= 1. Received: `bins={bins}`")
+    y, p = _binary_labels(labels, probabilities, "probabilities")
+    order = np.argsort(p, kind="stable")
+    groups = np.array_split(order, min(bins, y.size))
+    gaps = [abs(float(p[g].sum()) - float(y[g].sum())) for g in groups]
+    return sum(gaps) / y.size
+
+
 def summary_metrics(labels: npt.ArrayLike, scores: npt.ArrayLike) -> dict[str, float]:
-    """AUC, log loss, mean predicted and observed CTR, and their ratio (1.0 = calibrated)."""
+    """AUC, log loss, mean predicted and observed CTR, their ratio (1.0 = calibrated) and ECE."""
     y = np.asarray(labels, dtype=np.float64)
     p = np.asarray(scores, dtype=np.float64)
     observed = float(y.mean())
@@ -104,5 +143,19 @@ def summary_metrics(labels: npt.ArrayLike, scores: npt.ArrayLike) -> dict[str, f
         "logloss": log_loss(y, p),
         "mean_predicted_ctr": float(p.mean()),
         "observed_ctr": observed,
-        "calibration": float(p.mean()) / observed if observed else math.nan,
+        "calibration": calibration(y, p),
+        "ece": expected_calibration_error(y, p),
     }
+
+
+def calibration_warning(calibration: float, low: float = 0.9, high: float = 1.1) -> str | None:
+    """A one-line warning when mean predicted / observed CTR lies outside [low, high]."""
+    if low <= calibration <= high:
+        return None
+    if math.isnan(calibration):
+        return "calibration (mean predicted / observed CTR) is undefined: no positive label"
+    return (
+        f"calibration (mean predicted / observed CTR) is {calibration:.3f}, outside "
+        f"[{low}, {high}]: the scores are {'too high' if calibration > high else 'too low'} "
+        "on average; check the label rate of the training data against this data's"
+    )

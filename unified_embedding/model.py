@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,10 +11,20 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 import tf_keras as keras
 
+from unified_embedding.keras_metrics import Calibration, ExpectedCalibrationError
 from unified_embedding.layers.interacting import InteractingLayer
 
 Features = Mapping[str, tf.Tensor]
 PRECISIONS = ("float32", "mixed_bfloat16")
+MIN_LABEL_RATE = 1e-6  # `output_bias_for` clips rates to [MIN, 1 - MIN]: a finite logit
+
+
+def output_bias_for(label_rate: float) -> float:
+    """The logit whose sigmoid is `label_rate`: the output bias that predicts the base rate."""
+    if not 0.0 <= label_rate <= 1.0:
+        raise ValueError(f"`label_rate` should be in [0, 1]. Received: `label_rate={label_rate}`")
+    rate = min(max(label_rate, MIN_LABEL_RATE), 1.0 - MIN_LABEL_RATE)
+    return math.log(rate / (1.0 - rate))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +38,8 @@ class AutoIntConfig:
       precision: `float32`, or `mixed_bfloat16` for bfloat16 matrix work in the interacting
         layers and the DNN (float32 variables, softmax, logits and loss; ~1.6-2x faster on
         CPUs with AVX-512 BF16 or AMX, on TPUs and on GPUs from Ampere on).
+      output_bias: initial bias of the logit; `ue train` sets logit(training label rate) so the
+        first predictions are the base rate (`output_bias_for`), not 0.5.
     """
 
     num_layers: int = 3
@@ -37,6 +50,7 @@ class AutoIntConfig:
     dnn_units: tuple[int, ...] = ()
     dropout: float = 0.0
     precision: str = "float32"
+    output_bias: float = 0.0
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -55,6 +69,10 @@ class AutoIntConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"`dropout` should be in [0, 1). Received: `dropout={self.dropout}`")
+        if not math.isfinite(self.output_bias):
+            raise ValueError(
+                f"`output_bias` should be finite. Received: `output_bias={self.output_bias}`"
+            )
         if self.dropout and not self.dnn_units:
             raise ValueError(
                 "`dropout` only applies to the AutoInt+ DNN, so `dnn_units` should be set. "
@@ -132,7 +150,8 @@ class InteractingStack(keras.layers.Layer):
 
 
 def ranking_task(reduction: str = keras.losses.Reduction.NONE) -> tfrs.tasks.Ranking:
-    """The CTR task: binary cross-entropy on logits, reporting AUC and log loss.
+    """The CTR task: binary cross-entropy on logits, reporting AUC, log loss, calibration (mean
+    predicted / observed CTR) and ECE (10 equal-mass bins).
 
     Args:
       reduction: `NONE` (per-example losses) or `SUM`. `AutoInt.compute_loss` sums either and
@@ -146,6 +165,8 @@ def ranking_task(reduction: str = keras.losses.Reduction.NONE) -> tfrs.tasks.Ran
         metrics=[
             keras.metrics.AUC(from_logits=True, name="auc"),
             keras.metrics.BinaryCrossentropy(from_logits=True, name="logloss"),
+            Calibration(name="calibration"),
+            ExpectedCalibrationError(name="ece"),
         ],
     )
 
@@ -210,16 +231,23 @@ class AutoInt(tfrs.models.Model):
 
 
 def _logit_network(
-    hidden_units: tuple[int, ...], dropout: float, name: str, precision: str = "float32"
+    hidden_units: tuple[int, ...],
+    dropout: float,
+    name: str,
+    precision: str = "float32",
+    bias: float = 0.0,
 ) -> keras.Sequential:
-    """Flatten -> [Dense(ReLU) -> Dropout]* -> Dense(1) logit."""
+    """Flatten -> [Dense(ReLU) -> Dropout]* -> Dense(1) logit, its bias starting at `bias`."""
     layers: list[keras.layers.Layer] = [keras.layers.Flatten()]
     for units in hidden_units:
         layers.append(keras.layers.Dense(units, activation="relu", dtype=precision))
         if dropout:
             layers.append(keras.layers.Dropout(dropout))
     # float32 logit even under a mixed-precision policy: the loss and AUC need the precision.
-    layers.append(keras.layers.Dense(1, dtype="float32"))
+    output = keras.layers.Dense(
+        1, bias_initializer=keras.initializers.Constant(bias), dtype="float32"
+    )
+    layers.append(output)
     return keras.Sequential(layers, name=name)
 
 
@@ -240,4 +268,6 @@ def build_autoint(
         if config.dnn_units
         else None
     )
-    return AutoInt(embedding, interaction, head=_logit_network((), 0.0, "head"), dnn=dnn)
+    # One bias starts at the base rate's logit; AutoInt+'s DNN adds its own, starting at 0.
+    head = _logit_network((), 0.0, "head", bias=config.output_bias)
+    return AutoInt(embedding, interaction, head=head, dnn=dnn)

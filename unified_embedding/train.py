@@ -5,8 +5,11 @@
 A run killed at any point (even SIGKILL) and started again with the same command continues
 from its last checkpoint (`keras.callbacks.BackupAndRestore`, every `--checkpoint-every`
 steps). Evaluation on the eval split every `--eval-every` steps drives early stopping on AUC;
-TensorBoard logs go to `<model-dir>/logs`. The best weights, `run.json` and the embedding
-layer's config are what `ue export` reads (`training.run.load_trained`).
+TensorBoard logs go to `<model-dir>/logs`. Evaluations report AUC, log loss, calibration and
+ECE; the output bias starts at the logit of the train split's label rate and, once training
+stops, is re-fit on the train rows (`training/recalibrate.py`); `--eval-share` evaluates on
+more rows (`training/eval_rows.py`). The best weights, `run.json` and the embedding layer's
+config are what `ue export` reads (`training.run.load_trained`).
 
 This module is the fit loop; its parts live in `unified_embedding/training/`.
 """
@@ -17,6 +20,8 @@ import json
 import math
 import sys
 import tempfile
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +34,17 @@ from unified_embedding.experiment import make_optimizer
 from unified_embedding.layouts import get_layout
 from unified_embedding.spec import FeatureSpec
 from unified_embedding.training.callbacks import ExamplesPerSecond, ResumeLogger
+from unified_embedding.training.eval_rows import (
+    evaluated_positives,
+    held_out,
+    kept_for_training,
+    split_counts,
+    warn_if_few_positives,
+)
 from unified_embedding.training.inputs import EVAL_BATCH, check_rows, count_rows, fit_inputs
 from unified_embedding.training.job import TrainJob
 from unified_embedding.training.precision import resolve_precision
+from unified_embedding.training.recalibrate import refit_output_bias
 from unified_embedding.training.run import (
     build_model,
     load_trained,
@@ -43,8 +56,11 @@ from unified_embedding.training.strategies import is_chief, make_strategy, serve
 __all__ = ["TrainJob", "load_trained", "train"]
 
 
-def train(job: TrainJob) -> dict[str, Any]:
-    """Runs (or resumes) the job; returns the final evaluation and the best step's metrics."""
+def train(
+    job: TrainJob, extra_callbacks: Sequence[keras.callbacks.Callback] = ()
+) -> dict[str, Any]:
+    """Runs (or resumes) the job; returns the final evaluation and the best step's metrics.
+    `extra_callbacks` run after `fit`'s own (e.g. a benchmark's timer)."""
     if job.strategy == "parameter_server" and serve_task():
         return {}
     strategy = make_strategy(job.strategy, job.cpu_devices)
@@ -55,7 +71,13 @@ def train(job: TrainJob) -> dict[str, Any]:
     model_dir.mkdir(parents=True, exist_ok=True)
     # Non-chief workers take part in every collective save but write to a scratch directory.
     write_dir = model_dir if chief else Path(tempfile.mkdtemp(prefix="ue-worker-"))
-    run = run_config(job, data_spec, resolve_precision(job.precision))
+    train_rows = split_counts(data_spec, job.data_dir, "train")
+    eval_rows = split_counts(data_spec, job.data_dir, "eval")
+    eval_positives = evaluated_positives(train_rows, eval_rows, job.eval_share)
+    if chief:
+        warn_if_few_positives(eval_positives, job.eval_share)
+    label_rate = train_rows.label_rate if job.bias_from_label_rate else None
+    run = run_config(job, data_spec, resolve_precision(job.precision), label_rate)
     if chief:
         run.save(model_dir)
     keras.utils.set_random_seed(job.optimizer.seed)
@@ -85,6 +107,7 @@ def train(job: TrainJob) -> dict[str, Any]:
             "val_auc", mode="max", patience=job.patience, restore_best_weights=True
         ),
         keras.callbacks.TensorBoard(str(write_dir / "logs"), update_freq=job.checkpoint_every),
+        *extra_callbacks,
     ]
     history = model.fit(
         inputs.train,
@@ -95,9 +118,14 @@ def train(job: TrainJob) -> dict[str, Any]:
         callbacks=callbacks,
         verbose=1 if sys.stdout.isatty() else 2,
     )
+    shift = 0.0
+    if job.refit_output_bias and job.strategy != "tpu":  # see training/recalibrate.py
+        train_split = training_dataset(data_spec, job.data_dir, "train", EVAL_BATCH, shuffle=False,
+                                       keep=kept_for_training(job.eval_share))  # fmt: skip
+        shift = refit_output_bias(model, train_split)
     model.save_weights(str(write_dir / WEIGHTS))
     if job.strategy == "parameter_server":  # exact, on the coordinator (see `fit_inputs`)
-        final = evaluate_weights(model_dir, job.data_dir)
+        final = evaluate_weights(model_dir, job.data_dir, job.eval_share)
     else:
         final = model.evaluate(inputs.evaluation, return_dict=True, verbose=0)
     summary = {
@@ -106,6 +134,13 @@ def train(job: TrainJob) -> dict[str, Any]:
         "resumed_from_step": resume.resumed_from_step,
         "eval": {k: float(v) for k, v in final.items()},
         "best_val_auc": max(history.history.get("val_auc", [math.nan])),
+        "val_history": {
+            k: [float(x) for x in v] for k, v in history.history.items() if k.startswith("val_")
+        },
+        "output_bias_shift": shift,
+        "eval_share": job.eval_share,
+        "eval_positives": eval_positives,
+        "train_label_rate": train_rows.label_rate,
         "eval_every": eval_every,
         "embedding_params": int(model.embedding.count_params()),
         "replicas": strategy.num_replicas_in_sync,
@@ -130,11 +165,19 @@ def table_shards(embedding: keras.layers.Layer) -> int:
     return max(len(getattr(t, "variables", [t])) for t in tables)
 
 
-def evaluate_weights(model_dir: str | Path, data_dir: str | Path) -> dict[str, float]:
-    """Exact eval-split metrics of the weights saved in `model_dir`, on this process."""
+def evaluate_weights(
+    model_dir: str | Path, data_dir: str | Path, eval_share: float = 0.0
+) -> dict[str, float]:
+    """Exact metrics of the weights saved in `model_dir` over the evaluated rows (the eval
+    split and the train rows `eval_share` holds out), on this process."""
     with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
         model, run = load_trained(model_dir)
         model.compile()
     spec = load_data_spec(data_dir, expected_fingerprint=run.data_fingerprint)
     data = training_dataset(spec, data_dir, "eval", EVAL_BATCH, shuffle=False)
+    if eval_share:
+        held = partial(held_out, share=eval_share)
+        data = data.concatenate(
+            training_dataset(spec, data_dir, "train", EVAL_BATCH, shuffle=False, keep=held)
+        )
     return {k: float(v) for k, v in model.evaluate(data, return_dict=True, verbose=0).items()}

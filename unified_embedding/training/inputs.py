@@ -15,6 +15,7 @@ import tf_keras as keras
 from unified_embedding.artifacts import STATS_FILE
 from unified_embedding.data import training_dataset
 from unified_embedding.spec import FeatureSpec, SpecError
+from unified_embedding.training.eval_rows import held_out, kept_for_training
 from unified_embedding.training.job import TrainJob
 from unified_embedding.training.strategies import shard_by_data
 
@@ -45,14 +46,20 @@ def fit_inputs(job: TrainJob, spec: FeatureSpec) -> FitInputs:
     def train_data(shard: tuple[int, int] | None = None) -> tf.data.Dataset:
         return training_dataset(
             spec, job.data_dir, "train", job.batch_size, True, seed, drop_remainder=static,
-            shard=shard,
+            shard=shard, keep=kept_for_training(job.eval_share),
         ).repeat()  # fmt: skip
 
     def eval_data(shard: tuple[int, int] | None = None) -> tf.data.Dataset:
-        return training_dataset(
+        data = training_dataset(
             spec, job.data_dir, "eval", EVAL_BATCH, shuffle=False, drop_remainder=static,
             shard=shard,
         )  # fmt: skip
+        if not job.eval_share:
+            return data
+        return data.concatenate(training_dataset(  # the train rows `--eval-share` holds out
+            spec, job.data_dir, "train", EVAL_BATCH, shuffle=False, drop_remainder=static,
+            shard=shard, keep=lambda block: held_out(block, job.eval_share),
+        ))  # fmt: skip
 
     first_batch = next(iter(eval_data()))
     if job.strategy == "multi_worker":
@@ -69,7 +76,8 @@ def fit_inputs(job: TrainJob, spec: FeatureSpec) -> FitInputs:
         return keras.utils.experimental.DatasetCreator(dataset_fn)
 
     eval_rows = count_rows(spec, job.data_dir, "eval")
-    steps = max(1, math.ceil(eval_rows / EVAL_BATCH))
+    held_rows = job.eval_share * count_rows(spec, job.data_dir, "train") if job.eval_share else 0
+    steps = max(1, math.ceil((eval_rows + held_rows) / EVAL_BATCH))
     return FitInputs(per_worker(train_data), per_worker(eval_data), steps, first_batch)
 
 

@@ -23,6 +23,9 @@ class TrainJob:
     eval_every: int | None = None  # default: one pass over the train split, at most 1,000
     checkpoint_every: int = 200
     patience: int = 3
+    eval_share: float = 0.0  # of the train split's rows, held out and evaluated (eval_rows.py)
+    bias_from_label_rate: bool = True  # False: the output bias starts at 0 (a baseline)
+    refit_output_bias: bool = True  # after training, on the train rows (recalibrate.py)
     batch_size: int = 512  # global, split across replicas; beat 1024 on the Frappe sample
     strategy: str = "default"
     cpu_devices: int = 1  # >1 splits the CPU into logical devices (multi-device code on CPU)
@@ -43,6 +46,8 @@ class TrainJob:
                 f"`--strategy` should be one of {STRATEGIES}. Received: `{self.strategy}`"
             )
         parse_probes(self.probes)  # raises naming the value
+        if not 0.0 <= self.eval_share < 1.0:
+            raise ValueError(f"`--eval-share` should be in [0, 1). Received: `{self.eval_share}`")
         for name in ("steps", "eval_every", "checkpoint_every", "batch_size", "cpu_devices"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"`{name}` should be >= 1. Received: `{getattr(self, name)}`")

@@ -25,7 +25,7 @@ from unified_embedding.artifacts import EMBEDDING_FILE, RUN_FILE, VOCABULARY_FIL
 from unified_embedding.budget import default_budget, parse_budget, plan_budget
 from unified_embedding.experiment import build_embedding
 from unified_embedding.kinds import kind_of
-from unified_embedding.model import AutoInt, AutoIntConfig, build_autoint
+from unified_embedding.model import AutoInt, AutoIntConfig, build_autoint, output_bias_for
 from unified_embedding.probes import distinct_counts, read_stats, with_probes
 from unified_embedding.spec import FeatureSpec
 from unified_embedding.training.job import TrainJob
@@ -55,9 +55,11 @@ class RunConfig:
         return cls(**json.loads((Path(model_dir) / RUN_FILE).read_text()))
 
 
-def run_config(job: TrainJob, spec: FeatureSpec, precision: str) -> RunConfig:
+def run_config(
+    job: TrainJob, spec: FeatureSpec, precision: str, label_rate: float | None = None
+) -> RunConfig:
     """The run `job` asks for on records of `spec`; refuses a model directory trained on
-    records of another contract."""
+    records of another contract. `label_rate` (of the train split) sets the output bias."""
     stats = read_stats(job.data_dir)
     budget = parse_budget(job.budget) if job.budget else default_budget(spec, stats)
     model_dir = Path(job.model_dir)
@@ -71,6 +73,8 @@ def run_config(job: TrainJob, spec: FeatureSpec, precision: str) -> RunConfig:
     spec = with_probes(spec, job.probes, distinct_counts(stats), recorded=spec)
     sized = spec.replace(table=plan_budget(spec, budget).table)
     model = dataclasses.replace(job.model, precision=precision)
+    if label_rate is not None:
+        model = dataclasses.replace(model, output_bias=output_bias_for(label_rate))
     return RunConfig(
         job.layout, budget, sized.to_dict(), dataclasses.asdict(model), spec.fingerprint
     )
