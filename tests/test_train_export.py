@@ -198,10 +198,8 @@ def test_resume_after_sigkill_continues_from_the_checkpoint(trained: dict) -> No
 def test_mirrored_training_on_two_logical_cpus_matches_single_device(trained: dict) -> None:
     """The same model code under MirroredStrategy (2 logical CPU devices, a new process since
     devices are fixed at start-up) trains to an AUC close to the single-device run."""
-    # `--dnn-units` alone: plain AutoInt, the fixture's TrainJob model (ue train's is AutoInt+).
     common = ["--data", str(trained["prep"]), "--steps", "60", "--eval-every", "30",
-              "--checkpoint-every", "20", "--batch-size", "128", "--budget-mb", "0.2",
-              "--dnn-units"]  # fmt: skip
+              "--checkpoint-every", "20", "--batch-size", "128", "--budget-mb", "0.2"]  # fmt: skip
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     out = subprocess.run(
         [sys.executable, "-m", "unified_embedding.cli", "train", *common, "--model-dir",
@@ -220,12 +218,10 @@ def test_multi_worker_training_on_two_loopback_processes(trained: dict) -> None:
     train together; the chief writes the run, and its AUC is close to the single device's."""
     workers = [f"localhost:{free_port()}", f"localhost:{free_port()}"]
     model_dir = trained["tmp"] / "multi_worker"
-    # `--dnn-units` alone: plain AutoInt, the fixture's TrainJob model (ue train's is AutoInt+).
     command = [sys.executable, "-m", "unified_embedding.cli", "train", "--data",
                str(trained["prep"]), "--model-dir", str(model_dir), "--strategy", "multi_worker",
                "--steps", "60", "--eval-every", "30", "--checkpoint-every", "20",
-               "--batch-size", "128", "--budget-mb", "0.2",
-               "--dnn-units"]  # fmt: skip
+               "--batch-size", "128", "--budget-mb", "0.2"]  # fmt: skip
     processes = []
     for index in range(2):
         config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
