@@ -9,7 +9,7 @@ The protocol, fixed before the sweep (README, "Quality vs peers"):
 3. Budget: one tenth of the peers' embedding parameters (`BUDGET_PARAMS`: Criteo and Avazu
    64.6k, Frappe 8.5k floats; a parameter is one float32 of the embedding block, so the
    budget is `params x 4` bytes), unified layout.
-4. Training is `ue train`'s recipe in memory: its model, optimizers and precision (`auto`),
+4. Training is `ue train`'s recipe in memory: its model code, optimizers and precision (`auto`),
    batch 512, one evaluation per pass over the train rows, early stopping on validation AUC
    with patience 3 and the best pass's weights kept; the output bias starts at the logit of
    the train label rate and is re-fit on the train rows after training (`fit`).
@@ -110,7 +110,7 @@ def split(name: str, data_dir: Path) -> Split | None:
 
 def baseline(stage: str) -> Candidate:
     """The sweep starts from the defaults before it (the paper's AutoInt, Adam 5e-3, table
-    Adagrad 0.5); the test measures `ue train`'s defaults (`DEFAULT_TRAIN_MODEL`,
+    Adagrad 0.5); the test measures the measured model (`DEFAULT_TRAIN_MODEL`,
     `TrainConfig()`)."""
     if stage == "sweep":  # the defaults the sweep started from
         model, train = AutoIntConfig(), TrainConfig(learning_rate=5e-3, table_learning_rate=0.5)
