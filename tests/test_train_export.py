@@ -241,7 +241,8 @@ def test_multi_worker_training_on_two_loopback_processes(trained: dict) -> None:
 def test_parameter_server_training_shards_the_table_on_a_loopback_cluster(trained: dict) -> None:
     """ParameterServerStrategy: a chief, two workers and two parameter servers (one process
     each, TF_CONFIG on free localhost ports, the same `ue train` command everywhere). The
-    shared table is split across both servers, training finishes, and the weights export."""
+    shared table is split across both servers (AutoInt+'s DNN kernels are not), training
+    finishes, and the weights export."""
     ports = [free_port() for _ in range(5)]
     cluster = {
         "chief": [f"localhost:{ports[0]}"],
@@ -252,7 +253,8 @@ def test_parameter_server_training_shards_the_table_on_a_loopback_cluster(traine
     command = [sys.executable, "-m", "unified_embedding.cli", "train", "--data",
                str(trained["prep"]), "--model-dir", str(model_dir), "--strategy",
                "parameter_server", "--steps", "60", "--eval-every", "30",
-               "--checkpoint-every", "20", "--batch-size", "128", "--budget-mb", "1"]  # fmt: skip
+               "--checkpoint-every", "20", "--batch-size", "128", "--budget-mb", "1",
+               "--dnn-units", "256", "256"]  # AutoInt+: its dense kernels stay whole  # fmt: skip
 
     def start(task: str, index: int) -> subprocess.Popen:
         config = {"cluster": cluster, "task": {"type": task, "index": index}}

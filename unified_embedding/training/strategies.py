@@ -10,6 +10,24 @@ from collections.abc import Callable
 import tensorflow as tf
 
 MIN_SHARD_BYTES = 256 << 10  # variables smaller than this stay on one parameter server
+TABLE_ASPECT = 32  # a table has at least this many rows per column; dense kernels stay whole
+
+
+def table_partitioner(shards: int) -> Callable[[tf.TensorShape, tf.DType], list[int]]:
+    """Row-wise shards for embedding tables (tall: >= TABLE_ASPECT rows per column, at least
+    MIN_SHARD_BYTES), one piece for everything else: the layers' code reads dense kernels as
+    plain variables (AutoInt+'s 624 x 256 DNN kernel, sharded, failed as a ShardedVariable)."""
+    sized = tf.distribute.experimental.partitioners.MinSizePartitioner(
+        min_shard_bytes=MIN_SHARD_BYTES, max_shards=shards
+    )
+
+    def partition(shape: tf.TensorShape, dtype: tf.DType) -> list[int]:
+        dims = shape.as_list()
+        if len(dims) == 2 and dims[0] >= TABLE_ASPECT * dims[1]:
+            return list(sized(shape, dtype))
+        return [1] * len(dims)
+
+    return partition
 
 
 def make_strategy(name: str, cpu_devices: int) -> tf.distribute.Strategy:
@@ -50,11 +68,8 @@ def parameter_server_strategy(
     shards = len(resolver.cluster_spec().as_dict().get("ps", []))
     if not shards:
         raise ValueError("`--strategy parameter_server` needs `ps` tasks in TF_CONFIG's cluster")
-    partitioner = tf.distribute.experimental.partitioners.MinSizePartitioner(
-        min_shard_bytes=MIN_SHARD_BYTES, max_shards=shards
-    )
     return tf.distribute.experimental.ParameterServerStrategy(
-        resolver, variable_partitioner=partitioner
+        resolver, variable_partitioner=table_partitioner(shards)
     )
 
 
