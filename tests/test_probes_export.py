@@ -80,9 +80,10 @@ def test_export_with_auto_probes_scores_raw_rows_as_the_records_say(auto_run: di
 
     from_raw = {key(ids, i): served[i] for i in range(ROWS)}
     records = {}
+    probabilities = tf.function(auto_run["model"].probabilities)  # as the export: a graph
     for batch in read_blocks(data_spec, str(auto_run["prep"] / "*.tfrecord.gz")).batch(500):
         assert batch["C1"].shape[-1] == 4  # the records hold 4 probes
-        scores = auto_run["model"].probabilities(batch).numpy()[:, 0]
+        scores = probabilities(batch).numpy()[:, 0]
         columns = {k: v.numpy() for k, v in batch.items()}
         records.update({key(columns, i): scores[i] for i in range(len(scores))})
     assert from_raw.keys() == records.keys()

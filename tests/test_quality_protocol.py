@@ -158,7 +158,8 @@ def test_cli_defaults_are_the_measured_ones() -> None:
         config.rows, config.budget, config.epochs, config.seeds)  # fmt: skip
     assert (demo.weighted_top_k, demo.signal_scale) == (
         config.synthetic.weighted_top_k, config.synthetic.signal_scale)  # fmt: skip
-    # ue train stays plain AutoInt: AutoInt+'s DNN kernels fail as ShardedVariables under
-    # --strategy parameter_server (test_train_export); the measured model is opt-in.
+    # ue train trains the measured model; `--dnn-units` with no value is plain AutoInt.
     train = build_parser().parse_args(["train", "--data", "d", "--model-dir", "m"])
-    assert train.dnn_units == [] and DEFAULT_TRAIN_MODEL.dnn_units == (256, 256)
+    assert tuple(train.dnn_units) == DEFAULT_TRAIN_MODEL.dnn_units == (256, 256)
+    plain = build_parser().parse_args(["train", "--data", "d", "--model-dir", "m", "--dnn-units"])
+    assert plain.dnn_units == []

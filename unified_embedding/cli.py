@@ -423,9 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--dnn-units",
         type=int,
         nargs="*",
-        default=[],
-        help="AutoInt+ DNN widths, dropout 0.2 (`256 256` measured best, README 'Quality vs "
-        "peers'); none: plain AutoInt",
+        default=[256, 256],  # model.DEFAULT_TRAIN_MODEL's (tests/test_quality_protocol.py)
+        help="AutoInt+ DNN widths, dropout 0.2 (measured best, README 'Quality vs peers'); "
+        "`--dnn-units` with no value: plain AutoInt",
     )
     train.add_argument("--seed", type=int, default=0, help="initializers and shuffling")
     train.set_defaults(run=_train)
