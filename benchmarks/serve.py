@@ -42,7 +42,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -200,16 +200,39 @@ class ServerProcess:
         self.process.wait(60)
 
 
+class Load:
+    """Clients sending back to back for `seconds` (plus a second of warm-up): the answered
+    requests' latencies and the errors."""
+
+    def __init__(self, seconds: float) -> None:
+        self.stop_at = time.perf_counter() + seconds + 1.0
+        self.latencies: list[float] = []
+        self.errors = 0
+
+    def running(self) -> bool:
+        return time.perf_counter() < self.stop_at
+
+    async def measure(self, clients: list[Coroutine[Any, Any, None]], rows: int) -> dict[str, Any]:
+        """Runs `clients`; rows/s and latencies after the first second (`rows` per request)."""
+        tasks = [asyncio.create_task(c) for c in clients]
+        await asyncio.sleep(1.0)  # connections and the first requests out of the way
+        first = len(self.latencies)
+        started = time.perf_counter()
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - started
+        measured = self.latencies[first:]
+        rate = round(len(measured) * rows / elapsed)
+        return {"rows_per_second": rate, "requests": len(measured), "errors": self.errors,
+                **percentiles(measured)}  # fmt: skip
+
+
 async def concurrent(
     target: str, requests: list[bytes], rows_per_request: int, clients: int, seconds: float
 ) -> dict[str, Any]:
     """`clients` clients sending pre-serialized requests back to back for `seconds`."""
-    latencies: list[float] = []
-    errors = 0
-    stop_at = 0.0
+    load = Load(seconds)
 
     async def client(index: int) -> None:
-        nonlocal errors
         async with grpc.aio.insecure_channel(target) as channel:
             score = channel.unary_unary(
                 SCORE,
@@ -218,25 +241,16 @@ async def concurrent(
             )
             sent = index
             await score(requests[sent % len(requests)], timeout=30)  # connect
-            while time.perf_counter() < stop_at:
+            while load.running():
                 started = time.perf_counter()
                 try:
                     await score(requests[sent % len(requests)], timeout=30)
-                    latencies.append(time.perf_counter() - started)
+                    load.latencies.append(time.perf_counter() - started)
                 except grpc.RpcError:
-                    errors += 1
+                    load.errors += 1
                 sent += 1
 
-    stop_at = time.perf_counter() + seconds + 1.0
-    tasks = [asyncio.create_task(client(i)) for i in range(clients)]
-    await asyncio.sleep(1.0)  # connections and the first requests out of the way
-    first = len(latencies)
-    started = time.perf_counter()
-    await asyncio.gather(*tasks)
-    elapsed = time.perf_counter() - started
-    measured = latencies[first:]
-    return {"rows_per_second": round(len(measured) * rows_per_request / elapsed),
-            "requests": len(measured), "errors": errors, **percentiles(measured)}  # fmt: skip
+    return await load.measure([client(i) for i in range(clients)], rows_per_request)
 
 
 def sequential(target: str, requests: list[prediction_pb2.ScoreRequest], count: int) -> dict:
@@ -270,35 +284,24 @@ async def concurrent_rest(
     """As `concurrent`, over HTTP/1.1 keep-alive, one connection per client."""
     import aiohttp
 
-    latencies: list[float] = []
-    errors = 0
+    load = Load(seconds)
     headers = {"Content-Type": "application/json"}
 
     async def client(index: int) -> None:
-        nonlocal errors
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as session:
             sent = index
-            while time.perf_counter() < stop_at:
+            while load.running():
                 started = time.perf_counter()
                 async with session.post(url, data=bodies[sent % len(bodies)],
                                         headers=headers) as response:  # fmt: skip
                     await response.read()
                     if response.status == 200:
-                        latencies.append(time.perf_counter() - started)
+                        load.latencies.append(time.perf_counter() - started)
                     else:
-                        errors += 1
+                        load.errors += 1
                 sent += 1
 
-    stop_at = time.perf_counter() + seconds + 1.0
-    tasks = [asyncio.create_task(client(i)) for i in range(clients)]
-    await asyncio.sleep(1.0)  # connections and the first requests out of the way
-    first = len(latencies)
-    started = time.perf_counter()
-    await asyncio.gather(*tasks)
-    elapsed = time.perf_counter() - started
-    measured = latencies[first:]
-    return {"rows_per_second": round(len(measured) * rows_per_request / elapsed),
-            "requests": len(measured), "errors": errors, **percentiles(measured)}  # fmt: skip
+    return await load.measure([client(i) for i in range(clients)], rows_per_request)
 
 
 def sequential_rest(url: str, bodies: list[bytes], count: int) -> dict[str, float]:
