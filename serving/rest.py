@@ -42,8 +42,8 @@ from serving.tf_serving import (
     CLASSIFY,
     REGRESS,
     SIGNATURE_DEF,
-    _example_signature,
     classification,
+    example_signature,
     signature_defs,
 )
 from serving.workers import METRICS_DIR_ENV
@@ -213,7 +213,7 @@ class RestApi:
         signature = request.get("signature_name") or ""
         if not isinstance(signature, str):
             raise InvalidRequest(f"`signature_name` should be a string. Received: {signature!r}")
-        _example_signature(method, model_pb2.ModelSpec(signature_name=signature))
+        example_signature(method, model_pb2.ModelSpec(signature_name=signature))
         batch = batch_from_input(predictor, examples_input(request))
         return await self.batcher.predict(predictor, batch)
 

@@ -70,7 +70,7 @@ def _model_spec(name: str, predictor: Predictor, signature: str = "") -> model_p
     return spec
 
 
-def _example_signature(method: str, spec: model_pb2.ModelSpec) -> str:
+def example_signature(method: str, spec: model_pb2.ModelSpec) -> str:
     signature = spec.signature_name or "serving_default"
     if signature not in EXAMPLE_SIGNATURES[method]:
         raise InvalidRequest(f"signature `{signature}` does not answer {method.split('/')[-1]}; "
@@ -157,7 +157,7 @@ class PredictionServiceServicer(prediction_service_pb2_grpc.PredictionServiceSer
         self, request: classification_pb2.ClassificationRequest, context: grpc.aio.ServicerContext
     ) -> classification_pb2.ClassificationResponse:
         async def classify() -> classification_pb2.ClassificationResponse:
-            signature = _example_signature(CLASSIFY, request.model_spec)
+            signature = example_signature(CLASSIFY, request.model_spec)
             name, predictor, scores = await self._scores(request.model_spec, request.input)
             return classification_pb2.ClassificationResponse(
                 model_spec=_model_spec(name, predictor, signature), result=classification(scores)
@@ -169,7 +169,7 @@ class PredictionServiceServicer(prediction_service_pb2_grpc.PredictionServiceSer
         self, request: regression_pb2.RegressionRequest, context: grpc.aio.ServicerContext
     ) -> regression_pb2.RegressionResponse:
         async def regress() -> regression_pb2.RegressionResponse:
-            signature = _example_signature(REGRESS, request.model_spec)
+            signature = example_signature(REGRESS, request.model_spec)
             name, predictor, scores = await self._scores(request.model_spec, request.input)
             return regression_pb2.RegressionResponse(
                 model_spec=_model_spec(name, predictor, signature), result=regression(scores)
@@ -193,7 +193,7 @@ class PredictionServiceServicer(prediction_service_pb2_grpc.PredictionServiceSer
                     raise InvalidRequest(f"task `method_name` should be one of "
                                          f"{list(EXAMPLE_SIGNATURES)}. Received: "
                                          f"{task.method_name!r}")  # fmt: skip
-                signatures.append(_example_signature(task.method_name, task.model_spec))
+                signatures.append(example_signature(task.method_name, task.model_spec))
             if len(set(signatures)) < len(signatures):
                 raise InvalidRequest(f"every task should name a different signature. "
                                      f"Received: {signatures}")  # fmt: skip
@@ -244,6 +244,7 @@ __all__ = [
     "ModelServiceServicer",
     "PredictionServiceServicer",
     "classification",
+    "example_signature",
     "regression",
     "signature_defs",
 ]
