@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from unified_embedding.budget import plan_budget
-from unified_embedding.demo import compare
+from unified_embedding.demo import compare, comparison_line
 from unified_embedding.experiment import TrainConfig, build_embedding, encode, make_optimizer
 from unified_embedding.layouts import get_layout
 from unified_embedding.model import AutoIntConfig, build_autoint
@@ -124,6 +124,11 @@ def test_demo_compare_pairs_seeds_and_names_the_spread() -> None:
     assert c["seed_spread"] == pytest.approx(np.std(per_feature, ddof=1))  # the larger std
     assert c["unified_wins"] == 3 and c["beyond_spread"] is True
     assert compare({"unified": runs([0.7]), "per_feature": runs([0.7])})["beyond_spread"] is False
+    one = compare({"unified": runs([0.75]), "per_feature": runs([0.70])})
+    assert one["beyond_spread"] is False  # one seed has no spread to be beyond
+    line = comparison_line(one, "30KB")
+    assert "1 seed" in line and "±" not in line and "beyond" not in line
+    assert "beyond the spread" in comparison_line(c, "30KB")
 
 
 def test_rank_pairs_gains_by_dataset_and_seed(quality: ModuleType) -> None:

@@ -46,6 +46,9 @@ def _add_synthetic_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from unified_embedding.startup import import_beam_quietly
+
+    import_beam_quietly()  # before demo.py imports the preprocessing job
     from unified_embedding.demo import DemoConfig, run_demo
 
     summary = run_demo(

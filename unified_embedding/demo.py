@@ -76,15 +76,19 @@ def compare(results: dict[str, Any]) -> dict[str, Any]:
         "auc_delta_std": std(delta),
         "seed_spread": spread,
         "unified_wins": int((delta > 0).sum()),
-        "beyond_spread": bool(delta.mean() > spread),
+        "beyond_spread": bool(delta.size > 1 and delta.mean() > spread),  # one seed: no spread
     }
 
 
-def _comparison_line(c: dict[str, Any], budget: str) -> str:
+def comparison_line(c: dict[str, Any], budget: str) -> str:
+    means = (f"   at {budget}: unified {c['auc_unified']:.4f} vs per-feature hash "
+             f"{c['auc_per_feature']:.4f}")  # fmt: skip
+    if c["seeds"] < 2:
+        return (f"{means} (1 seed: unified - per-feature {c['auc_delta_mean']:+.4f}, no seed "
+                "spread to compare it with; give --seeds 0 1 2)")  # fmt: skip
     verdict = "beyond" if c["beyond_spread"] else "NOT beyond"
     return (
-        f"   at {budget}: unified {c['auc_unified']:.4f} vs per-feature hash "
-        f"{c['auc_per_feature']:.4f} (means of {c['seeds']} seeds); unified - per-feature "
+        f"{means} (means of {c['seeds']} seeds); unified - per-feature "
         f"{c['auc_delta_mean']:+.4f} ± {c['auc_delta_std']:.4f} paired by seed, unified ahead "
         f"in {c['unified_wins']}/{c['seeds']}; seed spread (largest std) {c['seed_spread']:.4f}: "
         f"{verdict} the spread"
@@ -154,7 +158,7 @@ def _run(config: DemoConfig, root: Path) -> dict[str, Any]:
         results[layout] = {**runs[0], "runs": runs}
     comparison = compare(results) if config.compare else None
     if comparison:
-        print(_comparison_line(comparison, config.budget))
+        print(comparison_line(comparison, config.budget))
     served = _serve(root / "export" / "unified", holdout_file, config.served_rows)
     return {"rows": config.rows, "planted_auc": planted_auc, "budget": plan.to_dict(),
             "results": results, "comparison": comparison, "served": served}  # fmt: skip
