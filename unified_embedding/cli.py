@@ -8,7 +8,7 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -112,26 +112,27 @@ def _train_budget(args: argparse.Namespace) -> str | None:
     return budget
 
 
-def _budget(text: str) -> str:
-    """An argparse type: a budget with units (`200KB`, `4MB`, `1MiB`), checked, kept as text."""
-    from unified_embedding.budget import parse_budget
-
+def _checked(parse: Callable[[str], object], text: str) -> str:
+    """`text` if `parse` takes it; its ValueError as argparse's message otherwise."""
     try:
-        parse_budget(text)
+        parse(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
     return text
+
+
+def _budget(text: str) -> str:
+    """A budget with units (`200KB`, `4MB`, `1MiB`), checked, kept as text."""
+    from unified_embedding.budget import parse_budget
+
+    return _checked(parse_budget, text)
 
 
 def _probes(text: str) -> str:
-    """An argparse type: `auto` or a probe count, checked, kept as text."""
+    """`auto` or a probe count, checked, kept as text."""
     from unified_embedding.probes import parse_probes
 
-    try:
-        parse_probes(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-    return text
+    return _checked(parse_probes, text)
 
 
 def _export(args: argparse.Namespace) -> int:
