@@ -80,15 +80,11 @@ class AutoIntConfig:
             )
 
 
-# The measured model (`ue demo`'s; `ue train --dnn-units 256 256`): AutoInt+ with a (256, 256)
-# DNN and dropout 0.2. Chosen by
-# benchmarks/quality.py's sweep on the validation carve-outs of the Criteo, Avazu and Frappe
+# `ue train`'s model (and `ue demo`'s): AutoInt+ with a (256, 256) DNN and dropout 0.2. Chosen
+# by benchmarks/quality.py's sweep on the validation carve-outs of the Criteo, Avazu and Frappe
 # samples: validation AUC +0.0045 ± 0.0041 (standard error, 5 dataset-seed pairs) over plain
 # AutoInt; Criteo -0.0032, Avazu +0.0125, Frappe +0.0039 (README, "Quality vs peers").
-# `ue train`, `AutoIntConfig()` and `TrainJob` stay the paper's AutoInt: the DNN's kernels fail
-# as ShardedVariables under --strategy parameter_server, and under mixed_bfloat16
-# AutoInt+'s SavedModel scores differ from the in-memory model's by up to ~1e-3 (plain
-# AutoInt's agree to 1e-5, as tests/test_train_export.py checks).
+# `AutoIntConfig()` and `TrainJob` stay the paper's AutoInt, so API users get the paper's model.
 DEFAULT_TRAIN_MODEL = AutoIntConfig(dnn_units=(256, 256), dropout=0.2)
 
 
