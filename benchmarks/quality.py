@@ -12,17 +12,21 @@ The protocol, fixed before the sweep (README, "Quality vs peers"):
 4. Training is `ue train`'s recipe in memory: its model code, optimizers and precision (`auto`),
    batch 512, one evaluation per pass over the train rows, early stopping on validation AUC
    with patience 3 and the best pass's weights kept; the output bias starts at the logit of
-   the train label rate and is re-fit on the train rows after training (`fit`).
+   the train label rate and is re-fit on the train rows after training (`fit`); learning
+   rates x `plateau_decay` after a pass without validation-AUC gain (`DecayOnPlateau`).
 5. Defaults are chosen with `--stage sweep`: the grid varies one factor at a time from
    the previous defaults (`grid`), 2 seeds, scored on the validation carve-out ONLY; a factor
    is adopted when its mean validation-AUC gain over the previous defaults, paired by dataset
-   and seed, is larger than its standard error (`rank`).
+   and seed, is larger than its standard error (`rank`). Round 1 (`--start paper`) started
+   from the paper's AutoInt; round 2 (`--start adopted`) from round 1's adopted defaults.
 6. Figures (`--stage test`): the chosen defaults, 3 seeds (initialisation and shuffle
    order; same split), AUC, logloss and calibration (mean predicted / observed CTR) on the
    held-out test rows, mean and sample std. The test rows are never read by the sweep.
 
 Run (prints one JSON line; `--markdown` adds a table on stderr):
     nice -n 5 .venv/bin/python benchmarks/quality.py --stage sweep
+    nice -n 5 .venv/bin/python benchmarks/quality.py --stage sweep --start adopted \
+        --seeds 0 1 2 --candidates defaults "plateau decay 0.2"
     nice -n 5 .venv/bin/python benchmarks/quality.py --stage test --markdown
 """
 
@@ -68,6 +72,8 @@ from unified_embedding.model import (
 from unified_embedding.rows import RawRows, read_rows
 from unified_embedding.schemas import load_schema
 from unified_embedding.spec import FeatureSpec
+from unified_embedding.training.callbacks import DecayOnPlateau
+from unified_embedding.training.job import PLATEAU_DECAY
 from unified_embedding.training.precision import resolve_precision
 from unified_embedding.training.recalibrate import refit_output_bias
 
@@ -95,6 +101,7 @@ class Candidate:
     name: str
     model: AutoIntConfig
     train: TrainConfig
+    plateau_decay: float = 1.0  # `ue train --plateau-decay`; 1: off
 
 
 def split(name: str, data_dir: Path) -> Split | None:
@@ -108,30 +115,36 @@ def split(name: str, data_dir: Path) -> Split | None:
     return Split(name, spec, train, validation, test)
 
 
-def baseline(stage: str) -> Candidate:
-    """The sweep starts from the defaults before it (the paper's AutoInt, Adam 5e-3, table
-    Adagrad 0.5); the test measures the measured model (`DEFAULT_TRAIN_MODEL`,
-    `TrainConfig()`)."""
-    if stage == "sweep":  # the defaults the sweep started from
-        model, train = AutoIntConfig(), TrainConfig(learning_rate=5e-3, table_learning_rate=0.5)
+def baseline(stage: str, start: str = "paper") -> Candidate:
+    """The sweep's first round (`start="paper"`) starts from the defaults before it (the
+    paper's AutoInt, Adam 5e-3, table Adagrad 0.5); its second (`"adopted"`) from the first
+    round's adopted defaults (`DEFAULT_TRAIN_MODEL`, `TrainConfig()`) without a learning-rate
+    decay; the test measures `ue train`'s defaults (those plus `PLATEAU_DECAY`)."""
+    if stage == "test":
+        model, train, decay = DEFAULT_TRAIN_MODEL, TrainConfig(), PLATEAU_DECAY
+    elif start == "adopted":
+        model, train, decay = DEFAULT_TRAIN_MODEL, TrainConfig(), 1.0
     else:
-        model, train = DEFAULT_TRAIN_MODEL, TrainConfig()
+        model, train = AutoIntConfig(), TrainConfig(learning_rate=5e-3, table_learning_rate=0.5)
+        decay = 1.0
     model = dataclasses.replace(model, precision=resolve_precision("auto"))
-    return Candidate("defaults", model, train)
+    return Candidate("defaults", model, train, decay)
 
 
 def grid(base: Candidate) -> list[Candidate]:
     """One factor at a time from `base`: model (AutoInt / AutoInt+ and its dropout), dense and
-    table learning rates x {0.5, 2}, decoupled weight decay on the table."""
+    table learning rates x {0.5, 2}, decoupled weight decay on the table, learning rates x 0.2
+    after an evaluation without gain (`DecayOnPlateau`)."""
     model, train = base.model, base.train
 
-    def vary(name: str, **changes: Any) -> Candidate:
+    def vary(name: str, plateau_decay: float = base.plateau_decay, **changes: Any) -> Candidate:
         model_changes = {k: v for k, v in changes.items() if k in ("dnn_units", "dropout")}
         train_changes = {k: v for k, v in changes.items() if k not in model_changes}
         return Candidate(
             name,
             dataclasses.replace(model, **model_changes),
             dataclasses.replace(train, **train_changes),
+            plateau_decay,
         )
 
     plus = (256, 256)
@@ -145,6 +158,7 @@ def grid(base: Candidate) -> list[Candidate]:
         vary("table lr x0.5", table_learning_rate=train.table_learning_rate * 0.5),
         vary("table lr x2", table_learning_rate=train.table_learning_rate * 2),
         vary("table decay 1e-3", table_weight_decay=1e-3),
+        vary("plateau decay 0.2", plateau_decay=0.2),
     ]
 
 
@@ -172,8 +186,9 @@ def fit(data: Split, candidate: Candidate, seed: int, score_on: RawRows) -> dict
         "val_auc", mode="max", patience=PATIENCE, restore_best_weights=True
     )
     started = time.perf_counter()
+    decay = DecayOnPlateau(candidate.plateau_decay)  # after `stop`, as in `ue train`
     history = model.fit(train_set, epochs=MAX_PASSES, validation_data=validation.batch(4096),
-                        callbacks=[stop], verbose=0)  # fmt: skip
+                        callbacks=[stop, decay], verbose=0)  # fmt: skip
     refit_output_bias(model, rows.batch(4096))  # as `ue train`, on the train rows only
     val_auc = history.history["val_auc"]
     best = int(np.argmax(val_auc))
@@ -264,6 +279,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="default: 0 1 for the sweep, 0 1 2 for the test")  # fmt: skip
     parser.add_argument("--candidates", nargs="*", default=None,
                         help="sweep: a subset of the grid's names (default: all)")  # fmt: skip
+    parser.add_argument("--start", choices=["paper", "adopted"], default="paper",
+                        help="sweep: from the defaults before the first round (paper) or from "
+                        "its adopted ones (the second round)")  # fmt: skip
     parser.add_argument("--markdown", action="store_true", help="a table on stderr")
     parser.add_argument("--runs", nargs="+", type=Path, default=None,
                         help="summarise the run lines earlier invocations logged on stderr, "
@@ -275,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not splits:
         print(json.dumps({"what": "quality", "skipped": f"no samples in {args.data_dir}"}))
         return 0
-    base = baseline(args.stage)
+    base = baseline(args.stage, args.start)
     seeds = args.seeds or ([0, 1] if args.stage == "sweep" else [0, 1, 2])
     candidates = [base] if args.stage == "test" else grid(base)
     if args.candidates:
@@ -306,7 +324,7 @@ def read_runs(paths: Sequence[Path]) -> list[dict[str, Any]]:
 def report(args: argparse.Namespace, runs: list[dict[str, Any]], seconds: float) -> int:
     """The one JSON line (and the Markdown table) of `runs`."""
     summary = summarise(runs)
-    base = baseline(args.stage)
+    base = baseline(args.stage, args.start)
     result = {
         "what": "quality",
         "stage": args.stage,
@@ -315,6 +333,7 @@ def report(args: argparse.Namespace, runs: list[dict[str, Any]], seconds: float)
         "rows": {r["dataset"]: r.get("rows") for r in runs},
         "model": dataclasses.asdict(base.model),
         "train": dataclasses.asdict(base.train),
+        "plateau_decay": base.plateau_decay,
         "seeds": sorted({r["seed"] for r in runs}),
         "summary": summary,
         "ranking": rank(runs) if args.stage == "sweep" else None,

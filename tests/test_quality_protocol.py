@@ -74,9 +74,8 @@ def test_grid_varies_one_factor_at_a_time(quality: ModuleType) -> None:
     candidates = quality.grid(base)
     assert len({c.name for c in candidates}) == len(candidates)
     for c in candidates[1:]:
-        model_changed = c.model != base.model
-        train_changed = c.train != base.train
-        assert model_changed != train_changed, c.name  # exactly one of the two moved
+        moved = (c.model != base.model, c.train != base.train, c.plateau_decay != 1.0)
+        assert sum(moved) == 1, c.name  # exactly one of the three moved
 
 
 def test_table_weight_decay_is_validated() -> None:
@@ -109,6 +108,44 @@ def test_table_weight_decay_shrinks_rows_a_step_does_not_touch() -> None:
     assert 0 < untouched.sum() < len(before)
     # Decoupled decay: row -= lr * decay * row on every row, looked up or not.
     np.testing.assert_allclose(decayed[untouched], before[untouched] * (1 - 0.5 * 0.1), rtol=1e-6)
+
+
+def test_decay_on_plateau_scales_every_optimizer_only_after_no_gain(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from unified_embedding.training.callbacks import DecayOnPlateau
+
+    spec = criteo()
+    model = build_autoint(build_embedding("unified", spec, plan_budget(spec, 10_000)),
+                          AutoIntConfig(num_layers=1))  # fmt: skip
+    model(encode(spec, parse_bytes(spec, generate(8).to_tsv_bytes())))
+    model.compile(optimizer=make_optimizer(model, TrainConfig(), "unified"))
+    table, dense = model.optimizer.optimizers
+
+    def rates() -> tuple[float, float]:
+        return float(table.learning_rate.numpy()), float(dense.learning_rate.numpy())
+
+    decay = DecayOnPlateau(0.2)
+    decay.set_model(model)
+    decay.on_train_begin()
+    for epoch, val_auc in enumerate([0.70, 0.72]):  # gains: unchanged
+        decay.on_epoch_end(epoch, {"val_auc": val_auc})
+    assert rates() == pytest.approx((1.0, 5e-3))
+    decay.on_epoch_end(2, {"val_auc": 0.72})  # no gain (equal is none)
+    assert rates() == pytest.approx((0.2, 1e-3))
+    assert "val_auc 0.7200 not above 0.7200: learning rates x0.2" in capsys.readouterr().out
+    decay.on_epoch_end(3, {"val_auc": 0.71})
+    decay.on_epoch_end(4, {"val_auc": 0.73})  # a gain again: unchanged
+    decay.on_epoch_end(5, {"loss": 0.4})  # no evaluation in the logs: unchanged
+    assert rates() == pytest.approx((0.04, 2e-4))
+    # 1 turns it off; outside (0, 1] is refused, naming the value.
+    off = DecayOnPlateau(1.0)
+    off.set_model(model)
+    off.on_epoch_end(0, {"val_auc": 0.7})
+    off.on_epoch_end(1, {"val_auc": 0.6})
+    assert rates() == pytest.approx((0.04, 2e-4))
+    with pytest.raises(ValueError, match=re.escape("Received: `1.5`")):
+        DecayOnPlateau(1.5)
 
 
 def test_demo_compare_pairs_seeds_and_names_the_spread() -> None:
@@ -157,6 +194,7 @@ def test_cli_defaults_are_the_measured_ones() -> None:
     from unified_embedding.cli import build_parser
     from unified_embedding.demo import DemoConfig
     from unified_embedding.model import DEFAULT_TRAIN_MODEL
+    from unified_embedding.training.job import PLATEAU_DECAY, TrainJob
 
     demo, config = build_parser().parse_args(["demo"]), DemoConfig()
     assert (demo.rows, demo.budget, demo.epochs, tuple(demo.seeds)) == (
@@ -168,3 +206,4 @@ def test_cli_defaults_are_the_measured_ones() -> None:
     assert tuple(train.dnn_units) == DEFAULT_TRAIN_MODEL.dnn_units == (256, 256)
     plain = build_parser().parse_args(["train", "--data", "d", "--model-dir", "m", "--dnn-units"])
     assert plain.dnn_units == []
+    assert train.plateau_decay == PLATEAU_DECAY == TrainJob("d", "m").plateau_decay

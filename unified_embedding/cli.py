@@ -86,6 +86,7 @@ def _train(args: argparse.Namespace) -> int:
         eval_every=args.eval_every,
         checkpoint_every=args.checkpoint_every,
         patience=args.patience,
+        plateau_decay=args.plateau_decay,
         eval_share=args.eval_share,
         batch_size=args.batch_size,
         strategy=args.strategy,
@@ -393,6 +394,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint-every", type=int, default=200, help="steps between backups (resume)"
     )
     train.add_argument("--patience", type=int, default=3, help="evaluations without AUC gain")
+    train.add_argument(
+        "--plateau-decay",
+        type=float,
+        default=0.2,  # training.job.PLATEAU_DECAY (tests/test_quality_protocol.py)
+        help="learning rates x this after an evaluation without AUC gain (1: off)",
+    )
     train.add_argument(
         "--eval-share",
         type=float,

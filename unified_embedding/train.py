@@ -33,7 +33,7 @@ from unified_embedding.data import distinct_fingerprints, load_data_spec, traini
 from unified_embedding.experiment import make_optimizer
 from unified_embedding.layouts import get_layout
 from unified_embedding.spec import FeatureSpec
-from unified_embedding.training.callbacks import ExamplesPerSecond, ResumeLogger
+from unified_embedding.training.callbacks import DecayOnPlateau, ExamplesPerSecond, ResumeLogger
 from unified_embedding.training.eval_rows import (
     evaluated_positives,
     held_out,
@@ -106,6 +106,7 @@ def train(
         keras.callbacks.EarlyStopping(
             "val_auc", mode="max", patience=job.patience, restore_best_weights=True
         ),
+        DecayOnPlateau(job.plateau_decay),
         keras.callbacks.TensorBoard(str(write_dir / "logs"), update_freq=job.checkpoint_every),
         *extra_callbacks,
     ]
