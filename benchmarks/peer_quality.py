@@ -8,9 +8,10 @@ gap is measured on identical rows:
 - peer: DeepCTR 0.9.4 `AutoInt` with the issue's configuration (a 16-wide row per distinct
   training value of every categorical field, unseen values on a shared out-of-vocabulary
   row; 3 interacting layers, 2 heads of 32, residual), plain (`--peer-dnn` empty) or AutoInt+
-  (`--peer-dnn 256 256`, the default); numeric fields (Criteo) as `log1p` dense inputs, missing
-  = 0. Adam at Keras' default rate, binary cross-entropy, batch 512; early stopping on
-  validation AUC with patience 3, best pass kept.
+  (`--peer-dnn 256 256`, the default); numeric fields (Criteo) as DeepCTR's Criteo example
+  feeds them: missing = 0, min-max scaled by the train rows. Adam at Keras' default rate,
+  binary cross-entropy, batch 512; early stopping on validation AUC with patience 3, best
+  pass kept.
 - ours: `quality.fit` with `ue train`'s defaults at one tenth of the peers' embedding
   parameters (`quality.BUDGET_PARAMS`).
 
@@ -61,16 +62,31 @@ def vocabularies(data: quality.Split) -> dict[str, dict[str, int]]:
     }
 
 
-def peer_inputs(data: quality.Split, rows: RawRows, vocab: dict[str, dict[str, int]]) -> dict:
-    """DeepCTR's input dict: categorical ids (0 for unseen values), log1p numeric values."""
+def numeric_range(data: quality.Split) -> dict[str, tuple[float, float]]:
+    """Per numeric field, the train rows' (min, max), missing as 0."""
+    ranges = {}
+    for f in data.spec.numeric_fields:
+        values = _numbers(data.train.columns[f.name])
+        ranges[f.name] = (float(values.min()), float(values.max()))
+    return ranges
+
+
+def peer_inputs(
+    rows: RawRows, vocab: dict[str, dict[str, int]], ranges: dict[str, tuple[float, float]]
+) -> dict[str, np.ndarray]:
+    """DeepCTR's input dict as its Criteo example builds it: categorical ids (0 for unseen
+    values), numeric values with missing as 0, min-max scaled by the train rows' range."""
     inputs: dict[str, np.ndarray] = {}
     for name, ids in vocab.items():
         inputs[name] = np.array([ids.get(v, 0) for v in rows.columns[name]], np.int32)[:, None]
-    for f in data.spec.numeric_fields:
-        raw = rows.columns[f.name]
-        values = np.array([float(v) if v != "" else 0.0 for v in raw], np.float32)
-        inputs[f.name] = np.log1p(np.maximum(values, 0.0))[:, None]
+    for name, (low, high) in ranges.items():
+        scaled = (_numbers(rows.columns[name]) - low) / max(high - low, 1e-12)
+        inputs[name] = scaled.astype(np.float32)[:, None]
     return inputs
+
+
+def _numbers(raw: np.ndarray) -> np.ndarray:
+    return np.array([float(v) if v != "" else 0.0 for v in raw], np.float64)
 
 
 def fit_peer(data: quality.Split, seed: int, dnn: tuple[int, ...]) -> dict[str, Any]:
@@ -84,8 +100,9 @@ def fit_peer(data: quality.Split, seed: int, dnn: tuple[int, ...]) -> dict[str, 
     columns += [DenseFeat(f.name, 1) for f in data.spec.numeric_fields]
     model = AutoInt(columns, columns, dnn_hidden_units=dnn, seed=seed, **PEER_CONFIG)
     model.compile("adam", "binary_crossentropy", metrics=[keras.metrics.AUC(name="auc")])
-    train, validation, test = (peer_inputs(data, r, vocab) for r in (data.train, data.validation,
-                                                                     data.test))  # fmt: skip
+    ranges = numeric_range(data)
+    train, validation, test = (peer_inputs(rows, vocab, ranges)
+                               for rows in (data.train, data.validation, data.test))  # fmt: skip
     stop = keras.callbacks.EarlyStopping(
         "val_auc", mode="max", patience=quality.PATIENCE, restore_best_weights=True
     )

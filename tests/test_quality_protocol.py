@@ -55,6 +55,42 @@ def test_missing_data_dir_prints_skipped(
     assert '"skipped"' in capsys.readouterr().out
 
 
+@pytest.fixture(scope="module")
+def peer_quality(quality: ModuleType) -> ModuleType:
+    path = ROOT / "benchmarks" / "peer_quality.py"
+    spec = importlib.util.spec_from_file_location("peer_quality", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_peer_inputs_are_train_vocabularies_and_train_ranges(
+    peer_quality: ModuleType, quality: ModuleType, tmp_path: Path
+) -> None:
+    path = tmp_path / quality.REAL_SAMPLES["criteo"]
+    path.parent.mkdir(parents=True)
+    path.write_bytes(generate(400).to_tsv_bytes())
+    data = quality.split("criteo", tmp_path)
+    vocab, ranges = peer_quality.vocabularies(data), peer_quality.numeric_range(data)
+    assert set(vocab["C1"]) == set(data.train.columns["C1"])  # train values only, ids from 1
+    assert sorted(vocab["C1"].values()) == list(range(1, len(vocab["C1"]) + 1))
+    train = peer_quality.peer_inputs(data.train, vocab, ranges)
+    assert train["I1"].min() == 0.0 and train["I1"].max() == 1.0  # min-max on the train rows
+    test = peer_quality.peer_inputs(data.test, vocab, ranges)
+    unseen = {n: ~np.isin(data.test.columns[n], list(ids)) for n, ids in vocab.items()}
+    name = max(unseen, key=lambda n: unseen[n].sum())  # a field with test values unseen in train
+    assert unseen[name].any() and np.all(test[name][unseen[name], 0] == 0)  # the unseen id
+    assert np.all(test[name][~unseen[name], 0] > 0)
+
+
+def test_peer_quality_skips_without_samples(
+    peer_quality: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert "skipped" in peer_quality.run(["--data-dir", str(tmp_path / "none")])
+    assert '"skipped"' in capsys.readouterr().out
+
+
 def test_summarise_is_mean_and_sample_std_over_seeds(quality: ModuleType) -> None:
     aucs, calibrations = [0.70, 0.72, 0.74], [0.9, 1.0, 1.2]
     runs = [
