@@ -182,6 +182,10 @@ def test_decay_on_plateau_scales_every_optimizer_only_after_no_gain(
     assert rates() == pytest.approx((0.04, 2e-4))
     with pytest.raises(ValueError, match=re.escape("Received: `1.5`")):
         DecayOnPlateau(1.5)
+    from unified_embedding.training.job import TrainJob
+
+    with pytest.raises(ValueError, match=re.escape("`--plateau-decay` should be in (0, 1]")):
+        TrainJob("d", "m", plateau_decay=0.0)
 
 
 def test_demo_compare_pairs_seeds_and_names_the_spread() -> None:
