@@ -23,7 +23,6 @@ LOCAL_PARALLEL_BYTES = 64 << 20
 def add_row_rule_flags(parser: argparse.ArgumentParser, block_help: str) -> None:
     """The flags every job reading raw rows shares: blocks, row limits, fail-loud rules."""
     parser.add_argument("--block-rows", type=int, default=4096, help=block_help)
-    parser.add_argument("--max-field-chars", type=int, default=1000, help="longer cells are dead")
     parser.add_argument(
         "--max-dead-fraction",
         type=float,

@@ -18,6 +18,7 @@ Outputs under --output: `train-*.tfrecord.gz`, `eval-*.tfrecord.gz` (block recor
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
@@ -44,7 +45,7 @@ from unified_embedding.cells import header_of
 from unified_embedding.helpformat import DefaultsHelpFormatter
 from unified_embedding.probes import with_probes
 from unified_embedding.schemas import load_schema
-from unified_embedding.spec import FeatureSpec
+from unified_embedding.spec import MAX_FIELD_CHARS, FeatureSpec
 
 OUTPUTS = (
     artifacts.SPEC_FILE,
@@ -81,6 +82,13 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
         help="fingerprints recorded per hashed field: `ue train --probes` uses up to this "
         "many (4 lets `--probes auto` reach its maximum); None: the schema's",
     )
+    parser.add_argument(
+        "--max-field-chars",
+        type=int,
+        default=None,
+        help="longer cells are dead; recorded in spec.json, so scoring and serving refuse them "
+        f"too; None: the schema's (default {MAX_FIELD_CHARS})",
+    )
     add_row_rule_flags(parser, "rows per record")
     args, beam_args = parser.parse_known_args(argv)
     if not 0.0 <= args.eval_fraction <= 1.0:
@@ -91,6 +99,9 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
 
 def load_spec(args: argparse.Namespace) -> FeatureSpec:
     spec = with_probes(load_schema(args.schema), args.probes)
+    if args.max_field_chars is not None:
+        fmt = dataclasses.replace(spec.input_format, max_field_chars=args.max_field_chars)
+        spec = spec.replace(input_format=fmt)
     if args.budget:
         spec = spec.replace(table=plan_budget(spec, parse_budget(args.budget)).table)
     if args.split_key and args.split_key not in spec.input_format.columns:
@@ -128,7 +139,7 @@ def build_pipeline(
     blocks = pipeline | "Read" >> ReadBlocks(
         args.input, header_of(spec.input_format), args.block_rows, total_bytes
     )
-    checked = blocks | "Validate" >> ValidateBlocks(spec, args.max_field_chars)
+    checked = blocks | "Validate" >> ValidateBlocks(spec)
     encoded = checked.valid | "Encode" >> beam.ParDo(
         EncodeBlockFn(spec_json, args.split_key, args.eval_fraction)
     ).with_outputs(STATS, *SPLITS)

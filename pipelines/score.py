@@ -173,9 +173,7 @@ def build_pipeline(
     blocks = pipeline | "Read" >> ReadBlocks(
         args.input, header_of(spec.input_format), args.block_rows, total_bytes
     )
-    checked = blocks | "Validate" >> ValidateBlocks(
-        spec, args.max_field_chars, label_required=False
-    )
+    checked = blocks | "Validate" >> ValidateBlocks(spec, label_required=False)
     handler = BlockModelHandler(model.path, model.spec, args.explain_top_k, args.op_threads)
     scored = (
         checked.valid

@@ -19,16 +19,15 @@ class ValidateBlockFn(beam.DoFn):
     """Main output: one `CheckedBlock` per block (also when no row is valid: it carries the
     block's counts); tagged output `dead_letters`: one JSON line per dead row."""
 
-    def __init__(self, spec_json: str, max_field_chars: int, label_required: bool = True) -> None:
+    def __init__(self, spec_json: str, label_required: bool = True) -> None:
         self._spec_json = spec_json
-        self._max_field_chars = max_field_chars
         self._label_required = label_required
         self._valid = Metrics.counter("validate", "rows_valid")
         self._dead = {r: Metrics.counter("validate", f"dead_{r}") for r in REASONS}
 
     def setup(self) -> None:
         spec = FeatureSpec.from_json(self._spec_json)
-        self._validator = BlockValidator(spec, self._max_field_chars, self._label_required)
+        self._validator = BlockValidator(spec, self._label_required)
 
     def process(self, block: LineBlock) -> Iterator[CheckedBlock | beam.pvalue.TaggedOutput]:
         checked = self._validator.validate(block)
@@ -44,9 +43,9 @@ class ValidateBlockFn(beam.DoFn):
 class ValidateBlocks(beam.PTransform):
     """LineBlocks -> CheckedBlocks (main) and dead-letter JSON lines (`dead_letters`)."""
 
-    def __init__(self, spec: FeatureSpec, max_field_chars: int, label_required: bool = True):
+    def __init__(self, spec: FeatureSpec, label_required: bool = True):
         super().__init__()
-        self._fn = ValidateBlockFn(spec.to_json(), max_field_chars, label_required)
+        self._fn = ValidateBlockFn(spec.to_json(), label_required)
 
     def expand(self, blocks: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
         return blocks | "ValidateBlock" >> beam.ParDo(self._fn).with_outputs(

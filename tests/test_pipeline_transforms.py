@@ -23,17 +23,17 @@ from unified_embedding.schemas import from_short_form
 from unified_embedding.textfile import LineBlock
 from unified_embedding.validation import BlockValidator
 
-SPEC = from_short_form(
-    {
-        "name": "tiny",
-        "columns": ["y", "n", "c", "m"],
-        "label": "y",
-        "delimiter": "\t",
-        "header": False,
-        "numeric": {"n": "log1p"},
-        "multi_valued": {"m": "|"},
-    }
-)
+SCHEMA = {
+    "name": "tiny",
+    "columns": ["y", "n", "c", "m"],
+    "label": "y",
+    "delimiter": "\t",
+    "header": False,
+    "numeric": {"n": "log1p"},
+    "multi_valued": {"m": "|"},
+}
+SPEC = from_short_form(SCHEMA)
+SHORT = from_short_form({**SCHEMA, "max_field_chars": 20})  # cells of 21 characters are dead
 #  line  y  n      c      m      -> verdict
 #  1     1  3      x      a|b    valid
 #  2     0  ""     ""     ""     valid (all missing)
@@ -63,7 +63,7 @@ def test_validate_blocks_routes_every_defect_to_dead_letters_with_its_reason() -
         out = (
             p
             | beam.Create([block(GOOD), block(list(BAD.values()), offset=100, line=3)])
-            | ValidateBlocks(SPEC, max_field_chars=20)
+            | ValidateBlocks(SHORT)
         )
         reasons = out[DEAD_LETTERS] | beam.Map(
             lambda d: (json.loads(d)["line"], json.loads(d)["reason"])
@@ -79,7 +79,7 @@ def test_validate_blocks_routes_every_defect_to_dead_letters_with_its_reason() -
 
 
 def test_dead_letter_names_field_value_offset_and_line() -> None:
-    checked = BlockValidator(SPEC, 20).validate(block(list(BAD.values()), offset=100, line=3))
+    checked = BlockValidator(SHORT).validate(block(list(BAD.values()), offset=100, line=3))
     letters = {json.loads(d)["reason"]: json.loads(d) for d in checked.dead_letters()}
     assert "`n` is not a number: 'three'" in letters["non_numeric"]["detail"]
     assert "field `c` has 30 characters (max 20)" in letters["field_too_long"]["detail"]
@@ -88,7 +88,7 @@ def test_dead_letter_names_field_value_offset_and_line() -> None:
     starts = np.cumsum([0] + [len(x) + 1 for x in BAD.values()])[:-1]
     for i, reason in enumerate(BAD):
         assert letters[reason]["offset"] == 100 + starts[i] and letters[reason]["line"] == 3 + i
-    unknown = BlockValidator(SPEC, 20).validate(block([BAD["bad_label"]], line=0))
+    unknown = BlockValidator(SHORT).validate(block([BAD["bad_label"]], line=0))
     assert json.loads(unknown.dead_letters()[0])["line"] is None  # a byte range's block
 
 
@@ -197,7 +197,7 @@ def test_split_depends_only_on_content() -> None:
 
 
 def test_stats_merge_across_blocks_and_check_the_invariant() -> None:
-    validator = BlockValidator(SPEC, 20)
+    validator = BlockValidator(SHORT)
     with TestPipeline(runner="FnApiRunner") as p:
         blocks = [block(GOOD), block(list(BAD.values())), block(GOOD)]
         stats = (

@@ -1,12 +1,12 @@
 """The names of every file and folder the jobs write and read, in one place (no TensorFlow here:
 the server and the Beam launchers import it).
 
-    <preprocess --output>/        spec.json, stats.json, dead_letters-*.jsonl,
+    <preprocess --output>/        manifest.json, spec.json, stats.json, dead_letters-*.jsonl,
                                   train-*.tfrecord.gz, eval-*.tfrecord.gz
     <train --model-dir>/          run.json, embedding.json, weights/best, logs/
     <export-base>/<version>/      saved_model.pb, variables/, assets/spec.json,
                                   assets.extra/tf_serving_warmup_requests
-    <score --output>/             stats.json, scores-*, dead_letters-*.jsonl
+    <score --output>/             manifest.json, stats.json, scores-*, dead_letters-*.jsonl
 
 A version folder is a number within int64 written in ASCII digits without leading zeros;
 anything else under an export base (`v2`, `²`, `.123.partial` staging folders) is not a version.
@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 # The pipelines' outputs (`ue preprocess`, `ue score`).
+MANIFEST_FILE = "manifest.json"  # the files a job wrote: all that --overwrite may remove
 SPEC_FILE = "spec.json"
 STATS_FILE = "stats.json"
 RECORD_SUFFIX = ".tfrecord.gz"

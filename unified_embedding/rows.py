@@ -20,7 +20,6 @@ from unified_embedding.spec import FeatureSpec
 from unified_embedding.textfile import file_blocks
 from unified_embedding.validation import BlockValidator
 
-MAX_FIELD_CHARS = 1000  # as the pipeline's default --max-field-chars
 BLOCK_ROWS = 65_536
 
 
@@ -41,7 +40,7 @@ class RawRows:
 def read_stream(spec: FeatureSpec, raw: BinaryIO, source: str) -> RawRows:
     """A whole (optionally compressed, by `source`'s extension) stream of `spec`'s format; a
     bad row raises ValueError naming the line and the problem."""
-    validator = BlockValidator(spec, MAX_FIELD_CHARS)
+    validator = BlockValidator(spec)
     expected = header_of(spec.input_format)
 
     def header(line: bytes) -> bool:

@@ -9,7 +9,9 @@ are required; unlisted columns are categorical):
      "missing": ["null", "\\N"]}
 
 `delimiter` "," (the default) reads RFC 4180 CSV (quotes, doubled quotes); "\t" a plain TSV.
-`missing` lists cell values that mean "missing" besides the empty cell.
+`missing` lists cell values that mean "missing" besides the empty cell; `max_field_chars` the
+longest cell a row may hold (default 1000; longer rows are dead letters, and the served model
+refuses them).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from unified_embedding.spec import (
+    MAX_FIELD_CHARS,
     FeatureSpec,
     FieldSpec,
     InputFormat,
@@ -29,7 +32,7 @@ from unified_embedding.spec import (
 
 _SHORT_KEYS = {
     "name", "columns", "label", "delimiter", "header", "ignore", "numeric", "multi_valued",
-    "vocabulary", "probes", "embedding_dim", "missing",
+    "vocabulary", "probes", "embedding_dim", "missing", "max_field_chars",
 }  # fmt: skip
 
 
@@ -139,6 +142,7 @@ def from_short_form(data: Mapping[str, Any]) -> FeatureSpec:
             delimiter=data.get("delimiter", ","),
             header=data.get("header", True),
             missing=tuple(data.get("missing", ())),
+            max_field_chars=data.get("max_field_chars", MAX_FIELD_CHARS),
         ),
         label=label,
         fields=tuple(make(c) for c in columns if c != label and c not in ignore),

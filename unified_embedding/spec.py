@@ -21,6 +21,9 @@ KINDS = ("numeric", "categorical", "multi_valued")
 TRANSFORMS = ("identity", "log1p", "log_square")
 HASH_FUNCTION = "siphash-2-4 via tf.strings.to_hash_bucket_strong, key=blake2b(field, probe)"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+# The longest cell (in characters) a row may hold, everywhere raw rows are read: preprocessing
+# and scoring dead-letter longer ones, the serving APIs refuse them (INVALID_ARGUMENT / 400).
+MAX_FIELD_CHARS = 1000
 
 
 class SpecError(ValueError):
@@ -169,13 +172,15 @@ class TableSpec:
 @dataclass(frozen=True)
 class InputFormat:
     """How raw rows are laid out: `columns` in file order (label and ignored columns included);
-    `missing`: cell values that mean "missing" besides the empty cell (e.g. `null`, `\\N`).
+    `missing`: cell values that mean "missing" besides the empty cell (e.g. `null`, `\\N`);
+    `max_field_chars`: longer cells make a row invalid, in every reader and API.
     CSV formats are read with RFC 4180 quoting; a tab delimiter means a plain split."""
 
     columns: tuple[str, ...]
     delimiter: str = "\t"
     header: bool = False
     missing: tuple[str, ...] = ()
+    max_field_chars: int = MAX_FIELD_CHARS
 
     def __post_init__(self) -> None:
         for name in ("columns", "missing"):
@@ -195,6 +200,16 @@ class InputFormat:
             isinstance(self.delimiter, str) and len(self.delimiter) == 1,
             f"`delimiter` should be one character. Received: `delimiter={self.delimiter!r}`",
         )
+        _check(
+            self.delimiter not in _NOT_DELIMITERS,
+            f"`delimiter` cannot be a line break, a quote or a NUL. "
+            f"Received: `delimiter={self.delimiter!r}`",
+        )
+        limit = self.max_field_chars
+        _check(
+            isinstance(limit, int) and not isinstance(limit, bool) and limit >= 1,
+            f"`max_field_chars` should be a positive integer. Received: `max_field_chars={limit!r}`",
+        )
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -202,8 +217,11 @@ class InputFormat:
             "delimiter": self.delimiter,
             "header": self.header,
         }
-        if self.missing:  # only when set: specs without it keep their fingerprint
+        # Only when set: specs without them keep their fingerprint.
+        if self.missing:
             out["missing"] = list(self.missing)
+        if self.max_field_chars != MAX_FIELD_CHARS:
+            out["max_field_chars"] = self.max_field_chars
         return out
 
 
@@ -314,9 +332,7 @@ class FeatureSpec:
         try:
             input_format = data["input_format"]
             raw_fields = data["fields"]
-            _reject_unknown(
-                input_format, {"columns", "delimiter", "header", "missing"}, "input_format"
-            )
+            _reject_unknown(input_format, _INPUT_FORMAT_KEYS, "input_format")
             spec = cls(
                 name=data["name"],
                 input_format=InputFormat(**input_format),
@@ -354,6 +370,8 @@ class FeatureSpec:
 
 
 _TABLE_KEYS = {"rows", "width", "num_tables"}
+_INPUT_FORMAT_KEYS = {f.name for f in dataclasses.fields(InputFormat)}
+_NOT_DELIMITERS = ("\n", "\r", '"', "\0")
 _FIELD_KEYS = {f.name for f in dataclasses.fields(FieldSpec)}
 
 

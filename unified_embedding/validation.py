@@ -104,16 +104,14 @@ class BlockValidator:
     """The checks, as a plain object (testable without Beam).
 
     Args:
-        spec: the feature contract (input format, label, fields, missing-value tokens).
-        max_field_chars: longer cells are dead-lettered as `field_too_long`.
+        spec: the feature contract (input format, label, fields, missing-value tokens, and
+            `input_format.max_field_chars`: longer cells are dead-lettered as `field_too_long`).
         label_required: False when scoring: an empty label is allowed (NaN), others must be 0/1.
     """
 
-    def __init__(
-        self, spec: FeatureSpec, max_field_chars: int = 1000, label_required: bool = True
-    ) -> None:
+    def __init__(self, spec: FeatureSpec, label_required: bool = True) -> None:
         self.spec = spec
-        self.max_field_chars = max_field_chars
+        self.max_field_chars = spec.input_format.max_field_chars
         self.label_required = label_required
         self._missing = pa.array(spec.input_format.missing, pa.string())
 
