@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 
+from pipelines.accounting import FileRows
 from pipelines.sketch import HyperLogLog
 from pipelines.stats import BlockStats
 from unified_embedding.spec import FeatureSpec
@@ -110,10 +111,16 @@ def take_rows(spec: FeatureSpec, columns: dict[str, object], rows: np.ndarray) -
 
 
 def block_stats(spec: FeatureSpec, checked: CheckedBlock, columns: dict[str, object]) -> BlockStats:
-    """Rows read / valid / dead, clicks, missing cells and distinct-value sketches of a block."""
+    """Rows read / valid / dead (in total and for the block's file), clicks, missing cells and
+    distinct-value sketches of a block."""
     stats = BlockStats(
         rows_read=checked.lines,
         rows_valid=len(checked.rows),
+        files={
+            checked.block.source: FileRows(
+                checked=checked.lines, kept=len(checked.rows), dead=len(checked.dead)
+            )
+        },
         clicks=float(np.nansum(checked.labels)),
         dead=checked.dead_counts(),
         missing=np.array(

@@ -1,5 +1,6 @@
-"""What every Beam job of this project does alike: the local runner default, a clean output
-directory, and the dead-row limit."""
+"""What every Beam job of this project does alike: the row-rule flags, the local runner
+default, and the checks that fail a finished job (the dead-row limit, an empty input). The
+output directory's rules live in `outputs`, the input's in `read.matched_files`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 from unified_embedding import artifacts
@@ -18,6 +18,9 @@ from unified_embedding import artifacts
 # and worker processes would each import TensorFlow (seconds, and ~0.7 GB each). Measured on
 # 1M rows, 2 cores: 55k rows/s with 2 threads, 45k in one thread, 34k with 2 processes.
 LOCAL_PARALLEL_BYTES = 64 << 20
+
+# Matched once at the start; every match must be a readable file (`read.matched_files`).
+INPUT_HELP = "file glob (CSV/TSV; .gz, .bz2, .xz ok)"
 
 
 def add_row_rule_flags(parser: argparse.ArgumentParser, block_help: str) -> None:
@@ -30,7 +33,15 @@ def add_row_rule_flags(parser: argparse.ArgumentParser, block_help: str) -> None
         help="fail the job when more of the rows read are dead-lettered (outputs still written)",
     )
     parser.add_argument(
-        "--overwrite", action="store_true", help="remove earlier outputs in --output first"
+        "--overwrite",
+        action="store_true",
+        help=f"remove the files an earlier run wrote in --output first (those its "
+        f"{artifacts.MANIFEST_FILE} names; the job never removes anything else)",
+    )
+    parser.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="succeed when the input holds no row (by default a job that reads 0 rows fails)",
     )
 
 
@@ -60,27 +71,6 @@ def default_runner(beam_args: Sequence[str], input_bytes: int = 0) -> PipelineOp
     return options
 
 
-def prepare_output(output: str, patterns: Sequence[str], overwrite: bool) -> None:
-    """Creates `output`; refuses one holding earlier outputs (`patterns`) unless `overwrite`,
-    which removes them first: a directory never mixes two runs."""
-    if not FileSystems.exists(output):
-        FileSystems.mkdirs(output)
-        return
-    found = [
-        m.path
-        for result in FileSystems.match([f"{output}/{p}" for p in patterns])
-        for m in result.metadata_list
-    ]
-    if not found:
-        return
-    if not overwrite:
-        raise FileExistsError(
-            f"`--output {output}` holds {len(found)} files of an earlier run (e.g. "
-            f"{found[0]}): choose another directory or pass --overwrite to replace them"
-        )
-    FileSystems.delete(found)
-
-
 class DeadRowsError(RuntimeError):
     """More rows were dead-lettered than `--max-dead-fraction` allows."""
 
@@ -95,4 +85,21 @@ def check_dead_fraction(stats: Mapping[str, Any], limit: float, output: str) -> 
         f"{dead} of {read} rows ({dead / read:.1%}) were dead-lettered, more than "
         f"--max-dead-fraction {limit:g} allows ({reasons}); "
         f"see {output}/{artifacts.DEAD_LETTERS_GLOB}"
+    )
+
+
+class EmptyInputError(RuntimeError):
+    """The job read no row at all, and `--allow-empty` was not given."""
+
+
+def check_not_empty(stats: Mapping[str, Any], allow_empty: bool, pattern: str) -> None:
+    """Raises EmptyInputError when no row was read, unless `allow_empty`: files that are
+    empty or hold only a header are a mistake far more often than a dataset."""
+    if stats["rows_read"] or allow_empty:
+        return
+    files = sorted(stats["files"])
+    shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+    raise EmptyInputError(
+        f"read 0 rows from the {len(files)} files `--input {pattern}` matches ({shown}): "
+        f"empty, or a header only; pass --allow-empty to accept an empty input"
     )

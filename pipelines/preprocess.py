@@ -12,7 +12,9 @@ split -> write; statistics are merged per block. No row is ever its own element,
 groups or reshuffles rows, so memory stays bounded whatever the input's size.
 
 Outputs under --output: `train-*.tfrecord.gz`, `eval-*.tfrecord.gz` (block records, see
-`unified_embedding.records`), `dead_letters-*.jsonl`, `spec.json`, `stats.json`.
+`unified_embedding.records`), `dead_letters-*.jsonl`, `spec.json`, `stats.json` (rows read,
+valid and dead in total and per input file), and `manifest.json` naming them (the job owns
+the directory: see `outputs`).
 """
 
 from __future__ import annotations
@@ -25,23 +27,27 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.io.filesystem import FileMetadata
 from apache_beam.io.filesystems import FileSystems
 
+from pipelines.accounting import FilesRead, MergeFilesReadFn, notable_files
 from pipelines.encode import SPLITS, STATS, EncodeBlockFn
 from pipelines.jobs import (
+    INPUT_HELP,
     add_row_rule_flags,
     check_dead_fraction,
+    check_not_empty,
     check_row_rule_flags,
     default_runner,
-    prepare_output,
 )
-from pipelines.read import ReadBlocks, matched_files
+from pipelines.outputs import JobOutputs
+from pipelines.read import FILES_READ, ReadBlocks, check_headers, matched_files
 from pipelines.sinks import WriteRecords
 from pipelines.stats import BlockStats, MergeStatsFn, build_stats
 from pipelines.validate import DEAD_LETTERS, ValidateBlocks
 from unified_embedding import artifacts
 from unified_embedding.budget import DATA_BUDGET, data_budget, parse_budget, plan_budget
-from unified_embedding.cells import header_of
+from unified_embedding.headers import header_of
 from unified_embedding.helpformat import DefaultsHelpFormatter
 from unified_embedding.probes import with_probes
 from unified_embedding.schemas import load_schema
@@ -50,7 +56,7 @@ from unified_embedding.spec import MAX_FIELD_CHARS, FeatureSpec
 OUTPUTS = (
     artifacts.SPEC_FILE,
     artifacts.STATS_FILE,
-    *(f"{artifacts.record_prefix(split)}-*" for split in SPLITS),
+    *(artifacts.record_glob(split) for split in SPLITS),
     artifacts.DEAD_LETTERS_GLOB,
 )
 
@@ -61,7 +67,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
         description=__doc__.split("\n")[0],
         formatter_class=DefaultsHelpFormatter,
     )
-    parser.add_argument("--input", required=True, help="file glob (CSV/TSV; .gz, .bz2, .xz ok)")
+    parser.add_argument("--input", required=True, help=INPUT_HELP)
     parser.add_argument("--schema", required=True, help="criteo | avazu | frappe | FILE.json")
     parser.add_argument("--output", required=True, help="output directory (local or remote)")
     parser.add_argument("--eval-fraction", type=float, default=0.1, help="share of rows in eval")
@@ -110,18 +116,29 @@ def load_spec(args: argparse.Namespace) -> FeatureSpec:
 
 
 class WriteStatsFn(beam.DoFn):
-    """The merged BlockStats -> stats.json (after checking that no row was lost). With
-    `budget_from_data`, stats.json also carries `data_budget_bytes`: `budget.data_budget` of
-    the merged distinct counts, the budget `ue train` spends when given none."""
+    """The merged BlockStats -> stats.json, after checking that no row was lost and that each
+    of the `matched` input files was read in full. With `budget_from_data`, stats.json also
+    carries `data_budget_bytes`: `budget.data_budget` of the merged distinct counts, the
+    budget `ue train` spends when given none."""
 
-    def __init__(self, spec_json: str, path: str, budget_from_data: bool = False) -> None:
+    def __init__(
+        self,
+        spec_json: str,
+        path: str,
+        matched: Sequence[str],
+        budget_from_data: bool = False,
+        extra_columns: Mapping[str, tuple[str, ...]] | None = None,
+    ) -> None:
         self._spec_json = spec_json
         self._path = path
+        self._matched = tuple(matched)
         self._budget_from_data = budget_from_data
+        self._extra_columns = dict(extra_columns or {})
 
-    def process(self, total: BlockStats) -> Iterator[str]:
+    def process(self, total: BlockStats, lines: Mapping[str, int]) -> Iterator[str]:
         spec = FeatureSpec.from_json(self._spec_json)
-        stats = build_stats(spec, total, SPLITS)
+        read = FilesRead(self._matched, lines, self._extra_columns)
+        stats = build_stats(spec, total, SPLITS, read)
         if self._budget_from_data:
             distinct = {f.name: stats["fields"][f.name]["approx_distinct"]
                         for f in spec.categorical_fields}  # fmt: skip
@@ -132,14 +149,19 @@ class WriteStatsFn(beam.DoFn):
 
 
 def build_pipeline(
-    pipeline: beam.Pipeline, spec: FeatureSpec, args: argparse.Namespace, total_bytes: int = 0
+    pipeline: beam.Pipeline,
+    spec: FeatureSpec,
+    args: argparse.Namespace,
+    files: Sequence[FileMetadata],
+    extra_columns: Mapping[str, tuple[str, ...]] | None = None,
 ) -> None:
     output = args.output.rstrip("/")
     spec_json = spec.to_json()
-    blocks = pipeline | "Read" >> ReadBlocks(
-        args.input, header_of(spec.input_format), args.block_rows, total_bytes
+    total_bytes = sum(f.size_in_bytes for f in files)
+    read = pipeline | "Read" >> ReadBlocks(
+        files, header_of(spec.input_format), args.block_rows, total_bytes
     )
-    checked = blocks | "Validate" >> ValidateBlocks(spec)
+    checked = read.blocks | "Validate" >> ValidateBlocks(spec)
     encoded = checked.valid | "Encode" >> beam.ParDo(
         EncodeBlockFn(spec_json, args.split_key, args.eval_fraction)
     ).with_outputs(STATS, *SPLITS)
@@ -150,16 +172,22 @@ def build_pipeline(
     _ = checked[DEAD_LETTERS] | "WriteDeadLetters" >> beam.io.WriteToText(
         f"{output}/{artifacts.DEAD_LETTERS_PREFIX}", file_name_suffix=artifacts.DEAD_LETTERS_SUFFIX
     )
+    lines = read[FILES_READ] | "MergeFilesRead" >> beam.CombineGlobally(MergeFilesReadFn())
+    stats_path, matched = f"{output}/{artifacts.STATS_FILE}", [f.path for f in files]
     _ = (
         encoded[STATS]
         | "MergeStats" >> beam.CombineGlobally(MergeStatsFn())
         | "WriteStats"
-        >> beam.ParDo(WriteStatsFn(spec_json, f"{output}/{artifacts.STATS_FILE}", not args.budget))
+        >> beam.ParDo(
+            WriteStatsFn(spec_json, stats_path, matched, not args.budget, extra_columns),
+            beam.pvalue.AsSingleton(lines),
+        )
     )
 
 
 def summary(stats: Mapping[str, Any], output: str) -> str:
-    """stats.json for a person: rows read, valid and dead by reason, split sizes, the files."""
+    """stats.json for a person: rows read, valid and dead by reason, split sizes, the input
+    files (a count, and the few with dead rows or none), the output files."""
     output = output.rstrip("/")
     read, dead = stats["rows_read"], stats["rows_dead"]
     share = f" ({dead / read:.1%})" if read else ""
@@ -173,6 +201,7 @@ def summary(stats: Mapping[str, Any], output: str) -> str:
         ("  dead", f"{dead:,}"),
         *((f"    {reason}", f"{count:,}") for reason, count in reasons),
         *((f"{split} split", f"{splits.get(split, 0):,}") for split in SPLITS),
+        ("input files", f"{len(stats['files']):,}"),
     ]
     width = max(len(label) for label, _ in lines) + 2
     files = [
@@ -182,23 +211,26 @@ def summary(stats: Mapping[str, Any], output: str) -> str:
     ]
     table = [f"{label:<{width}}{value:>12}" for label, value in lines]
     table[2] += share
-    return "\n".join([*table, *files])
+    return "\n".join([*table, *notable_files(stats["files"]), *files])
 
 
 def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Runs the job to completion and returns stats.json's contents; raises when rows would
-    be lost, the input matches nothing, or too many rows are dead-lettered."""
+    be lost, an input cannot be read, input and output overlap, the output directory holds
+    files no manifest names, too many rows are dead-lettered, or none was read."""
     args, beam_args = parse_args(argv)
     spec = load_spec(args)
     files = matched_files(args.input)
     output = args.output.rstrip("/")
-    prepare_output(output, OUTPUTS, args.overwrite)
-    with FileSystems.create(f"{output}/{artifacts.SPEC_FILE}") as f:
-        f.write(spec.to_json().encode("utf-8"))
-    input_bytes = sum(f.size_in_bytes for f in files)
-    options = default_runner(beam_args, input_bytes)
-    with beam.Pipeline(options=options) as pipeline:
-        build_pipeline(pipeline, spec, args, input_bytes)
+    outputs = JobOutputs("preprocess", output, OUTPUTS)
+    outputs.check_input(args.input, files)
+    extra_columns = check_headers(files, spec.input_format)  # a missing column fails here
+    options = default_runner(beam_args, sum(f.size_in_bytes for f in files))
+    with outputs.writing(args.overwrite, spec.fingerprint):
+        with FileSystems.create(f"{output}/{artifacts.SPEC_FILE}") as f:
+            f.write(spec.to_json().encode("utf-8"))
+        with beam.Pipeline(options=options) as pipeline:
+            build_pipeline(pipeline, spec, args, files, extra_columns)
     with FileSystems.open(f"{output}/{artifacts.STATS_FILE}") as f:
         stats: dict[str, Any] = json.loads(f.read().decode("utf-8"))
     logging.info(
@@ -211,6 +243,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         stats["rows_by_split"]["eval"],
     )
     check_dead_fraction(stats, args.max_dead_fraction, output)
+    check_not_empty(stats, args.allow_empty, args.input)
     return stats
 
 

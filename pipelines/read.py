@@ -8,25 +8,34 @@ be split and are read whole by one worker (line numbers are then exact).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
+import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.io import fileio
-from apache_beam.io.filesystem import CompressionTypes, FileMetadata
+from apache_beam.io.filesystem import CompressionTypes, FileMetadata, FileSystem
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.io.localfilesystem import LocalFileSystem
 from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.core import RestrictionProvider
 
+from unified_embedding.headers import extra_columns, header_of
+from unified_embedding.spec import InputFormat
 from unified_embedding.textfile import (
     CHUNK_BYTES,
+    ColumnsOf,
+    CorruptInput,
     LineBlock,
     compression_of,
     file_blocks,
+    first_line,
     line_blocks,
 )
 
@@ -79,12 +88,12 @@ _RANGES = beam.DoFn.RestrictionParam(FileRanges())
 class ReadBlocksFn(beam.DoFn):
     """FileMetadata -> LineBlocks of up to `block_rows` whole lines of its range.
 
-    `header(line) -> bool` says whether a file's first line is a header to skip.
+    With a `header` (`headers.header_of`), each file's first line names its columns, and every
+    block of the file carries them, whichever range it comes from (a range that starts later
+    reads the header line at the file's start).
     """
 
-    def __init__(
-        self, header: Callable[[bytes], bool] | None, block_rows: int, total_bytes: int
-    ) -> None:
+    def __init__(self, header: ColumnsOf | None, block_rows: int, total_bytes: int) -> None:
         self._header = header
         self._block_rows = block_rows
         self._total_bytes = total_bytes
@@ -123,11 +132,20 @@ class ReadBlocksFn(beam.DoFn):
                 first = file_blocks(raw, path, self._header, self._block_rows)
                 yield from _claimed(first, tracker)
                 return
+            columns = self._columns(raw, path)
             # the line holding byte start - 1 belongs to the range before
             offset = _next_line_start(raw, start - 1)
             parts = iter(lambda: raw.read(CHUNK_BYTES), b"")
-            blocks = line_blocks(parts, path, offset, 0, self._block_rows)
+            blocks = line_blocks(parts, path, offset, 0, self._block_rows, columns)
             yield from _claimed(blocks, tracker)
+
+    def _columns(self, raw: BinaryIO, path: str) -> tuple[str, ...] | None:
+        """The file's columns, from the header line at its start (None: no header)."""
+        if self._header is None:
+            return None
+        raw.seek(0)
+        line = first_line(raw, path)
+        return None if line is None else self._header(line, path)
 
     def _progress(self, block: LineBlock) -> None:
         rows = block.data.count(b"\n")
@@ -178,7 +196,7 @@ def _claimed(blocks: Iterator[LineBlock], tracker: OffsetRestrictionTracker) -> 
             inside = _below_stop(starts, tracker)
         if inside:
             end = int(starts[inside]) - block.offset if inside < len(starts) else None
-            yield LineBlock(block.source, block.offset, block.line, block.data[:end])
+            yield dataclasses.replace(block, data=block.data[:end])
         if claimed or last is None:
             tracker.try_claim(int(starts[inside]))  # at or past the stop: fails, ends the range
         return
@@ -189,35 +207,142 @@ def _below_stop(starts: np.ndarray, tracker: OffsetRestrictionTracker) -> int:
     return int(np.searchsorted(starts, tracker.current_restriction().stop))
 
 
+FILES_READ = "files_read"  # ReadBlocks' tagged output: (file, lines) per range read
+
+
+class CountedReadBlocksFn(ReadBlocksFn):
+    """ReadBlocksFn, and for each range it finishes a (file, lines handed on) pair on the
+    tagged output FILES_READ, a file without a line included: the evidence that every matched
+    file was read to its end (`accounting.check_files`)."""
+
+    def process(self, file: FileMetadata, tracker: Any = _RANGES) -> Iterator[Any]:
+        lines = 0
+        for block in super().process(file, tracker):
+            lines += block.data.count(b"\n")
+            yield block
+        yield beam.pvalue.TaggedOutput(FILES_READ, (file.path, lines))
+
+
 class ReadBlocks(beam.PTransform):
-    """Every line of every file matching `pattern`, as LineBlocks; a pattern matching no file
-    fails the job, naming the pattern."""
+    """Every line of `files` (from `matched_files`, matched once when the job starts: the job
+    reads what it checked, never a file that appears later, such as its own outputs), as
+    LineBlocks (main output `blocks`), and (file, lines) per range read (FILES_READ)."""
 
     def __init__(
         self,
-        pattern: str,
-        header: Callable[[bytes], bool] | None,
+        files: Sequence[FileMetadata],
+        header: ColumnsOf | None,
         block_rows: int,
         total_bytes: int = 0,
     ) -> None:
         super().__init__()
-        self._pattern = pattern
+        self._files = list(files)
         self._header = header
         self._block_rows = block_rows
         self._total_bytes = total_bytes
 
-    def expand(self, pipeline: beam.pvalue.PBegin) -> beam.PCollection:
+    def expand(self, pipeline: beam.pvalue.PBegin) -> beam.pvalue.DoOutputsTuple:
+        read = CountedReadBlocksFn(self._header, self._block_rows, self._total_bytes)
         return (
             pipeline
-            | "MatchFiles" >> fileio.MatchFiles(self._pattern, fileio.EmptyMatchTreatment.DISALLOW)
-            | "ReadBlocks"
-            >> beam.ParDo(ReadBlocksFn(self._header, self._block_rows, self._total_bytes))
+            | "Files" >> beam.Create(self._files)
+            | "ReadBlocks" >> beam.ParDo(read).with_outputs(FILES_READ, main="blocks")
         )
 
 
+class UnreadableInput(ValueError):
+    """A matched entry that cannot be read as rows (a dangling link, a folder, no permission)."""
+
+
 def matched_files(pattern: str) -> list[FileMetadata]:
-    """The files a pattern matches; none is an error naming the pattern."""
+    """The files `pattern` matches, each one a file the job can read; raises naming the
+    pattern when it matches nothing, and naming the entry when a match cannot be read:
+
+    - a link to nothing, or a file without read permission (UnreadableInput; Beam's match
+      drops such local entries without a word);
+    - a folder (UnreadableInput): `logs/*` matching `logs/old/` is refused rather than
+      skipped, since the user may expect its files read; name the files (`logs/*.tsv`), or
+      use `logs/**` to read every file below `logs/` (folders then are only containers);
+    - a compressed file of 0 bytes (CorruptInput): not even an empty compressed stream.
+    """
+    given = pattern
+    local = isinstance(FileSystems.get_filesystem(pattern), LocalFileSystem)
+    if local and not os.path.dirname(pattern) and re.search(r"[[*?]", pattern):
+        pattern = f"./{pattern}"  # Beam's local match lists nothing for `*.tsv`
     matches = FileSystems.match([pattern])[0].metadata_list
+    if local:
+        _check_local_entries(pattern, matches)
     if not matches:
-        raise FileNotFoundError(f"no input file matches `--input {pattern}`")
+        raise FileNotFoundError(f"no input file matches `--input {given}`")
+    for m in matches:
+        if m.size_in_bytes == 0 and compression_of(m.path):
+            raise CorruptInput(
+                f"{m.path}: a {compression_of(m.path)} file of 0 bytes is not a compressed "
+                f"stream (truncated or corrupt); remove it from the input if it is meant empty"
+            )
     return matches
+
+
+def _check_local_entries(pattern: str, matches: Sequence[FileMetadata]) -> None:
+    """Every local entry the glob matches, as Beam lists them (recursively below the glob's
+    fixed prefix) but without skipping any, is a readable file among `matches`."""
+    found = {m.path for m in matches}
+    recursive = "**" in pattern
+    for path in found:
+        if os.path.isdir(path):  # a plain path naming a folder
+            raise UnreadableInput(_unreadable(pattern, path, _FOLDER))
+        if not os.access(path, os.R_OK):
+            raise UnreadableInput(_unreadable(pattern, path, "no permission to read it"))
+    fixed = re.match(r"^[^[*?]*", pattern)
+    root = os.path.dirname(fixed.group(0)) if fixed else ""
+    if fixed is None or fixed.group(0) == pattern:  # no glob
+        if os.path.islink(pattern) and not os.path.exists(pattern):
+            raise UnreadableInput(_unreadable(pattern, pattern, "a link to nothing"))
+        return
+    if not root:
+        return  # not reached: matched_files gives such a glob its folder (`./*.tsv`)
+    regex = re.compile(FileSystem.translate_pattern(pattern))
+    for folder, subfolders, names in os.walk(root):
+        for name in (*subfolders, *names):
+            path = os.path.join(folder, name)  # as Beam's LocalFileSystem lists it
+            if path in found or not regex.match(path):
+                continue
+            if os.path.islink(path) and os.path.isdir(path):
+                raise UnreadableInput(_unreadable(pattern, path, "a link to a folder, not a file"))
+            if os.path.isdir(path):
+                if not recursive:  # `**`: folders are containers, their files are matched
+                    raise UnreadableInput(_unreadable(pattern, path, _FOLDER))
+            elif not os.path.exists(path):
+                raise UnreadableInput(_unreadable(pattern, path, "a link to nothing"))
+            else:
+                raise UnreadableInput(_unreadable(pattern, path, "it cannot be read"))
+
+
+_FOLDER = (
+    "a folder, not a file (match files only, e.g. `dir/*.tsv`; `dir/**` reads every file "
+    "below `dir/`)"
+)
+
+
+def _unreadable(pattern: str, path: str, why: str) -> str:
+    return f"`--input {pattern}` matches `{path}`, which cannot be read: {why}"
+
+
+def check_headers(files: Sequence[FileMetadata], fmt: InputFormat) -> dict[str, tuple[str, ...]]:
+    """Reads each file's header line at job start, before anything is written: a file whose
+    header lacks a column of `fmt` fails the job, naming the column and the file (HeaderError).
+    Returns each file's extra columns (in the header, not in `fmt`: never read), for stats;
+    {} for a headerless format. An empty file has no header and no rows."""
+    header = header_of(fmt)
+    if header is None or not files:
+        return {}
+
+    def extra(file: FileMetadata) -> tuple[str, ...]:
+        with FileSystems.open(file.path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+            line = first_line(raw, file.path)
+        return () if line is None else extra_columns(fmt, header(line, file.path))
+
+    # threads: on a remote file system each header is a round trip
+    with ThreadPoolExecutor(max_workers=min(16, len(files))) as pool:
+        extras = list(pool.map(extra, files))
+    return {file.path: found for file, found in zip(files, extras, strict=True)}

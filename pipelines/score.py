@@ -12,8 +12,9 @@ block, the model loaded once per worker process) -> one Arrow table per block ->
 Parquet shards. Statistics are merged per block; no step groups or reshuffles rows.
 
 Outputs under --output: `scores-*.csv` or `scores-*.parquet`, `dead_letters-*.jsonl`,
-`stats.json` (rows read / scored / dead by reason, the model version, and AUC, log loss and
-calibration over the rows that carry a label).
+`stats.json` (rows read / scored / dead by reason, in total and per input file, the model
+version, and AUC, log loss and calibration over the rows that carry a label), and
+`manifest.json` naming them (the job owns the directory: see `outputs`).
 """
 
 from __future__ import annotations
@@ -21,34 +22,43 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, cast
 
 import apache_beam as beam
+from apache_beam.io.filesystem import FileMetadata
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import PredictionResult, RunInference
 
+from pipelines.accounting import FilesRead, MergeFilesReadFn, check_files, files_document
 from pipelines.inference import BlockModelHandler, BlockPredictions, ModelVersion, resolve_model
 from pipelines.jobs import (
+    INPUT_HELP,
     add_row_rule_flags,
     check_dead_fraction,
+    check_not_empty,
     check_row_rule_flags,
     default_runner,
-    prepare_output,
 )
-from pipelines.read import ReadBlocks, matched_files
+from pipelines.outputs import JobOutputs
+from pipelines.read import FILES_READ, ReadBlocks, check_headers, matched_files
 from pipelines.score_output import DEFAULT_KEYS, FORMATS, ScoreTable, WriteTables
 from pipelines.score_stats import BlockScores, MergeScoreStatsFn, ScoreStats
 from pipelines.validate import DEAD_LETTERS, ValidateBlocks
 from unified_embedding import artifacts
-from unified_embedding.cells import header_of
+from unified_embedding.headers import header_of
 from unified_embedding.helpformat import DefaultsHelpFormatter
 from unified_embedding.schemas import load_schema
 from unified_embedding.spec import FeatureSpec, SpecError
 from unified_embedding.validation import CheckedBlock
 
-OUTPUTS = (artifacts.STATS_FILE, f"{artifacts.SCORES_PREFIX}-*", artifacts.DEAD_LETTERS_GLOB)
 STATS = "stats"
+
+
+def outputs_of(output: str, file_format: str) -> JobOutputs:
+    """The files the job writes: stats.json, score shards of `file_format`, dead letters."""
+    scores = f"{artifacts.SCORES_PREFIX}-*{FORMATS[file_format].suffix}"
+    return JobOutputs("score", output, (artifacts.STATS_FILE, scores, artifacts.DEAD_LETTERS_GLOB))
 
 
 def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
@@ -60,7 +70,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
     parser.add_argument(
         "--model", required=True, help="an export base (its newest version) or a version folder"
     )
-    parser.add_argument("--input", required=True, help="file glob (CSV/TSV; .gz, .bz2, .xz ok)")
+    parser.add_argument("--input", required=True, help=INPUT_HELP)
     parser.add_argument("--output", required=True, help="output directory (local or remote)")
     parser.add_argument(
         "--schema",
@@ -116,10 +126,11 @@ class SummarizeBlockFn(beam.DoFn):
     def process(self, result: PredictionResult) -> Iterator[Any]:
         checked = cast(CheckedBlock, result.example)
         predictions = cast(BlockPredictions, result.inference)
+        counts = checked.dead_counts()
         yield beam.pvalue.TaggedOutput(
             STATS,
             BlockScores.of(
-                checked.lines, checked.dead_counts(), checked.labels, predictions.probability
+                checked.lines, counts, checked.labels, predictions.probability, checked.block.source
             ),
         )
         if len(checked.rows):
@@ -127,23 +138,38 @@ class SummarizeBlockFn(beam.DoFn):
 
 
 class WriteStatsFn(beam.DoFn):
-    """The merged ScoreStats -> stats.json (after checking that no row was lost)."""
+    """The merged ScoreStats -> stats.json, after checking that no row was lost and that each
+    of the `matched` input files was read in full."""
 
-    def __init__(self, path: str, header: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        path: str,
+        header: dict[str, Any],
+        matched: Sequence[str],
+        extra_columns: Mapping[str, tuple[str, ...]] | None = None,
+    ) -> None:
         self._path = path
         self._header = header
+        self._matched = tuple(matched)
+        self._extra_columns = dict(extra_columns or {})
 
-    def process(self, total: ScoreStats) -> Iterator[str]:
-        stats = build_stats(total, self._header)
+    def process(self, total: ScoreStats, lines: Mapping[str, int]) -> Iterator[str]:
+        read = FilesRead(self._matched, lines, self._extra_columns)
+        stats = build_stats(total, self._header, read)
         with FileSystems.create(self._path) as f:
             f.write((json.dumps(stats, indent=2) + "\n").encode("utf-8"))
         yield self._path
 
 
-def build_stats(total: ScoreStats, header: dict[str, Any]) -> dict[str, Any]:
-    """The stats.json document; raises if scored + dead-lettered rows != rows read."""
+def build_stats(
+    total: ScoreStats, header: dict[str, Any], read: FilesRead | None = None
+) -> dict[str, Any]:
+    """The stats.json document; raises if scored + dead-lettered rows != rows read, and, given
+    what the reader `read`, unless each matched file was read in full (`accounting`)."""
     total.check_rows()
     t = total.totals
+    if read is not None:
+        check_files(t.files, read, "scored")
     return {
         "rows_read": t.rows_read,
         "rows_scored": t.rows_scored,
@@ -153,6 +179,7 @@ def build_stats(total: ScoreStats, header: dict[str, Any]) -> dict[str, Any]:
         "mean_probability": t.sum_probability / t.rows_scored if t.rows_scored else None,
         "metrics": total.metrics(),
         **header,
+        "files": files_document(t.files, "rows_scored", read),
     }
 
 
@@ -161,7 +188,8 @@ def build_pipeline(
     model: ModelVersion,
     spec: FeatureSpec,
     args: argparse.Namespace,
-    total_bytes: int = 0,
+    files: Sequence[FileMetadata],
+    extra_columns: Mapping[str, tuple[str, ...]] | None = None,
 ) -> None:
     output = args.output.rstrip("/")
     table = ScoreTable(spec, args.key_columns, args.explain_top_k)
@@ -170,10 +198,11 @@ def build_pipeline(
                   "spec_fingerprint": model.spec.fingerprint},
         "output": {"format": args.format, "columns": table.schema.names},
     }  # fmt: skip
-    blocks = pipeline | "Read" >> ReadBlocks(
-        args.input, header_of(spec.input_format), args.block_rows, total_bytes
+    total_bytes = sum(f.size_in_bytes for f in files)
+    read = pipeline | "Read" >> ReadBlocks(
+        files, header_of(spec.input_format), args.block_rows, total_bytes
     )
-    checked = blocks | "Validate" >> ValidateBlocks(spec, label_required=False)
+    checked = read.blocks | "Validate" >> ValidateBlocks(spec, label_required=False)
     handler = BlockModelHandler(model.path, model.spec, args.explain_top_k, args.op_threads)
     scored = (
         checked.valid
@@ -186,27 +215,38 @@ def build_pipeline(
     _ = checked[DEAD_LETTERS] | "WriteDeadLetters" >> beam.io.WriteToText(
         f"{output}/{artifacts.DEAD_LETTERS_PREFIX}", file_name_suffix=artifacts.DEAD_LETTERS_SUFFIX
     )
+    lines = read[FILES_READ] | "MergeFilesRead" >> beam.CombineGlobally(MergeFilesReadFn())
+    stats_path, matched = f"{output}/{artifacts.STATS_FILE}", [f.path for f in files]
     _ = (
         scored[STATS]
         | "MergeStats" >> beam.CombineGlobally(MergeScoreStatsFn())
-        | "WriteStats" >> beam.ParDo(WriteStatsFn(f"{output}/{artifacts.STATS_FILE}", header))
+        | "WriteStats"
+        >> beam.ParDo(
+            WriteStatsFn(stats_path, header, matched, extra_columns),
+            beam.pvalue.AsSingleton(lines),
+        )
     )
 
 
 def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Runs the job to completion and returns stats.json's contents; raises when rows would
-    be lost, the input matches nothing, or too many rows are dead-lettered."""
+    be lost, an input cannot be read, input and output overlap, the output directory holds
+    files no manifest names, too many rows are dead-lettered, or none was read."""
     args, beam_args = parse_args(argv)
     model = resolve_model(args.model)
     spec = input_spec(model, args.schema)
     ScoreTable(spec, args.key_columns, args.explain_top_k)  # bad flags fail before the job
     files = matched_files(args.input)
     output = args.output.rstrip("/")
-    prepare_output(output, OUTPUTS, args.overwrite)
-    input_bytes = sum(f.size_in_bytes for f in files)
-    options = default_runner(beam_args, input_bytes)
-    with beam.Pipeline(options=options) as pipeline:
-        build_pipeline(pipeline, model, spec, args, input_bytes)
+    outputs = outputs_of(output, args.format)
+    outputs.check_input(args.input, files)
+    extra_columns = check_headers(files, spec.input_format)  # a missing column fails here
+    options = default_runner(beam_args, sum(f.size_in_bytes for f in files))
+    with (
+        outputs.writing(args.overwrite, model.spec.fingerprint),
+        beam.Pipeline(options=options) as pipeline,
+    ):
+        build_pipeline(pipeline, model, spec, args, files, extra_columns)
     with FileSystems.open(f"{output}/{artifacts.STATS_FILE}") as f:
         stats: dict[str, Any] = json.loads(f.read().decode("utf-8"))
     logging.info(
@@ -219,6 +259,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         stats["metrics"],
     )
     check_dead_fraction(stats, args.max_dead_fraction, output)
+    check_not_empty(stats, args.allow_empty, args.input)
     return stats
 
 

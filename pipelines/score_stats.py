@@ -23,6 +23,7 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 
+from pipelines.accounting import FileRows, merge_files
 from unified_embedding.validation import REASONS
 
 BINS = 1 << 16
@@ -42,7 +43,7 @@ def logit_bins(probability: np.ndarray) -> np.ndarray:
 @dataclass
 class BlockScores:
     """What one block adds to the statistics. `keys`/`counts`: the labelled rows' sparse
-    histogram, key = label * BINS + bin."""
+    histogram, key = label * BINS + bin; `files`: rows per input file."""
 
     rows_read: int = 0
     rows_scored: int = 0
@@ -54,12 +55,19 @@ class BlockScores:
     log_loss_sum: float = 0.0
     keys: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    files: dict[str, FileRows] = field(default_factory=dict)
 
     @classmethod
     def of(
-        cls, rows_read: int, dead: dict[str, int], labels: np.ndarray, probability: np.ndarray
+        cls,
+        rows_read: int,
+        dead: dict[str, int],
+        labels: np.ndarray,
+        probability: np.ndarray,
+        source: str | None = None,
     ) -> BlockScores:
-        """A block's summary from its valid rows' labels (NaN = none) and probabilities."""
+        """A block's summary from its valid rows' labels (NaN = none) and probabilities;
+        with its file (`source`), its rows are also counted for that file."""
         p = np.asarray(probability, dtype=np.float64)
         labelled = ~np.isnan(labels)
         y, q = labels[labelled].astype(np.int64), p[labelled]
@@ -77,7 +85,10 @@ class BlockScores:
             log_loss_sum=float(-losses.sum()),
             keys=keys.astype(np.int64),
             counts=counts.astype(np.int64),
-        )
+            files={} if source is None else {
+                source: FileRows(checked=rows_read, kept=len(p), dead=sum(dead.values()))
+            },
+        )  # fmt: skip
 
 
 @dataclass
@@ -99,6 +110,7 @@ class ScoreStats:
         t.sum_labelled_probability += block.sum_labelled_probability
         t.log_loss_sum += block.log_loss_sum
         self.histogram.reshape(-1)[block.keys] += block.counts  # keys are unique per block
+        merge_files(t.files, block.files)
         return self
 
     def merge(self, other: ScoreStats) -> ScoreStats:

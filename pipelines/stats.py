@@ -1,5 +1,6 @@
 """Dataset statistics written to `stats.json`: partial statistics per block, merged by one
-CombineFn on any number of workers, and the rows-in = rows-out invariant."""
+CombineFn on any number of workers, and the rows-in = rows-out invariant, in total and per
+input file (`accounting`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 
+from pipelines.accounting import FileRows, FilesRead, check_files, files_document, merge_files
 from pipelines.sketch import HyperLogLog
 from unified_embedding.budget import split_rows_equally
 from unified_embedding.spec import FeatureSpec
@@ -20,7 +22,8 @@ from unified_embedding.validation import REASONS
 @dataclass
 class BlockStats:
     """Counts of one block (or of many, merged). `split_clicks`: the label sum per split;
-    `missing` is per field in spec order; `distinct` holds one sketch per categorical field."""
+    `missing` is per field in spec order; `distinct` holds one sketch per categorical field;
+    `files`: rows per input file."""
 
     rows_read: int = 0
     rows_valid: int = 0
@@ -30,6 +33,7 @@ class BlockStats:
     split_clicks: dict[str, float] = field(default_factory=dict)
     missing: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     distinct: dict[str, HyperLogLog] = field(default_factory=dict)
+    files: dict[str, FileRows] = field(default_factory=dict)
 
     def merge(self, other: BlockStats) -> BlockStats:
         self.rows_read += other.rows_read
@@ -50,6 +54,7 @@ class BlockStats:
                 self.distinct[name].merge(sketch)
             else:
                 self.distinct[name] = HyperLogLog(sketch.precision, sketch.registers.copy())
+        merge_files(self.files, other.files)
         return self
 
 
@@ -114,9 +119,17 @@ def check_rows(total: BlockStats) -> None:
         )
 
 
-def build_stats(spec: FeatureSpec, total: BlockStats, splits: Iterable[str]) -> dict[str, Any]:
-    """The stats.json document; raises if valid + dead-lettered rows != rows read."""
+def build_stats(
+    spec: FeatureSpec,
+    total: BlockStats,
+    splits: Iterable[str],
+    read: FilesRead | None = None,
+) -> dict[str, Any]:
+    """The stats.json document; raises if valid + dead-lettered rows != rows read, and, given
+    what the reader `read`, unless each matched file was read in full (`accounting`)."""
     check_rows(total)
+    if read is not None:
+        check_files(total.files, read, "valid")
     valid = total.rows_valid
     distinct = {name: sketch.estimate() for name, sketch in total.distinct.items()}
     collisions = collision_rates(spec, distinct)
@@ -142,4 +155,5 @@ def build_stats(spec: FeatureSpec, total: BlockStats, splits: Iterable[str]) -> 
         "table": spec.table.to_dict(),
         "spec_fingerprint": spec.fingerprint,
         "fields": fields,
+        "files": files_document(total.files, "rows_valid", read),
     }

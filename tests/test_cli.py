@@ -53,3 +53,8 @@ def test_demo_runs_the_whole_path(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "planted model auc" in out
     assert summary["served"]["rows"] == 2_000 and summary["served"]["max_difference"] <= 1e-5
     assert "scored over gRPC equal the in-process SavedModel" in out
+    # a rerun in the same workdir replaces its own outputs and exports the next version
+    assert main([*args[:2], "3000", *args[3:]]) == 0
+    rerun = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert rerun["results"][layout]["train"]["steps"] < result["train"]["steps"]
+    assert len(list(Path(result["export"]).parent.iterdir())) == 2

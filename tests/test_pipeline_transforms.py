@@ -18,9 +18,10 @@ from pipelines.read import FileRanges, ReadBlocksFn
 from pipelines.stats import BlockStats, MergeStatsFn, build_stats, collision_rates
 from pipelines.validate import DEAD_LETTERS, ValidateBlocks
 from unified_embedding.hashing import fingerprint
+from unified_embedding.headers import header_of
 from unified_embedding.records import parse_block
 from unified_embedding.schemas import from_short_form
-from unified_embedding.textfile import LineBlock
+from unified_embedding.textfile import ColumnsOf, LineBlock
 from unified_embedding.validation import BlockValidator
 
 SCHEMA = {
@@ -233,25 +234,33 @@ def test_lost_rows_fail_the_stats() -> None:
     )
 
 
-def read_ranges(path: Path, split_bytes: int, split_after: int | None = None) -> list[bytes]:
-    """Lines read range by range, as a runner would; `split_after`: split each range's tracker
+def read_range_blocks(
+    path: Path, split_bytes: int, split_after: int | None = None, header: ColumnsOf | None = None
+) -> list[LineBlock]:
+    """Blocks read range by range, as a runner would; `split_after`: split each range's tracker
     in half after that many blocks (a dynamic split), and read the residual too."""
     metadata = FileMetadata(str(path), path.stat().st_size)
     provider = FileRanges(split_bytes)
     pending = list(provider.split(metadata, provider.initial_restriction(metadata)))
-    fn = ReadBlocksFn(None, block_rows=7, total_bytes=metadata.size_in_bytes)
+    fn = ReadBlocksFn(header, block_rows=7, total_bytes=metadata.size_in_bytes)
     fn.setup()
-    lines: list[bytes] = []
+    blocks: list[LineBlock] = []
     while pending:
         tracker = provider.create_tracker(pending.pop(0))
         for i, one in enumerate(fn.process(metadata, tracker)):
-            lines += one.data.splitlines()
+            blocks.append(one)
             if split_after is not None and i + 1 == split_after:
                 split = tracker.try_split(0.5)
                 if split is not None:
                     pending.append(split[1])
         tracker.check_done()
-    return lines
+    return blocks
+
+
+def read_ranges(path: Path, split_bytes: int, split_after: int | None = None) -> list[bytes]:
+    """The lines of `read_range_blocks`."""
+    return [line for b in read_range_blocks(path, split_bytes, split_after)
+            for line in b.data.splitlines()]  # fmt: skip
 
 
 def test_one_file_read_in_byte_ranges_equals_the_whole_file(tmp_path: Path) -> None:
@@ -277,6 +286,33 @@ def test_compressed_files_are_one_unsplittable_range(tmp_path: Path) -> None:
     rows = [f"1\t{i}\tx\ta".encode() for i in range(500)]
     path.write_bytes(gzip.compress(b"\n".join(rows) + b"\n"))
     assert read_ranges(path, split_bytes=100, split_after=1) == rows
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_every_byte_range_maps_columns_by_the_files_header(
+    tmp_path: Path, compressed: bool
+) -> None:
+    """A range that starts past the header reads the header at the file's start: its rows
+    are parsed by the file's column order (here the schema's reversed, plus an extra column)."""
+    import gzip
+
+    csv = from_short_form({**SCHEMA, "delimiter": ",", "header": True})
+    rows = [f"a|{i},x{i},{i},{i % 2},?" for i in range(2000)]
+    data = "\ufeffm,c,n,y,extra\r\n" + "\r\n".join(rows) + "\r\n"
+    path = tmp_path / ("rows.csv.gz" if compressed else "rows.csv")
+    path.write_bytes(gzip.compress(data.encode()) if compressed else data.encode())
+    blocks = read_range_blocks(path, 997, split_after=2, header=header_of(csv.input_format))
+    assert len({b.offset for b in blocks}) == len(blocks) > 2
+    assert {b.columns for b in blocks} == {("m", "c", "n", "y", "extra")}
+    checked = [BlockValidator(csv).validate(b) for b in blocks]
+    assert not any(c.dead for c in checked)
+    numbers = np.concatenate([c.columns["n"].to_numpy(zero_copy_only=False) for c in checked])
+    cities = np.concatenate([c.columns["c"].to_numpy(zero_copy_only=False) for c in checked])
+    labels = np.concatenate([c.labels for c in checked])
+    order = np.argsort(numbers.astype(int))
+    assert numbers[order].astype(int).tolist() == list(range(2000))
+    assert cities[order].tolist() == [f"x{i}" for i in range(2000)]
+    assert labels[order].tolist() == [i % 2 for i in range(2000)]
 
 
 def test_long_plain_digit_strings_overflow_float32() -> None:

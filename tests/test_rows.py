@@ -31,7 +31,7 @@ def test_gzip_and_header(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("label,f0\n", r"header does not match schema `frappe`"),
+        ("label,f0\n", r"<input>: the header has no column `f1`"),
         ("label,f0,f1,f2,f3,f4,f5,f6,f7,f8,f9\n1,2\n", r"<input>:2: expected 11 columns, found 2"),
         (
             "label,f0,f1,f2,f3,f4,f5,f6,f7,f8,f9\n2,1,2,3,4,5,6,7,8,9,10\n",

@@ -298,8 +298,11 @@ def test_fail_loud_rules_as_in_preprocessing(tmp_path: Path, exported_model) -> 
     used = tmp_path / "used"
     used.mkdir()
     (used / "stats.json").write_text("{}")
-    with pytest.raises(FileExistsError, match=r"holds 1 files of an earlier run.*--overwrite"):
-        score(*model, "--input", str(tmp_path / "rows.tsv"), "--output", str(used))
+    for overwrite in ([], ["--overwrite"]):  # a file no manifest names: never removed
+        with pytest.raises(FileExistsError, match=r"holds 1 entry that no manifest.json names"):
+            score(*model, "--input", str(tmp_path / "rows.tsv"), "--output", str(used),
+                  *overwrite)  # fmt: skip
+    assert (used / "stats.json").read_text() == "{}"
     with pytest.raises(ValueError, match=r"`--key-columns` should name input columns.*'nope'"):
         score(*model, "--input", str(tmp_path / "rows.tsv"), "--output", str(tmp_path / "k"),
               "--key-columns", "offset,nope")  # fmt: skip
@@ -311,6 +314,47 @@ def test_fail_loud_rules_as_in_preprocessing(tmp_path: Path, exported_model) -> 
     with pytest.raises(Exception, match=r"cut\.tsv\.gz: truncated \.gz file.* after \d+ lines"):
         score(*model, "--input", str(tmp_path / "cut.tsv.gz"), "--output", str(tmp_path / "c"))
     assert not list((tmp_path / "c").glob("scores-*"))  # no partial final shards
+    assert not list((tmp_path / "c").iterdir())  # nor Beam's beam-temp-* folders
+
+
+def test_score_owns_its_outputs_and_accounts_for_every_input_file(
+    tmp_path: Path, exported_model
+) -> None:  # type: ignore[no-untyped-def]
+    from pipelines.jobs import EmptyInputError
+
+    model = ["--model", str(exported_model.version)]
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = exported_model.rows_file.read_bytes().splitlines()
+    (data / "a.tsv").write_bytes(b"\n".join([*rows[:150], b"1\t2"]) + b"\n")
+    (data / "b.tsv.gz").write_bytes(gzip.compress(b"\n".join(rows[150:]) + b"\n"))
+    (data / "c.tsv").write_bytes(b"")
+    out = tmp_path / "out"
+    stats = score(*model, "--input", f"{data}/*", "--output", str(out), "--format", "parquet")
+    expected = {"a.tsv": (151, 150, 1), "b.tsv.gz": (50, 50, 0), "c.tsv": (0, 0, 0)}
+    assert stats["files"] == {str(data / name): {"rows_read": r, "rows_scored": s, "rows_dead": d}
+                              for name, (r, s, d) in expected.items()}  # fmt: skip
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["job"] == "score"
+    assert manifest["spec_fingerprint"] == exported_model.spec.fingerprint
+    assert sorted(manifest["files"]) == sorted(p.name for p in out.iterdir()
+                                               if p.name != "manifest.json")  # fmt: skip
+    assert any(f.endswith(".parquet") for f in manifest["files"])
+    with pytest.raises(FileExistsError, match=r"files of an earlier run \(`ue score`"):
+        score(*model, "--input", f"{data}/*", "--output", str(out))
+    with pytest.raises(ValueError, match=r"would match the job's own outputs"):
+        score(*model, "--input", f"{tmp_path}/*/*", "--output", str(tmp_path / "out2"))
+    with pytest.raises(ValueError, match=r"reads 1 file inside"):
+        score(*model, "--input", str(out / "stats.json"), "--output", str(out), "--overwrite")
+    with pytest.raises(EmptyInputError, match=r"read 0 rows .*--allow-empty"):
+        score(*model, "--input", str(data / "c.tsv"), "--output", str(tmp_path / "empty"))
+    stats = score(*model, "--input", str(data / "c.tsv"), "--output", str(tmp_path / "empty2"),
+                  "--allow-empty")  # fmt: skip
+    assert stats["rows_read"] == 0 and stats["metrics"] is None
+    # --overwrite removes the parquet shards the earlier manifest names, then writes CSV
+    stats = score(*model, "--input", str(data / "a.tsv"), "--output", str(out), "--overwrite")
+    assert list(stats["files"]) == [str(data / "a.tsv")]
+    assert not list(out.glob("*.parquet")) and score_table(out).num_rows == 150
 
 
 def test_too_many_dead_rows_fail_after_writing_scores_and_stats(

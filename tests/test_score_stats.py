@@ -86,3 +86,31 @@ def test_unlabelled_rows_give_no_metrics_and_lost_rows_fail() -> None:
     stats.add(BlockScores(rows_read=2))
     with pytest.raises(RuntimeError, match=r"rows lost: 5 read but 3 scored \+ 0 dead-lettered"):
         stats.check_rows()
+
+
+def test_rows_per_input_file_merge_in_any_grouping_and_are_checked() -> None:
+    from pipelines.accounting import FileRows, FilesRead
+    from pipelines.score import build_stats
+
+    y, p = np.array([1.0, 0.0, np.nan], np.float32), np.array([0.9, 0.2, 0.5], np.float32)
+    parts = [BlockScores.of(4, {"bad_label": 1}, y, p, source="a.tsv"),
+             BlockScores.of(3, {}, y, p, source="b.tsv"),
+             BlockScores.of(2, {"bad_label": 2}, y[:0], p[:0], source="a.tsv")]  # fmt: skip
+    combine = MergeScoreStatsFn()
+    left, right = combine.create_accumulator(), combine.create_accumulator()
+    for i, block in enumerate(parts):
+        combine.add_input(left if i % 2 else right, block)
+    total = combine.merge_accumulators([left, right])
+    assert total.totals.files == {"a.tsv": FileRows(6, 3, 3), "b.tsv": FileRows(3, 3, 0)}
+    matched = ("a.tsv", "b.tsv", "e.tsv")
+    read = FilesRead(matched, {"a.tsv": 6, "b.tsv": 3, "e.tsv": 0})
+    document = build_stats(total, {}, read)
+    assert document["files"] == {
+        "a.tsv": {"rows_read": 6, "rows_scored": 3, "rows_dead": 3},
+        "b.tsv": {"rows_read": 3, "rows_scored": 3, "rows_dead": 0},
+        "e.tsv": {"rows_read": 0, "rows_scored": 0, "rows_dead": 0},
+    }
+    with pytest.raises(RuntimeError, match=r"1 matched files were never read \(e.g. f.tsv\)"):
+        build_stats(total, {}, FilesRead((*matched, "f.tsv"), read.lines))
+    with pytest.raises(RuntimeError, match=r"rows lost in b.tsv: 4 read, 3 checked"):
+        build_stats(total, {}, FilesRead(matched, {**read.lines, "b.tsv": 4}))

@@ -116,8 +116,10 @@ def _run(config: DemoConfig, root: Path) -> dict[str, Any]:
     )
 
     started = time.perf_counter()
+    # --overwrite, overwrite=True: a rerun in the same --workdir replaces its own earlier
+    # outputs (each removes only what its manifest or run lists)
     stats = preprocess(["--input", str(rows_file), "--schema", "criteo", "--output",
-                        str(root / "prep"), "--budget", config.budget])  # fmt: skip
+                        str(root / "prep"), "--budget", config.budget, "--overwrite"])  # fmt: skip
     print(
         f"2. preprocessed {stats['rows_read']:,} rows in {time.perf_counter() - started:.0f} s: "
         f"{stats['rows_by_split']['train']:,} train, {stats['rows_by_split']['eval']:,} eval, "
@@ -143,7 +145,8 @@ def _run(config: DemoConfig, root: Path) -> dict[str, Any]:
             job = TrainJob(str(root / "prep"), str(root / "models" / name), layout=layout,
                            budget=config.budget, steps=steps, eval_every=max(1, steps // 4),
                            checkpoint_every=max(1, steps // 8), batch_size=config.batch_size,
-                           model=DEFAULT_TRAIN_MODEL, optimizer=TrainConfig(seed=seed))  # fmt: skip
+                           model=DEFAULT_TRAIN_MODEL, optimizer=TrainConfig(seed=seed),
+                           overwrite=True)  # fmt: skip
             summary = train(job)
             model, run = load_trained(job.model_dir)
             version = export(model, run.feature_spec(), root / "export" / name)

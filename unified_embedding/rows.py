@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from unified_embedding.cells import header_of
+from unified_embedding.headers import header_of
 from unified_embedding.spec import FeatureSpec
 from unified_embedding.textfile import file_blocks
 from unified_embedding.validation import BlockValidator
@@ -39,20 +39,12 @@ class RawRows:
 
 def read_stream(spec: FeatureSpec, raw: BinaryIO, source: str) -> RawRows:
     """A whole (optionally compressed, by `source`'s extension) stream of `spec`'s format; a
-    bad row raises ValueError naming the line and the problem."""
+    bad row raises ValueError naming the line and the problem. With a header, columns are
+    matched by name (`headers.py`): a missing column raises HeaderError naming it."""
     validator = BlockValidator(spec)
-    expected = header_of(spec.input_format)
-
-    def header(line: bytes) -> bool:
-        if expected is not None and not expected(line):
-            raise ValueError(
-                f"{source}: header does not match schema `{spec.name}`. Received: {line[:80]!r}..."
-            )
-        return True
-
     parts: dict[str, list[np.ndarray]] = {f.name: [] for f in spec.fields}
     labels = []
-    for block in file_blocks(raw, source, header if expected else None, BLOCK_ROWS):
+    for block in file_blocks(raw, source, header_of(spec.input_format), BLOCK_ROWS):
         checked = validator.validate(block)
         if checked.dead:
             first = checked.dead[0]

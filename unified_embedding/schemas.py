@@ -9,6 +9,10 @@ are required; unlisted columns are categorical):
      "missing": ["null", "\\N"]}
 
 `delimiter` "," (the default) reads RFC 4180 CSV (quotes, doubled quotes); "\t" a plain TSV.
+`header` (default true): each file's first line names its columns, matched to `columns` by name
+(any order; extra columns are ignored; a missing one fails naming it); false: by position.
+`numeric`, `multi_valued`, `vocabulary` and `ignore` name columns other than the label; a name
+that is not a column, the label, or in two keys that exclude each other, is refused.
 `missing` lists cell values that mean "missing" besides the empty cell; `max_field_chars` the
 longest cell a row may hold (default 1000; longer rows are dead letters, and the served model
 refuses them).
@@ -117,11 +121,11 @@ def from_short_form(data: Mapping[str, Any]) -> FeatureSpec:
     numeric = _as_mapping(data.get("numeric", {}), "identity")
     multi_valued = dict(data.get("multi_valued", {}))
     vocabulary = dict(data.get("vocabulary", {}))
-    ignore = set(data.get("ignore", ()))
-    for key, names in (("numeric", numeric), ("multi_valued", multi_valued), ("ignore", ignore)):
-        stray = sorted(set(names) - set(columns))
-        if stray:
-            raise SpecError(f"`{key}` names columns that do not exist. Received: {stray}")
+    ignore = list(data.get("ignore", ()))
+    _check_names(
+        columns, label, numeric=numeric, multi_valued=multi_valued, vocabulary=vocabulary,
+        ignore=ignore,
+    )  # fmt: skip
     probes = data.get("probes", 2)
 
     def make(column: str) -> FieldSpec:
@@ -148,6 +152,38 @@ def from_short_form(data: Mapping[str, Any]) -> FeatureSpec:
         fields=tuple(make(c) for c in columns if c != label and c not in ignore),
         embedding_dim=data.get("embedding_dim", 16),
     )
+
+
+# Keys that cannot both name one column: an ignored column has no kind, a numeric one no
+# values to list or split.
+_EXCLUSIVE = (("ignore", "numeric"), ("ignore", "multi_valued"), ("ignore", "vocabulary"),
+              ("numeric", "multi_valued"), ("numeric", "vocabulary"))  # fmt: skip
+
+
+def _check_names(
+    columns: tuple[str, ...], label: Any, **keys: Mapping[str, Any] | list[str]
+) -> None:
+    """Each key of the short form names columns of `columns`, never the label, and no column
+    is named by two keys that exclude each other: a name that would be ignored is an error."""
+    for key, names in keys.items():
+        for name in names:
+            if name == label:
+                raise SpecError(
+                    f"`{key}` should not name the label. Received: `{key}` naming {name!r}, "
+                    f"the `label`"
+                )
+            if name not in columns:
+                raise SpecError(
+                    f"`{key}` should name columns of `columns`. Received: `{key}` naming "
+                    f"{name!r}, not one of {list(columns)}"
+                )
+    for first, second in _EXCLUSIVE:
+        both = [name for name in keys[first] if name in keys[second]]
+        if both:
+            raise SpecError(
+                f"a column cannot be in both `{first}` and `{second}`. Received: {both[0]!r} "
+                f"in both"
+            )
 
 
 def _as_mapping(value: Any, default: str) -> dict[str, str]:

@@ -4,6 +4,9 @@
         for block in file_blocks(raw, "day1.tsv.gz", header=None, block_rows=4096):
             block.data  # bytes of up to 4096 whole lines, each ending in b"\\n"
 
+With a `header` (`headers.HeaderReader`), a file's first line names its columns: every block
+carries them (`LineBlock.columns`), so its rows are parsed by name (`cells.split_cells`).
+
 Shared by the Beam job (which reads byte ranges of uncompressed files, see
 `pipelines/read.py`) and the in-process reader (`rows.py`). A truncated or corrupt compressed
 file raises `CorruptInput` naming the file and the rows read from it: never a silent short read.
@@ -12,7 +15,6 @@ file raises `CorruptInput` naming the file and the rows read from it: never a si
 from __future__ import annotations
 
 import bz2
-import csv
 import lzma
 import zlib
 from collections.abc import Callable, Iterator
@@ -24,6 +26,10 @@ import numpy as np
 CHUNK_BYTES = 1 << 22  # 4 MiB reads: bounded memory whatever the file's size
 MAX_LINE_BYTES = 1 << 26  # a "line" longer than 64 MiB is not a row of a delimited file
 BOM = b"\xef\xbb\xbf"
+HEADER_CHUNK_BYTES = 1 << 16  # reads to find a header line: a header is small
+
+# (a file's first line, BOM and line break removed; the file's path) -> its column names.
+ColumnsOf = Callable[[bytes, str], tuple[str, ...]]
 
 
 class Decompressor(Protocol):
@@ -59,12 +65,15 @@ def compression_of(path: str) -> str | None:
 @dataclass(frozen=True)
 class LineBlock:
     """Whole lines of one file. `offset`: byte offset of the first line in the (decompressed)
-    file; `line`: its 1-based line number, or 0 when unknown (a byte range not at the start)."""
+    file; `line`: its 1-based line number, or 0 when unknown (a byte range not at the start);
+    `columns`: the file's column names in file order, from its header, or None when the
+    format's columns are the file's (a headerless format)."""
 
     source: str
     offset: int
     line: int
     data: bytes
+    columns: tuple[str, ...] | None = None
 
     def line_starts(self) -> np.ndarray:
         """Start of each line within `data`, int64 (lines,)."""
@@ -101,35 +110,16 @@ def chunks(raw: BinaryIO, path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator
         )
 
 
-@dataclass(frozen=True)
-class Header:
-    """`Header(columns, delimiter, quoting)(line)`: does a first line name exactly `columns`?"""
-
-    columns: tuple[str, ...]
-    delimiter: str
-    quoting: bool
-
-    def __call__(self, line: bytes) -> bool:
-        text = line.rstrip(b"\r").decode("utf-8", errors="replace")
-        try:
-            cells = next(
-                csv.reader(
-                    [text],
-                    delimiter=self.delimiter,
-                    quoting=csv.QUOTE_MINIMAL if self.quoting else csv.QUOTE_NONE,
-                ),
-                [],
-            )
-        except csv.Error:
-            return False
-        return tuple(cells) == self.columns
-
-
 def line_blocks(
-    parts: Iterator[bytes], source: str, offset: int, line: int, block_rows: int
+    parts: Iterator[bytes],
+    source: str,
+    offset: int,
+    line: int,
+    block_rows: int,
+    columns: tuple[str, ...] | None = None,
 ) -> Iterator[LineBlock]:
     """Blocks of up to `block_rows` whole lines from byte `parts` that start at a line start
-    (`offset`, `line` as in LineBlock). A last line without a newline gets one."""
+    (`offset`, `line`, `columns` as in LineBlock). A last line without a newline gets one."""
     pending = b""
     for part in _terminated(parts):
         pending += part
@@ -137,7 +127,7 @@ def line_blocks(
         start = 0
         for cut in range(block_rows - 1, len(ends), block_rows):
             end = int(ends[cut]) + 1
-            yield LineBlock(source, offset, line, pending[start:end])
+            yield LineBlock(source, offset, line, pending[start:end], columns)
             offset, line, start = offset + end - start, line + block_rows if line else 0, end
         pending = pending[start:]
         unfinished = len(pending) - (int(ends[-1]) + 1 - start if len(ends) > 0 else 0)
@@ -147,7 +137,7 @@ def line_blocks(
                 f"{offset}: not a delimited text file (or a line over {MAX_LINE_BYTES} bytes)"
             )
     if pending:
-        yield LineBlock(source, offset, line, pending)
+        yield LineBlock(source, offset, line, pending, columns)
 
 
 def _terminated(parts: Iterator[bytes]) -> Iterator[bytes]:
@@ -163,26 +153,55 @@ def _terminated(parts: Iterator[bytes]) -> Iterator[bytes]:
 def file_blocks(
     raw: BinaryIO,
     path: str,
-    header: Callable[[bytes], bool] | None,
+    header: ColumnsOf | None,
     block_rows: int,
 ) -> Iterator[LineBlock]:
-    """Every line of a whole file as blocks; a leading BOM is skipped, and so is a first line
-    for which `header(line)` is true. Line numbers count the header line."""
+    """Every line of a whole file as blocks; a leading BOM is skipped. With a `header`, the
+    first line is the file's header: `header(line, path)` gives the column names every block
+    carries (and raises when they do not fit). Line numbers count the header line."""
     parts = chunks(raw, path)
-    first = b""
-    for part in parts:  # enough bytes for the BOM and the first line
-        first += part
-        if b"\n" in first or len(first) > CHUNK_BYTES:
-            break
-    offset, line = 0, 1
-    if first.startswith(BOM):
-        first, offset = first[len(BOM) :], len(BOM)
+    first, bom = _first_bytes(parts, path, whole_line=header is not None)
+    offset, line, columns = bom, 1, None
     if header is not None and first:
-        cut = first.find(b"\n")
-        end = len(first) if cut < 0 else cut + 1
-        if header(first[:end].rstrip(b"\n")):
-            first, offset, line = first[end:], offset + end, 2
-    yield from line_blocks(_prepend(first, parts), path, offset, line, block_rows)
+        end = _line_end(first)
+        columns = header(_line_text(first[:end]), path)
+        first, offset, line = first[end:], offset + end, 2
+    yield from line_blocks(_prepend(first, parts), path, offset, line, block_rows, columns)
+
+
+def first_line(raw: BinaryIO, path: str) -> bytes | None:
+    """The first line of a file (decompressed by `path`'s extension; BOM and line break
+    removed), or None when the file holds no byte. Reads only as far as that line."""
+    first, _ = _first_bytes(chunks(raw, path, HEADER_CHUNK_BYTES), path, whole_line=True)
+    return _line_text(first[: _line_end(first)]) if first else None
+
+
+def _first_bytes(parts: Iterator[bytes], path: str, whole_line: bool) -> tuple[bytes, int]:
+    """The first bytes of `parts` without a leading BOM (the whole first line when
+    `whole_line`; else enough to see the BOM), and the BOM's length."""
+    first = b""
+    for part in parts:
+        first += part
+        if len(first) > len(BOM) and (not whole_line or b"\n" in first):
+            break
+        if len(first) > MAX_LINE_BYTES:
+            raise CorruptInput(
+                f"{path}: no line break in the first {len(first)} bytes: not a delimited text "
+                f"file (or a header over {MAX_LINE_BYTES} bytes)"
+            )
+    if first.startswith(BOM):
+        return first[len(BOM) :], len(BOM)
+    return first, 0
+
+
+def _line_end(data: bytes) -> int:
+    """Where the first line of `data` ends, its line break included."""
+    cut = data.find(b"\n")
+    return len(data) if cut < 0 else cut + 1
+
+
+def _line_text(line: bytes) -> bytes:
+    return line.rstrip(b"\n").removesuffix(b"\r")
 
 
 def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

@@ -51,7 +51,7 @@ class CheckedBlock:
     """A block after validation: the valid rows' cells and labels, and the dead rows."""
 
     block: LineBlock
-    columns: dict[str, pa.Array]  # every column of the input format, valid rows only
+    columns: dict[str, pa.Array]  # every column of the input format (by name), valid rows only
     labels: np.ndarray  # float32 (valid,)
     rows: np.ndarray  # int64 (valid,): line index in the block
     starts: np.ndarray  # int64 (lines,): where each line starts in block.data
@@ -123,10 +123,9 @@ class BlockValidator:
         for line, detail in _undecodable(block.data, starts).items():
             reason[line], details[line] = 1 + REASONS.index("undecodable"), detail
         candidates = np.flatnonzero(reason == 0)
-        cells = split_cells(
-            block.data, starts[candidates], ends[candidates], self.spec.input_format
-        )
-        width = len(self.spec.input_format.columns)
+        fmt = self.spec.input_format
+        cells = split_cells(block.data, starts[candidates], ends[candidates], fmt, block.columns)
+        width = len(fmt.columns if block.columns is None else block.columns)
         for line, found in zip(candidates[cells.bad].tolist(), cells.widths.tolist(), strict=True):
             reason[line] = 1 + REASONS.index("wrong_column_count")
             details[line] = _wrong_width(width, found)
