@@ -9,6 +9,10 @@
 Bytes travel as `{"b64": "..."}` (decoded while the JSON is parsed); numbers may be `NaN`
 (missing), as TF Serving's JSON allows. Columns become NumPy arrays after one type check per
 column, so the columnar format never loops per value in Python.
+
+A body that is not JSON, nests deeper than Python's parser goes, or holds a number no float32
+can take (an integer of 10^400, or of more digits than Python converts) is an InvalidRequest
+(400), as is any value of the wrong type; none reaches the model or answers 500.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import base64
 import binascii
 import json
 import math
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,7 +38,10 @@ _JSON_TYPES = {NUMBERS.name: frozenset({float, int}), STRINGS.name: frozenset({s
 
 
 def _describe(value: Any) -> str:
-    text = json.dumps(value, default=repr) if not isinstance(value, bytes) else repr(value)
+    try:
+        text = json.dumps(value, default=repr) if not isinstance(value, bytes) else repr(value)
+    except (RecursionError, ValueError):  # nested deeper than json.dumps goes
+        text = f"a {type(value).__name__} nested too deeply to show"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -46,16 +54,26 @@ def _bytes(obj: dict[str, Any]) -> Any:
         raise InvalidRequest(f"`b64` should hold a base64 string. Received: {_describe(value)}")
     try:
         return base64.b64decode(value, validate=True)
-    except binascii.Error as e:
-        raise InvalidRequest(f"`b64` value {_describe(value)} is not base64: {e}") from None
+    except binascii.Error:
+        raise InvalidRequest(f"`b64` value {_describe(value)} is not base64 (the standard "
+                             "alphabet, padded with `=`)") from None  # fmt: skip
 
 
 def parse_body(body: bytes) -> dict[str, Any]:
     """The request body as a JSON object (InvalidRequest when it is not one)."""
     try:
         request = json.loads(body, object_hook=_bytes)
+    except InvalidRequest:  # a bad `b64` object
+        raise
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise InvalidRequest(f"the body is not valid JSON: {e}") from None
+    except RecursionError:
+        raise InvalidRequest("the body is not valid JSON: it nests arrays or objects deeper "
+                             f"than {sys.getrecursionlimit()} levels") from None  # fmt: skip
+    except ValueError:  # int(): Python's int-str limit, before any float conversion
+        raise InvalidRequest(f"the body holds an integer of more than "
+                             f"{sys.get_int_max_str_digits()} digits; numbers must be finite "
+                             "float32 values") from None  # fmt: skip
     if not isinstance(request, dict):
         raise InvalidRequest(f"the body should be a JSON object. Received: {_describe(request)}")
     return request
@@ -76,10 +94,25 @@ def _types(values: Any) -> frozenset[type]:
 def _array(name: str, values: Any, raw: RawType, shape: tuple[int, ...]) -> np.ndarray:
     array = raw.empty(math.prod(shape), 1).reshape(shape)
     try:
-        array[...] = values
-    except OverflowError:
-        raise InvalidRequest(f"input `{name}`: a number is out of range") from None
+        with np.errstate(over="ignore"):  # beyond float32 is inf, refused by the predictor
+            array[...] = values
+    except OverflowError:  # an int beyond float64; the loop runs on this error path only
+        flat = np.asarray(values, dtype=object).ravel().tolist()
+        i = next((i for i, v in enumerate(flat) if _overflows(v)), 0)
+        row = i // shape[1] if len(shape) == 2 and shape[1] else i
+        raise InvalidRequest(f"input `{name}`: row {row}: received {_describe(flat[i])}; "
+                             "numbers must be finite float32 values") from None  # fmt: skip
     return array
+
+
+def _overflows(value: Any) -> bool:
+    try:
+        float(value)
+    except OverflowError:
+        return True
+    except (TypeError, ValueError):
+        return False
+    return False
 
 
 def column(name: str, values: Any, raw: RawType | None) -> np.ndarray:
@@ -177,7 +210,12 @@ def _feature(where: str, name: str, value: Any) -> feature_pb2.Feature:
         encoded = [v.encode() if isinstance(v, str) else v for v in values]
         return feature_pb2.Feature(bytes_list=feature_pb2.BytesList(value=encoded))
     if kinds <= _JSON_TYPES[NUMBERS.name]:
-        return feature_pb2.Feature(float_list=feature_pb2.FloatList(value=values))
+        try:
+            return feature_pb2.Feature(float_list=feature_pb2.FloatList(value=values))
+        except OverflowError:  # an int beyond float64
+            bad = next((v for v in values if _overflows(v)), values[0])
+            raise InvalidRequest(f"{where}feature `{name}`: received {_describe(bad)}; numbers "
+                                 "must be finite float32 values") from None  # fmt: skip
     raise InvalidRequest(f"{where}feature `{name}`: expected numbers or strings, received "
                          f"{_describe(value)}")  # fmt: skip
 

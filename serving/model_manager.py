@@ -12,6 +12,9 @@ models (they start loading), removes models (new requests get NOT_FOUND at once;
 are released after the requests in flight) and changes policies and labels in place; a model
 whose base path changes keeps serving from the old path until the new one has a version. A
 malformed file is logged and the previous config kept.
+
+A base path that does not exist, or holds no version folder, is logged once (a WARNING, as TF
+Serving logs it), not at every poll; again when that changes (it appears, or it goes away).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from serving.model_versions import (
 from serving.predictor import Predictor, PredictorConfig
 
 log = logging.getLogger(__name__)
+_MISSING, _UNREADABLE, _EMPTY, _FOUND = "missing", "unreadable", "empty", "found"
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,15 @@ class ManagerConfig:
         return (ModelConfig(self.model_name, self.base_path, VersionPolicy(versions=pinned)),)
 
 
+def _base_path_state(path: Path) -> str:
+    try:
+        if not path.is_dir():
+            return _MISSING
+        return _FOUND if list_versions(path) else _EMPTY
+    except OSError:
+        return _UNREADABLE
+
+
 class ModelManager:
     """The registry of served models; `await poll()` once, or `start()` to follow disk."""
 
@@ -99,6 +112,7 @@ class ModelManager:
         self._configs: tuple[ModelConfig, ...] = ()
         self._read_at = time.monotonic()
         self._task: asyncio.Task[None] | None = None
+        self._base_paths: dict[Path, str] = {}  # what was last logged of each base path
         self._apply(config.models())
 
     @property
@@ -184,6 +198,7 @@ class ModelManager:
         if self.config.config_file is not None and due:
             self.reload_config()
         changed = False
+        self._log_base_paths([*self._models.values(), *self._moving.values()])
         for name, moving in list(self._moving.items()):
             await moving.poll()
             if moving.newest() is not None and name in self._models:
@@ -200,6 +215,30 @@ class ModelManager:
         if changed:
             gc.collect()  # replaced versions' graphs go as soon as their last request is done
         return changed
+
+    def _log_base_paths(self, models: list[ModelVersions]) -> None:
+        """Logs a base path that is missing or holds no version, once per change."""
+        seen = {}
+        for versions in models:
+            path = versions.config.base_path
+            state = _base_path_state(path)
+            seen[path] = state
+            if self._base_paths.get(path, _FOUND) == state:
+                continue
+            if state == _MISSING:
+                log.warning("model %s: base path %s does not exist; no versions found (looking "
+                            "again every %gs)", versions.name, path,
+                            self.config.poll_seconds)  # fmt: skip
+            elif state == _UNREADABLE:
+                log.warning("model %s: base path %s cannot be listed (permissions?); no "
+                            "versions found", versions.name, path)  # fmt: skip
+            elif state == _EMPTY:
+                log.warning("model %s: no versions found under base path %s; a version is a "
+                            "folder named by a number, e.g. %s", versions.name, path,
+                            path / "1")  # fmt: skip
+            else:
+                log.info("model %s: versions found under base path %s", versions.name, path)
+        self._base_paths = seen
 
     def _notify(self, versions: ModelVersions) -> None:
         newest = versions.newest()

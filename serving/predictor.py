@@ -10,6 +10,16 @@ and leave as NumPy arrays, so the predictor is tested without a server.
 
 Any mix of field kinds is served, including none of a kind: a model without numeric fields gets
 a (rows, 0) `numeric` input, one without categorical fields a (rows, 0) `categorical` input.
+
+Every batch is checked against the model's contract before it reaches the batcher: the row
+count (`max_rows`), finite numbers, and the cell length of `spec.input_format.max_field_chars`
+(the limit preprocessing and scoring dead-letter longer cells by), so all three APIs refuse what
+the offline path refuses. A cell is counted in characters, as preprocessing counts them (Arrow's
+`utf8_length`): a str's code points; bytes (tf.Example bytes_list, string_val, `{"b64": ...}`)
+as UTF-8 (bytes other than continuation bytes 0b10xxxxxx). Bytes are never fewer than
+characters, so one `len()` per cell is the whole test until a cell passes the limit in bytes; a
+multi-byte cell that preprocessing accepts is never refused. A multi-valued cell counts whole,
+values and separators, as in the file.
 """
 
 from __future__ import annotations
@@ -101,13 +111,51 @@ def _check_rows(count: int, max_rows: int) -> None:
         raise InvalidRequest(f"the request has {count} rows; at most {max_rows} are allowed")
 
 
+_FINITE = "numbers must be finite float32 values (NaN = missing)"
+
+
 def _check_finite(numeric: np.ndarray, names: Sequence[str], where: str = "") -> None:
     """NaN means missing; an infinity is an error naming the first bad row and field."""
     bad = np.isinf(numeric)
     if bad.any():
         r, c = (int(i) for i in np.argwhere(bad)[0])
         raise InvalidRequest(f"{where}row {r}: field `{names[c]}`: received {numeric[r, c]}; "
-                             "numbers must be finite (NaN = missing)")  # fmt: skip
+                             f"{_FINITE}")  # fmt: skip
+
+
+def _chars(cell: str | bytes) -> int:
+    """A cell's length as preprocessing counts it: characters (UTF-8 code points)."""
+    if isinstance(cell, str):
+        return len(cell)
+    data = np.frombuffer(cell, np.uint8)
+    return int(np.count_nonzero((data & 0xC0) != 0x80))  # every byte that starts a character
+
+
+def _too_long(at: str, name: str, cell: str | bytes, limit: int) -> InvalidRequest:
+    return InvalidRequest(f"{at}field `{name}` has {_chars(cell)} characters; at most {limit} "
+                          "are allowed (the model's `max_field_chars`)")  # fmt: skip
+
+
+def _check_lengths(cells: np.ndarray, names: Sequence[str], limit: int, where: str = "") -> None:
+    """`cells` (rows, len(names)) strings: a cell longer than `limit` characters is an
+    InvalidRequest naming the row, the field and the length (never the value).
+
+    One `len()` per cell (str: characters; bytes: bytes >= characters) decides for all but the
+    cells longer than `limit` in bytes, which are counted in characters."""
+    flat = cells.ravel()
+    try:
+        if not flat.size or max(map(len, flat)) <= limit:
+            return
+    except TypeError:  # not a string: named below
+        pass
+    columns = cells.shape[1] if cells.ndim == 2 else 1
+    for i, cell in enumerate(flat.tolist()):
+        r, c = divmod(i, columns)
+        if not isinstance(cell, str | bytes):
+            raise InvalidRequest(f"{where}row {r}: field `{names[c]}`: expected a string, "
+                                 f"received {_describe(cell)}")  # fmt: skip
+        if len(cell) > limit and _chars(cell) > limit:
+            raise _too_long(f"{where}row {r}: ", names[c], cell, limit)
 
 
 @dataclass(frozen=True)
@@ -133,6 +181,10 @@ class _Packing:
         _check_finite(numeric, names, where)
         return PackedBatch(self.arrays[STRINGS.packed_input], numeric)
 
+    @property
+    def categorical(self) -> np.ndarray:
+        return self.arrays[STRINGS.packed_input]
+
 
 def _value(raw: RawType, name: str, value: Value, at: str) -> float | str | bytes:
     """One request value of field `name`, or InvalidRequest naming the field and the value."""
@@ -144,6 +196,9 @@ def _value(raw: RawType, name: str, value: Value, at: str) -> float | str | byte
                                  "missing)") from None  # fmt: skip
         raise InvalidRequest(f"{at}field `{name}`: expected {e}, received "
                              f"{_describe(value)}") from None  # fmt: skip
+    except OverflowError:  # an int beyond float64 (JSON 1e400 is inf, 10**400 an int)
+        raise InvalidRequest(f"{at}field `{name}`: received {_describe(value)}; "
+                             f"{_FINITE}") from None  # fmt: skip
 
 
 class Predictor:
@@ -158,6 +213,7 @@ class Predictor:
         self._packed = loaded.signatures["packed"]
         self._attention = loaded.signatures["attention"]
         self.categorical_names = tuple(f.name for f in spec.categorical_fields)
+        self.max_field_chars = spec.input_format.max_field_chars
         self.numeric_names = tuple(f.name for f in spec.numeric_fields)
         self._widths = {
             STRINGS.packed_input: len(self.categorical_names),
@@ -202,15 +258,17 @@ class Predictor:
         packing = _Packing(len(rows), self._widths)
         targets = {name: (packing.arrays[slot.raw.packed_input], slot.column, slot.raw.value)
                    for name, slot in self._slots.items()}  # fmt: skip
-        for r, row in enumerate(rows):
-            if len(row) != len(targets) or not all(k in targets for k in row):
-                self._raise_for_fields(r, row)
-            for name, value in row.items():
-                array, column, check = targets[name]
-                try:
-                    array[r, column] = check(value)
-                except TypeError:
-                    _value(self._slots[name].raw, name, value, f"row {r}: ")  # raises
+        with np.errstate(over="ignore"):  # beyond float32 is inf, refused below by name
+            for r, row in enumerate(rows):
+                if len(row) != len(targets) or not all(k in targets for k in row):
+                    self._raise_for_fields(r, row)
+                for name, value in row.items():
+                    array, column, check = targets[name]
+                    try:
+                        array[r, column] = check(value)
+                    except (TypeError, OverflowError):
+                        _value(self._slots[name].raw, name, value, f"row {r}: ")  # raises
+        self._check_lengths(packing.categorical)
         return packing.batch(self.numeric_names)
 
     def pack_columns(self, columns: Mapping[str, np.ndarray]) -> PackedBatch:
@@ -251,15 +309,20 @@ class Predictor:
         rows = next(iter(sizes.values()), 0)
         _check_rows(rows, self.config.max_rows)
         packing = _Packing(rows, self._widths)
+        limit = self.max_field_chars
         for name, value in context.items():  # one value per field, broadcast to every row
             slot = self._slots[name]
             value = _value(slot.raw, name, value, "context: ")
             if isinstance(value, float) and math.isinf(value):
-                raise InvalidRequest(f"context: field `{name}`: received {value}; numbers "
-                                     "must be finite (NaN = missing)")  # fmt: skip
+                raise InvalidRequest(f"context: field `{name}`: received {value}; {_FINITE}")
+            if not isinstance(value, float) and len(value) > limit and _chars(value) > limit:
+                raise _too_long("context: ", name, value, limit)
             packing.column(slot)[:] = value
         for name, array in candidates.items():
+            assert array is not None  # checked above
             packing.column(self._slots[name])[:] = array
+            if self._slots[name].raw is STRINGS:  # the context's cells are checked above
+                _check_lengths(array.reshape(-1, 1), (name,), limit, where)
         return packing.batch(self.numeric_names, where)
 
     def check_packed(self, categorical: np.ndarray, numeric: np.ndarray) -> PackedBatch:
@@ -278,7 +341,12 @@ class Predictor:
         _check_rows(categorical.shape[0], self.config.max_rows)
         numeric = numeric.astype(np.float32, copy=False)
         _check_finite(numeric, self.numeric_names, "input `numeric`: ")
-        return PackedBatch(categorical.astype(object, copy=False), numeric)
+        categorical = categorical.astype(object, copy=False)
+        self._check_lengths(categorical, "input `categorical`: ")
+        return PackedBatch(categorical, numeric)
+
+    def _check_lengths(self, categorical: np.ndarray, where: str = "") -> None:
+        _check_lengths(categorical, self.categorical_names, self.max_field_chars, where)
 
     def _raise_for_fields(self, r: int, row: Mapping[str, Value]) -> None:
         for name in row:

@@ -11,13 +11,19 @@ same models and batcher as the gRPC services, so a TF Serving REST client gets t
 Errors answer `{"error": message}` with the HTTP code TF Serving gives the gRPC status that the
 gRPC services answer for the same error (one exception -> status table: `servicer.status_of`).
 A request runs at most `timeout` seconds (TF Serving's `--rest_api_timeout_in_ms`), then 504.
+Error bodies and statuses hold no server path or exception text (those go to the log).
+
+A client that goes away before its request is read, or sends malformed HTTP, is one INFO line
+in the log (not an ERROR with a traceback per connection, which let any client fill the log).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -25,11 +31,11 @@ from typing import Any, Protocol
 import grpc
 import numpy as np
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from google.protobuf import json_format
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
-from tensorflow.core.protobuf import error_codes_pb2
-from tensorflow_serving.apis import get_model_status_pb2, model_pb2
+from tensorflow_serving.apis import model_pb2
 
 from serving.batching import Batcher
 from serving.examples import batch_from_input
@@ -44,10 +50,12 @@ from serving.tf_serving import (
     SIGNATURE_DEF,
     classification,
     example_signature,
+    model_status,
     signature_defs,
 )
 from serving.workers import METRICS_DIR_ENV
 
+log = logging.getLogger(__name__)
 METRICS_PATH = "/monitoring/prometheus/metrics"
 TARGET = re.compile(
     r"/v1/models/(?P<name>[^/:]+)"
@@ -99,18 +107,11 @@ class Models(Protocol):
 
 def status_json(statuses: list[VersionStatus]) -> dict[str, Any]:
     """GetModelStatusResponse as TF Serving writes it (versions as strings, states and error
-    codes by name; UNKNOWN for a version that failed, as the gRPC ModelService answers)."""
-    response = get_model_status_pb2.GetModelStatusResponse()
-    for s in statuses:
-        version = response.model_version_status.add(
-            version=s.version, state=get_model_status_pb2.ModelVersionStatus.State.Value(s.state)
-        )
-        version.status.error_code = (
-            error_codes_pb2.UNKNOWN if s.error_message else error_codes_pb2.OK
-        )
-        version.status.error_message = s.error_message
+    codes by name), the gRPC ModelService's answer (`tf_serving.model_status`)."""
     return json_format.MessageToDict(
-        response, always_print_fields_with_no_presence=True, preserving_proto_field_name=True
+        model_status(statuses),
+        always_print_fields_with_no_presence=True,
+        preserving_proto_field_name=True,
     )
 
 
@@ -231,13 +232,36 @@ class RestApi:
 async def _json_errors(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """aiohttp's own errors (unknown path, wrong method, body too large) as `{"error": ...}`."""
+    """aiohttp's own errors (unknown path, wrong method, body too large) as `{"error": ...}`;
+    a client gone before its body arrived is one log line (the answer reaches no one)."""
     try:
         return await handler(request)
     except web.HTTPException as e:
         if e.status < 400:
             raise
         return error_response(e.status, f"{e.reason}: {request.method} {request.path}")
+    except ConnectionError as e:
+        log.info("client %s closed the connection before its request was read: %s %s (%s)",
+                 request.remote, request.method, request.path, _one_line(e))  # fmt: skip
+        return error_response(499, "the client closed the connection")
+
+
+def _one_line(error: BaseException) -> str:
+    text = error.message if isinstance(error, HttpProcessingError) else str(error)
+    words = " ".join(str(text).split()) or type(error).__name__
+    return words if len(words) <= 120 else words[:117] + "..."
+
+
+class _ServerLog(logging.LoggerAdapter[logging.Logger]):
+    """aiohttp's server logger, with client-caused errors (a connection lost, malformed HTTP)
+    as one INFO line without a traceback; any other error as aiohttp logs it."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        error = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
+        if isinstance(error, ConnectionError | HttpProcessingError):
+            self.info("%s: %s", str(msg) % args if args else msg, _one_line(error))
+            return
+        self.logger.exception(msg, *args, exc_info=exc_info, **kwargs)
 
 
 async def start_rest(
@@ -246,7 +270,8 @@ async def start_rest(
     """Serves `app` on `host:port` (0: a free port) in the running loop; returns the runner
     (`await runner.cleanup()` stops it, letting requests in flight finish within
     `grace_seconds`) and the bound port."""
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=grace_seconds)
+    server_log = _ServerLog(logging.getLogger("aiohttp.server"), {})
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=grace_seconds, logger=server_log)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
     await site.start()

@@ -7,6 +7,10 @@ RESOURCE_EXHAUSTED  the batching queue is full
 DEADLINE_EXCEEDED   the deadline passed before the model answered
 UNAVAILABLE       no version loaded yet
 INTERNAL          the model failed on a valid request (logged; the server keeps serving)
+CANCELLED         the client went away or cancelled (one INFO line, no traceback)
+
+A message holds what the client sent and what the model takes, never a server path or the text
+of an unexpected exception: those go to the log.
 """
 
 from __future__ import annotations
@@ -71,6 +75,8 @@ async def answer(
             return await asyncio.wait_for(call(), timeout)
         except asyncio.CancelledError:
             metrics.error(method, grpc.StatusCode.CANCELLED)
+            log.info("%s cancelled: the client went away, cancelled or the server is stopping",
+                     method)  # fmt: skip
             raise
         except Exception as e:
             code, message = status_of(e, method)
@@ -214,7 +220,7 @@ def _guard(method: str, behavior: Callable[..., Awaitable[Any]], metrics: Metric
     async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
         if isinstance(request, Undecodable):
             metrics.error(method, grpc.StatusCode.INVALID_ARGUMENT)
-            message = f"the request is not a valid {method} request: {request.error}"
+            message = f"the request does not parse as a {method} request message"
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
         return await behavior(request, context)
 

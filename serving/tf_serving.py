@@ -11,10 +11,14 @@ share the batcher; they answer under the names `serving_default`, `from_examples
 exports: classes "0" and "1" scored 1 - p and p; Regress answers p, the click probability.
 GetModelMetadata answers the SavedModel's signature defs. HandleReloadConfigRequest stays
 UNIMPLEMENTED: the config file is re-read instead (`--model-config-file-poll-wait-seconds`).
+
+GetModelStatus (and the REST status, `model_status`) tells a client that a version failed to
+load, never why: the reason (file-system paths, exception text) goes to the server log, once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
@@ -38,7 +42,7 @@ from tensorflow_serving.apis import (
 from serving.batching import Batcher
 from serving.examples import batch_from_input
 from serving.metrics import Metrics
-from serving.model_manager import ModelManager
+from serving.model_manager import ModelManager, VersionStatus
 from serving.predictor import InvalidRequest, Predictor
 from serving.servicer import handle
 from serving.tensors import SIGNATURES, batch_from_request, probability_tensor
@@ -52,6 +56,7 @@ EXAMPLE_SIGNATURES = {
     REGRESS: ("serving_default", "from_examples", "regression"),
 }
 _STATE = get_model_status_pb2.ModelVersionStatus.State
+LOAD_FAILED = "the version failed to load; the server log says why"
 
 
 @cache
@@ -62,6 +67,20 @@ def signature_defs(path: Path) -> get_model_metadata_pb2.SignatureDefMap:
     for name, signature in saved.meta_graphs[0].signature_def.items():
         defs.signature_def[name].CopyFrom(signature)
     return defs
+
+
+def model_status(statuses: Iterable[VersionStatus]) -> get_model_status_pb2.GetModelStatusResponse:
+    """The versions' states as clients see them: a failed version is UNKNOWN with LOAD_FAILED
+    (its error, which may name paths and hold exception text, is only in the server log)."""
+    response = get_model_status_pb2.GetModelStatusResponse()
+    for s in statuses:
+        entry = response.model_version_status.add(version=s.version, state=_STATE.Value(s.state))
+        if s.error_message:
+            entry.status.error_code = error_codes_pb2.UNKNOWN
+            entry.status.error_message = LOAD_FAILED
+        else:
+            entry.status.error_code = error_codes_pb2.OK
+    return response
 
 
 def _model_spec(name: str, predictor: Predictor, signature: str = "") -> model_pb2.ModelSpec:
@@ -225,26 +244,20 @@ class ModelServiceServicer(model_service_pb2_grpc.ModelServiceServicer):
         async def status() -> get_model_status_pb2.GetModelStatusResponse:
             spec = request.model_spec
             version = spec.version.value if spec.HasField("version") else 0
-            response = get_model_status_pb2.GetModelStatusResponse()
-            for s in self.models.status(spec.name, version, spec.version_label):
-                entry = response.model_version_status.add(version=s.version,
-                                                          state=_STATE.Value(s.state))  # fmt: skip
-                entry.status.error_code = (
-                    error_codes_pb2.UNKNOWN if s.error_message else error_codes_pb2.OK
-                )
-                entry.status.error_message = s.error_message
-            return response
+            return model_status(self.models.status(spec.name, version, spec.version_label))
 
         return await handle("GetModelStatus", self.metrics, context, status)
 
 
 __all__ = [
     "EXAMPLE_SIGNATURES",
+    "LOAD_FAILED",
     "SIGNATURES",
     "ModelServiceServicer",
     "PredictionServiceServicer",
     "classification",
     "example_signature",
+    "model_status",
     "regression",
     "signature_defs",
 ]

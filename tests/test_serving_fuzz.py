@@ -1,6 +1,7 @@
-"""Fuzzing: malformed requests (ours, TF Serving's, raw bytes) are each answered with a proper
-status, never a crash, and the server still serves good requests afterwards (750 requests)."""
+"""Fuzzing: malformed requests (ours, TF Serving's, raw bytes, REST JSON) are each answered with
+a proper status, never a crash, and the server still serves good requests afterwards."""
 
+import json
 import math
 
 import grpc
@@ -12,6 +13,9 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from protos import prediction_pb2, prediction_pb2_grpc
 from serving.client import RankingClient, row_proto, rows_from_file
+from serving.examples import batch_from_input
+from serving.json_tensors import examples_input, parse_body, predict_batch
+from serving.predictor import InvalidRequest, Predictor
 
 FUZZ = settings(max_examples=250, deadline=None, derandomize=True,
                 suppress_health_check=list(HealthCheck))  # fmt: skip
@@ -145,3 +149,60 @@ def test_fuzzed_bytes(running_server, good_row) -> None:  # type: ignore[no-unty
         score = prediction_pb2_grpc.RankingStub(channel).Score
         response = score(prediction_pb2.ScoreRequest(rows=[row_proto(good_row)] * 3), timeout=10)
         assert len(response.probabilities) == 3
+
+
+json_leaves = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.floats(),
+    st.integers(),
+    st.sampled_from([10**400, -(10**39), 1e39, "a" * 1001, {"b64": "%%"}, {"b64": "YQ=="}]),
+    st.text(max_size=8),
+)
+json_values = st.recursive(
+    json_leaves,
+    lambda children: st.one_of(
+        st.lists(children, max_size=3), st.dictionaries(names, children, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+def test_fuzzed_rest_json_is_taken_or_refused_as_invalid(exported_model, good_row) -> None:  # type: ignore[no-untyped-def]
+    """Any JSON body (and bodies that are not JSON) either makes a batch or raises
+    InvalidRequest (400); anything else would answer 500."""
+    predictor = Predictor.load(exported_model.version)
+
+    def answer(body: bytes, verb: str) -> None:
+        try:
+            request = parse_body(body)
+            if verb == "predict":
+                predict_batch(predictor, request)
+            else:
+                batch_from_input(predictor, examples_input(request))
+        except InvalidRequest:
+            pass
+
+    @FUZZ
+    @given(
+        key=st.sampled_from(["instances", "inputs", "examples", "context", "signature_name"]),
+        value=json_values,
+        edits=st.dictionaries(names, json_values, max_size=3),
+        verb=st.sampled_from(["predict", "regress"]),
+        signature=st.sampled_from([None, "", "packed", "serving_default", 7]),
+    )
+    def fuzz(key: str, value: object, edits: dict, verb: str, signature: object) -> None:  # type: ignore[type-arg]
+        bodies = [{key: value}, {"instances": [{**good_row, **edits}]},
+                  {"inputs": {k: [v, v] for k, v in {**good_row, **edits}.items()}},
+                  {"examples": [{**good_row, **edits}], "context": edits}]  # fmt: skip
+        for body in bodies:
+            if signature is not None:
+                body["signature_name"] = signature
+            answer(json.dumps(body).encode(), verb)
+        calls.append(1)
+
+    calls: list = []
+    fuzz()
+    assert len(calls) >= 250
+    for raw in (b"[" * 100_000, b"{" * 50_000, b"1" * 5000, b"\xff", b"", b"NaN", b"[1e999]"):
+        answer(raw, "predict")

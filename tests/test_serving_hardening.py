@@ -13,8 +13,16 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.core.example import example_pb2
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+from tensorflow_serving.apis import (
+    classification_pb2,
+    inference_pb2,
+    input_pb2,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+    regression_pb2,
+)
 
 from protos import prediction_pb2, prediction_pb2_grpc
 from serving.client import (
@@ -218,3 +226,119 @@ def test_odd_version_folders_are_ignored_while_hot_reload_goes_on(
     assert sorted(m.split("'")[1] for m in ignored) == sorted(
         ["²", "99999999999999999999", "007", "v2"]
     ), ignored  # each logged once, though the folders were listed at every poll
+
+
+def _example(row: dict) -> example_pb2.Example:  # type: ignore[type-arg]
+    """A row as a tf.train.Example: numbers as a float_list, strings as a bytes_list."""
+    example = example_pb2.Example()
+    for name, value in row.items():
+        feature = example.features.feature[name]
+        if isinstance(value, float):
+            feature.float_list.value.append(value)
+        else:
+            feature.bytes_list.value.append(value.encode() if isinstance(value, str) else value)
+    return example
+
+
+def _grpc_calls(channel: grpc.Channel, rows: list, cell: str) -> dict:  # type: ignore[type-arg]
+    """Every gRPC API with `cell` as C3 of row 1 (ranking: candidate 1; context: C1), as
+    (call, request) by name."""
+    changed = [dict(r) for r in rows[:3]]
+    changed[1]["C3"] = cell
+    columns = {name: [r[name] for r in changed] for name in changed[0]}
+    score = prediction_pb2_grpc.RankingStub(channel).Score
+    service = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    default = predict_pb2.PredictRequest()
+    for name, values in columns.items():
+        array = np.array(values, np.float32 if isinstance(values[0], float) else object)
+        default.inputs[name].CopyFrom(tf.make_tensor_proto(array))
+    packed = predict_pb2.PredictRequest()
+    packed.model_spec.signature_name = "packed"
+    numeric = np.stack([np.array(columns[f"I{i}"], np.float32) for i in range(1, 14)], 1)
+    categorical = np.stack([np.array(columns[f"C{i}"], object) for i in range(1, 27)], 1)
+    packed.inputs["numeric"].CopyFrom(tf.make_tensor_proto(numeric))
+    packed.inputs["categorical"].CopyFrom(tf.make_tensor_proto(categorical, tf.string))
+    examples = input_pb2.Input(
+        example_list=input_pb2.ExampleList(examples=[_example(r) for r in changed])
+    )
+    candidates = {k: v for k, v in columns.items() if k != "C1"}
+    unchanged = {k: [r[k] for r in rows[:3]] for k in candidates}
+    multi = inference_pb2.MultiInferenceRequest(input=examples)
+    multi.tasks.add(method_name="tensorflow/serving/regress")
+    return {
+        "Score rows": (score, prediction_pb2.ScoreRequest(rows=[row_proto(r) for r in changed])),
+        "Score candidates": (score, ranking_request({"C1": "u"}, candidates)),
+        "Score context": (score, ranking_request({"C1": cell}, unchanged)),
+        "Predict": (service.Predict, default),
+        "Predict packed": (service.Predict, packed),
+        "Classify": (service.Classify, classification_pb2.ClassificationRequest(input=examples)),
+        "Regress": (service.Regress, regression_pb2.RegressionRequest(input=examples)),
+        "MultiInference": (service.MultiInference, multi),
+    }
+
+
+def test_a_cell_over_the_models_limit_is_refused_on_every_grpc_api(running_server, rows) -> None:  # type: ignore[no-untyped-def]
+    """A 10 MB categorical string used to be scored; preprocessing dead-letters cells over the
+    spec's `max_field_chars` (1000 here). A cell of 1000 characters that are 2000 UTF-8 bytes
+    (string_val, bytes_list) is taken: the limit counts characters, as preprocessing does."""
+    assert rows[0]["C3"] and len(rows) >= 3
+    limit = 1000
+    huge = "x" * 10 * 2**20
+    where = {"Score rows": "row 1: field `C3`", "Score candidates": "candidates: row 1: field "
+             "`C3`", "Score context": "context: field `C1`", "Predict": "row 1: field `C3`",
+             "Predict packed": "input `categorical`: row 1: field `C3`",
+             "Classify": "row 1: field `C3`", "Regress": "row 1: field `C3`",
+             "MultiInference": "row 1: field `C3`"}  # fmt: skip
+    with grpc.insecure_channel(
+        running_server.target, options=[("grpc.max_send_message_length", 32 * 2**20)]
+    ) as channel:
+        for api, (call, request) in _grpc_calls(channel, rows, huge).items():
+            code, details = _error(call, request)
+            assert code == grpc.StatusCode.INVALID_ARGUMENT, (api, details)
+            expected = (f"{where[api]} has {len(huge)} characters; at most {limit} are "
+                        "allowed (the model's `max_field_chars`)")  # fmt: skip
+            assert details == expected, (api, details)
+        for call, request in _grpc_calls(channel, rows, "é" * limit).values():
+            call(request, timeout=30)  # 1000 characters, 2000 bytes: taken
+        for api, (call, request) in _grpc_calls(channel, rows, "é" * (limit + 1)).items():
+            code, details = _error(call, request)
+            assert code == grpc.StatusCode.INVALID_ARGUMENT, (api, details)
+            assert f"{where[api]} has {limit + 1} characters" in details, (api, details)
+
+
+def test_a_cancelled_rpc_logs_one_short_line(  # type: ignore[no-untyped-def]
+    running_server, rows, monkeypatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    gate = threading.Event()
+    predict = Predictor.predict
+    monkeypatch.setattr(Predictor, "predict", lambda self, b: gate.wait(60) and predict(self, b))
+    registry = running_server.server.metrics.registry
+
+    def count(name: str, **labels: str) -> float:
+        return registry.get_sample_value(name, {"method": "Score", **labels}) or 0
+
+    received, cancelled = count("ue_requests_total"), count("ue_errors_total", code="CANCELLED")
+    try:
+        with caplog.at_level(logging.DEBUG), grpc.insecure_channel(running_server.target) as ch:
+            start = len(caplog.records)
+            score = prediction_pb2_grpc.RankingStub(ch).Score
+            calls = [score.future(prediction_pb2.ScoreRequest(rows=[row_proto(rows[0])]),
+                                  timeout=30) for _ in range(5)]  # fmt: skip
+            deadline = time.monotonic() + 30
+            while count("ue_requests_total") < received + 5:  # all held by the model
+                assert time.monotonic() < deadline, "the requests did not arrive"
+                time.sleep(0.02)
+            for call in calls:
+                call.cancel()
+            while count("ue_errors_total", code="CANCELLED") < cancelled + 5:
+                assert time.monotonic() < deadline, "the server did not see the cancellations"
+                time.sleep(0.02)
+            records = [r for r in caplog.records[start:] if r.name.startswith(("serving", "grpc"))
+                       and r.levelno >= logging.INFO]  # fmt: skip
+    finally:
+        gate.set()
+    assert len(records) == 5, [r.getMessage() for r in records]
+    for record in records:
+        assert record.levelno == logging.INFO and record.exc_info is None
+        assert record.getMessage() == ("Score cancelled: the client went away, cancelled or the "
+                                       "server is stopping")  # fmt: skip

@@ -1,6 +1,10 @@
 """`--model-config-file`: TF Serving's ModelServerConfig text format parsed into our configs, each
-bad file refused with one line naming it; version policies pick the versions to serve."""
+bad file refused with one line naming it; version policies pick the versions to serve; a base
+path without versions is logged."""
 
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -11,7 +15,7 @@ from serving.model_config import (
     load_model_config,
     parse_model_config,
 )
-from serving.model_manager import ManagerConfig
+from serving.model_manager import ManagerConfig, ModelManager
 
 VALID = """
 model_config_list {
@@ -130,3 +134,44 @@ def test_ue_serve_takes_a_base_path_or_a_config_file_in_either_spelling(
         with pytest.raises(SystemExit):
             parser.parse_args(wrong)
         assert "--model-config-file" in capsys.readouterr().err
+
+
+def test_a_base_path_without_versions_is_logged_once_per_change(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A config whose base path does not exist used to log nothing, whatever the poll."""
+    missing, empty = tmp_path / "ranker", tmp_path / "other"
+    empty.mkdir()
+    path = tmp_path / "models.config"
+    path.write_text(f"model_config_list {{ config {{ name: 'ranker' base_path: '{missing}' }} "
+                    f"config {{ name: 'other' base_path: '{empty}' }} }}")  # fmt: skip
+    config = ManagerConfig(config_file=path, poll_seconds=0.5)
+    with ThreadPoolExecutor(1) as executor, caplog.at_level(logging.INFO, "serving"):
+        manager = ModelManager(config, executor)
+
+        def poll() -> list[str]:
+            start = len(caplog.records)
+            for _ in range(3):
+                asyncio.run(manager.poll())
+            return [r.getMessage() for r in caplog.records[start:]
+                    if r.name == "serving.model_manager"]  # fmt: skip
+
+        assert sorted(poll()) == [
+            f"model other: no versions found under base path {empty}; a version is a folder "
+            f"named by a number, e.g. {empty / '1'}",
+            f"model ranker: base path {missing} does not exist; no versions found (looking "
+            "again every 0.5s)",
+        ]  # fmt: skip
+        missing.mkdir()
+        assert poll() == [f"model ranker: no versions found under base path {missing}; a "
+                          f"version is a folder named by a number, e.g. {missing}/1"]  # fmt: skip
+        (missing / "1").mkdir()  # not a loadable version: its rejection is logged elsewhere
+        assert poll() == [f"model ranker: versions found under base path {missing}"]
+        assert poll() == []
+        (missing / "1").rmdir()
+        missing.rmdir()
+        assert poll() == [f"model ranker: base path {missing} does not exist; no versions found "
+                          "(looking again every 0.5s)"]  # fmt: skip
+    warnings = [r for r in caplog.records if r.name == "serving.model_manager"
+                and "no versions found" in r.getMessage()]  # fmt: skip
+    assert all(r.levelno == logging.WARNING for r in warnings) and len(warnings) == 4

@@ -5,10 +5,12 @@ through our API (rows, and context + candidates) and TF Serving's (`serving_defa
 
 Model mixes (tiny AutoInts, a few training steps each):
 
-    model     numeric  categorical  multi-valued
-    criteo    13       26           0              (the session's exported_model)
-    frappe    0        10           0
-    movies    0        2            1              (schema file, `genres` split on "|")
+    model     numeric  categorical  multi-valued  max_field_chars
+    criteo    13       26           0             1000 (the session's exported_model)
+    frappe    0        10           0             1000
+    movies    0        2            1             40   (schema file, `genres` split on "|")
+
+Each refuses a cell over its own `max_field_chars`; a multi-valued cell counts whole.
 """
 
 import json
@@ -18,7 +20,8 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+from tensorflow.core.example import example_pb2
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc, regression_pb2
 
 from serving.client import RankingClient
 from serving.model_manager import ManagerConfig
@@ -28,8 +31,9 @@ from unified_embedding.rows import RawRows, read_rows
 from unified_embedding.schemas import criteo, frappe, load_schema
 from unified_embedding.spec import FeatureSpec
 
+# max_field_chars: a smaller cell limit than the default 1000
 MOVIES = {"name": "movies", "columns": ["clicked", "genres", "city", "device"],
-          "label": "clicked", "multi_valued": {"genres": "|"}}  # fmt: skip
+          "label": "clicked", "multi_valued": {"genres": "|"}, "max_field_chars": 40}  # fmt: skip
 
 
 def _values(spec: FeatureSpec, rows: int, seed: int) -> RawRows:
@@ -150,3 +154,48 @@ def test_tf_serving_requests_get_the_in_process_scores(served) -> None:  # type:
         for request in (default, packed):
             got = tf.make_ndarray(stub.Predict(request, timeout=10).outputs["probability"])
             np.testing.assert_allclose(got, served.expected, rtol=1e-5, atol=1e-6)
+
+
+def test_each_model_refuses_cells_over_its_own_limit(served) -> None:  # type: ignore[no-untyped-def]
+    """The spec's `max_field_chars` (preprocessing's limit) holds on both APIs; a multi-valued
+    cell counts whole, values and separators, as preprocessing counts it (movies: 40)."""
+    spec = served.spec
+    limit = spec.input_format.max_field_chars
+    field = next((f for f in spec.fields if f.separator), spec.categorical_fields[-1])
+    if field.separator:  # values of 9 characters, each short, joined to exactly `limit`
+        at_limit = [b"v" * 9] * (limit // 10 - 1) + [b"v" * (limit - 10 * (limit // 10 - 1))]
+    else:
+        at_limit = [b"v" * limit]
+    assert len((field.separator or "").encode().join(at_limit)) == limit
+    row = {name: values[0].item() for name, values in served.columns.items()}
+    example = example_pb2.Example()
+    for name, value in row.items():
+        if name != field.name:
+            feature = example.features.feature[name]
+            if isinstance(value, float):
+                feature.float_list.value.append(value)
+            else:
+                feature.bytes_list.value.append(value.encode())
+    with grpc.insecure_channel(served.server.target) as channel, \
+            RankingClient(served.server.target) as client:  # fmt: skip
+        regress = prediction_service_pb2_grpc.PredictionServiceStub(channel).Regress
+        for cell, ok in ((at_limit, True), ([*at_limit[:-1], at_limit[-1] + b"v"], False)):
+            text = (field.separator or "").join(v.decode() for v in cell)
+            request = regression_pb2.RegressionRequest()
+            listed = request.input.example_list.examples.add()
+            listed.CopyFrom(example)
+            listed.features.feature[field.name].bytes_list.value.extend(cell)  # several values
+            if ok:
+                assert len(client.predict([{**row, field.name: text}])) == 1
+                assert len(regress(request, timeout=10).result.regressions) == 1
+                continue
+            message = (f"row 0: field `{field.name}` has {limit + 1} characters; at most "
+                       f"{limit} are allowed (the model's `max_field_chars`)")  # fmt: skip
+            with pytest.raises(grpc.RpcError) as e:
+                client.predict([{**row, field.name: text}])
+            assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert message in e.value.details()
+            with pytest.raises(grpc.RpcError) as e:
+                regress(request, timeout=10)
+            assert (e.value.code(), e.value.details()) == (grpc.StatusCode.INVALID_ARGUMENT,
+                                                           message)  # fmt: skip

@@ -7,6 +7,8 @@ import json
 import logging
 import math
 import shutil
+import socket
+import struct
 import threading
 import time
 import urllib.error
@@ -22,6 +24,8 @@ import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
 )
@@ -33,6 +37,7 @@ from serving.model_manager import ManagerConfig
 from serving.predictor import Predictor
 from serving.rest import Target, parse_target
 from serving.server import BackgroundServer, ServerConfig
+from serving.tf_serving import LOAD_FAILED
 from unified_embedding import cli
 
 # (rows, fields): 200 Criteo rows, 13 numeric I1..I13 (NaN = missing), 26 categorical C1..C26
@@ -396,3 +401,185 @@ def test_ue_serve_flags_and_a_malformed_batching_file(  # type: ignore[no-untype
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert err.startswith(f"ue serve: error: batching parameters file {bad}: 1:")
+
+
+def test_a_cell_over_the_models_limit_answers_400(server, rows) -> None:  # type: ignore[no-untyped-def]
+    """A 10 MB categorical string used to be scored; every request format refuses a cell over
+    the spec's `max_field_chars` (1000 here), naming row, field and length (not the value)."""
+    huge, limit = "x" * 10 * 2**20, 1000
+    good = dict(rows[0])
+    numeric = [n for n in good if isinstance(good[n], float)]
+    categorical = [n for n in good if n not in numeric]
+
+    def bodies(cell: Any) -> list[tuple[str, str, Any]]:
+        row = {**good, "C3": cell}
+        packed = {"categorical": [row[n] for n in categorical],
+                  "numeric": [row[n] for n in numeric]}  # fmt: skip
+        no_c3 = {k: v for k, v in good.items() if k != "C3"}
+        return [
+            ("row 0: field `C3`", ":predict", {"instances": [row]}),
+            ("row 1: field `C3`", ":predict",
+             {"inputs": {k: [good[k], v] for k, v in row.items()}}),
+            ("input `categorical`: row 0: field `C3`", ":predict",
+             {"signature_name": "packed", "instances": [packed]}),
+            ("row 0: field `C3`", ":regress", {"examples": [no_c3] * 2, "context": {"C3": cell}}),
+            ("row 0: field `C3`", ":classify", {"examples": [row]}),
+        ]  # fmt: skip
+
+    for where, verb, body in bodies(huge):
+        status, answer = _http(server, f"/v1/models/default{verb}", body)
+        assert status == 400, (where, verb, answer)
+        assert answer["error"] == (f"{where} has {len(huge)} characters; at most {limit} are "
+                                   "allowed (the model's `max_field_chars`)"), answer  # fmt: skip
+    b64 = {"b64": base64.b64encode(("é" * limit).encode()).decode()}  # 2000 bytes, 1000 chars
+    for cell in ("é" * limit, b64):
+        for where, verb, body in bodies(cell):
+            status, answer = _http(server, f"/v1/models/default{verb}", body)
+            assert status == 200, (where, verb, answer)
+    for where, verb, body in bodies("é" * (limit + 1)):
+        status, answer = _http(server, f"/v1/models/default{verb}", body)
+        assert status == 400 and f"{limit + 1} characters" in answer["error"], (where, answer)
+
+
+def test_bad_json_answers_400_in_one_line(server, rows) -> None:  # type: ignore[no-untyped-def]
+    """Deep nesting (RecursionError), 10^400 (OverflowError), 5000 digits (Python's int-str
+    limit), infinities and wrong types used to answer 500 or nothing useful."""
+    good = json.dumps(rows[0])[1:-1]  # the row's `"field": value` pairs
+
+    def row(**change: str) -> bytes:
+        values = ", ".join(f'"{k}": {v}' for k, v in change.items())
+        return ('{"instances": [{' + good + ", " + values + "}]}").encode()
+
+    big = "1" + "0" * 400
+    columns = {k: [v] for k, v in rows[0].items() if k != "I1"}
+    cases = {
+        b"[" * 100_000 + b"]" * 100_000: "nests arrays or objects deeper than",
+        b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}": "deeper than",
+        b'{"instances": [{"C1": ' + b'{"a": ' * 50_000 + b"1" + b"}" * 50_001 + b"]}": "deeper",
+        row(I1=big): f"row 0: field `I1`: received {big[:57]}...; numbers must be finite",
+        row(I1="1" * 5000): "an integer of more than 4300 digits",
+        row(I1="Infinity"): "row 0: field `I1`: received inf; numbers must be finite",
+        row(I1="-Infinity"): "row 0: field `I1`: received -inf",
+        row(I1="1e400"): "row 0: field `I1`: received inf",
+        row(I1="1e39"): "row 0: field `I1`: received inf; numbers must be finite float32",
+        row(C1="NaN"): "row 0: field `C1`: expected a string, received nan",
+        row(C1="true"): "row 0: field `C1`: expected a string, received True",
+        row(I1="true"): "row 0: field `I1`: expected a number, received True",
+        row(I1='"3"'): "row 0: field `I1`: expected a number, received '3'",
+        row(I1="[1]"): "row 0: field `I1`: expected a number, received [1]",
+        row(C1='{"x": 1}'): "row 0: field `C1`: expected a string, received {'x': 1}",
+        json.dumps({"inputs": {**columns, "I1": [10**400]}}).encode(): "input `I1`: row 0: "
+        "received 1000",
+        json.dumps({"examples": [{**rows[0], "I1": 10**400}]}).encode(): "example 0: feature "
+        "`I1`: received 1000",
+        b'{"instances": "x"}': "`instances` should be a non-empty list",
+        b"null": "the body should be a JSON object",
+        b'{"signature_name": 5, "instances": [{}]}': "unknown `signature_name` 5",
+        b"\xff\xfe": "the body is not valid JSON",
+    }  # fmt: skip
+    for body, message in cases.items():
+        verb = ":regress" if b"examples" in body[:20] else ":predict"
+        status, answer = _http(server, f"/v1/models/default{verb}", raw=body)
+        assert status == 400, (body[:80], answer)
+        assert message in answer["error"], (body[:80], answer)
+        assert "\n" not in answer["error"] and len(answer["error"]) < 200, answer
+
+
+def _raw_http(port: int, data: bytes, linger: bool = False) -> None:
+    """Sends `data` on a fresh connection and closes it without reading the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(data)
+        if linger:  # close with a reset instead of a FIN
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def test_aborted_connections_log_one_short_line_each(  # type: ignore[no-untyped-def]
+    server, rows, caplog: pytest.LogCaptureFixture
+) -> None:
+    """2,000 aborted connections used to write 2,003 ERROR records with a traceback each."""
+    port = server.server.rest_api_port
+    body = json.dumps({"instances": rows[:20]}).encode()
+    head = (f"POST /v1/models/default:predict HTTP/1.1\r\nHost: x\r\nContent-Type: "
+            f"application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()  # fmt: skip
+    aborted = {
+        "half a header": head[:40],
+        "half a body": head + body[: len(body) // 2],
+        "a whole request": head + body,
+        "malformed HTTP": b"GET /v1/models/default HTTP/1.1\r\nBad Header\r\n\r\n",
+    }
+    each = 25
+    with caplog.at_level(logging.DEBUG):
+        start = len(caplog.records)
+        for data in aborted.values():
+            for i in range(each):
+                _raw_http(port, data, linger=i % 2 == 1)
+
+        def logged() -> list[logging.LogRecord]:
+            return [r for r in caplog.records[start:] if r.levelno >= logging.INFO
+                    and r.name.startswith(("aiohttp", "serving", "asyncio"))]  # fmt: skip
+
+        # the half-sent bodies and the malformed requests are each one line
+        _wait(lambda: len(logged()) >= 2 * each, seconds=60)
+        time.sleep(0.5)  # anything else the server would log about these connections
+        assert _http(server, "/v1/models/default:predict", {"instances": rows[:1]})[0] == 200
+    records = logged()
+    assert len(records) <= len(aborted) * each
+    for record in records:
+        message = record.getMessage()
+        assert record.levelno == logging.INFO and record.exc_info is None, message
+        assert "\n" not in message and len(message) < 200, message
+    messages = [r.getMessage() for r in records]
+    lost = "closed the connection before its request was read: POST /v1/models/default:predict"
+    assert sum(lost in m for m in messages) == each, messages
+    assert sum("Invalid header token" in m for m in messages) == each, messages
+
+
+def test_statuses_and_errors_hold_no_path_or_exception_text(  # type: ignore[no-untyped-def]
+    exported_model, tmp_path: Path, monkeypatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`GET /v1/models/NAME` used to show any client the base path and the load exception."""
+    base = tmp_path / "export"
+    shutil.copytree(exported_model.version, base / "1")
+    shutil.copytree(exported_model.version, base / "2")
+    (base / "2" / "saved_model.pb").write_bytes(b"not a SavedModel")
+    config = ServerConfig(ManagerConfig(base, poll_seconds=0.2), port=0, rest_api_port=0)
+    with caplog.at_level(logging.INFO), BackgroundServer(config) as server:
+        status, answer = _http(server, "/v1/models/default")
+        assert status == 200
+        failed, available = answer["model_version_status"]
+        assert (failed["version"], failed["state"], failed["status"]) == (
+            "2", "END", {"error_code": "UNKNOWN", "error_message": LOAD_FAILED})  # fmt: skip
+        assert (available["version"], available["state"]) == ("1", "AVAILABLE")
+        with grpc.insecure_channel(server.target) as channel:
+            request = get_model_status_pb2.GetModelStatusRequest()
+            request.model_spec.name = "default"
+            statuses = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(
+                request, timeout=10
+            )
+            assert statuses.model_version_status[0].status.error_message == LOAD_FAILED
+            answers = [json.dumps(answer), str(statuses)]
+
+            def fail(self: Predictor, batch: object) -> None:
+                raise OSError(f"{base}/x")  # text that must not reach a client
+
+            monkeypatch.setattr(Predictor, "predict", fail)
+            row = server.server.models.current.missing_row()
+            status, answer = _http(server, "/v1/models/default:predict", {"instances": [row]})
+            assert (status, answer) == (500, {"error": "internal error"})
+            grpc_request = predict_pb2.PredictRequest()
+            for name, value in row.items():
+                grpc_request.inputs[name].CopyFrom(tf.make_tensor_proto([value]))
+            with pytest.raises(grpc.RpcError) as e:
+                prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
+                    grpc_request, timeout=10
+                )
+            assert (e.value.code(), e.value.details()) == (grpc.StatusCode.INTERNAL,
+                                                           "internal error")  # fmt: skip
+            answers += [json.dumps(answer), e.value.details()]
+    for text in answers:
+        assert str(tmp_path) not in text and "Error" not in text and "saved_model" not in text
+    # the reasons are in the server log, once each
+    rejected = [r for r in caplog.records if "version 2 rejected" in r.getMessage()]
+    assert len(rejected) == 1 and str(base) in rejected[0].getMessage()
+    failures = [r for r in caplog.records if r.exc_info and str(base) in str(r.exc_info[1])]
+    assert len(failures) == 2  # the REST and the gRPC predict
