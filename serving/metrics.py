@@ -9,6 +9,8 @@ ue_errors_total{method, code}             RPCs answered with an error, by gRPC s
 ue_request_latency_seconds{method}        handler latency histogram
 ue_batch_rows                             rows per model call histogram
 ue_model_version{model}                   the version being served (0 = none yet)
+ue_worker_restarts_total                  worker processes replaced (`--workers N`: counted by
+                                          the parent, `serving.workers`)
 """
 
 from __future__ import annotations

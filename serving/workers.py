@@ -1,23 +1,42 @@
-"""Several server processes on one port: `ue serve --workers N`.
+"""Several server processes on one port, kept alive: `ue serve --workers N`.
 
 One Python gRPC process is bound by its GIL (~1,900 small requests/s here), so a host runs one
 server per core. The parent forks the workers before any gRPC or TensorFlow state exists in
 it (gRPC's core does not survive a fork once it runs; see grpc's examples/python/multiprocessing),
-then only supervises:
+then only supervises; it never imports either, so forking a replacement later is as safe as
+the first fork:
 
-    parent   reserves the port (SO_REUSEPORT), sets PROMETHEUS_MULTIPROC_DIR, forks N workers,
-             serves the summed `/metrics`, forwards SIGTERM/SIGINT, waits for the workers
-    worker   imports gRPC and TensorFlow, binds the same port with `grpc.so_reuseport`, loads
-             and hot-reloads its own model versions, stops gracefully on SIGTERM
+    parent   reserves the port (SO_REUSEPORT), sets PROMETHEUS_MULTIPROC_DIR, forks N workers
+             and `spares`, serves the summed `/metrics`, replaces a process that exits, forwards
+             SIGTERM/SIGINT, waits for them all
+    worker   imports gRPC and TensorFlow, loads its own model versions, binds the same port
+             with `grpc.so_reuseport` once they serve, hot-reloads, stops gracefully on SIGTERM
+    spare    a worker that has loaded the models and waits, unbound, until the parent names the
+             worker it replaces: a replacement then serves in milliseconds instead of the
+             seconds it takes a new process to import TensorFlow and load the models
 
-The kernel spreads incoming connections over the workers' listening sockets. If a worker dies,
-the others are stopped and the parent exits non-zero (let the process supervisor restart it).
-Nothing here imports gRPC or TensorFlow.
+The kernel spreads incoming connections over the listening workers; a worker that dies drops
+out of that set with its socket, so the port keeps answering from the others. The parent hands
+its place to a spare at once (or forks a new worker after a backoff when there is none), and
+forks a new spare after the backoff: `restart_backoff_seconds`, doubled for each further crash
+within `crash_window_seconds`, at most `max_restart_backoff_seconds`. After `max_crashes`
+crashes within the window (a bad model config crashes every worker as it starts) it logs one
+error line, stops the rest and exits non-zero, for the process supervisor to see. Under load
+(benchmarks/faults.py) only the requests in flight on the killed worker fail, and the spare
+listens about half a second after the kill (a new process: about seven seconds).
+
+`ue_worker_restarts_total` counts the processes replaced; the parent writes it to
+PROMETHEUS_MULTIPROC_DIR as the workers write theirs, so every `/metrics` shows it. A dead
+worker's live gauges are dropped (`mark_process_dead`). A worker outlives no parent: it gets
+SIGTERM when the parent dies.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import contextlib
+import ctypes
 import logging
 import multiprocessing
 import os
@@ -28,7 +47,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import Any
 
@@ -36,6 +55,7 @@ log = logging.getLogger(__name__)
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _FORK_UNSAFE = ("grpc", "tensorflow")  # modules whose state must not exist before the fork
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 @dataclass(frozen=True)
@@ -46,6 +66,13 @@ class WorkersConfig:
     port: the port they share (0 picks a free one).
     metrics_port: the parent's Prometheus `/metrics` over every worker (None: off, 0: free).
     stop_seconds: how long stopping waits for a worker before killing it.
+    spares: processes kept loaded and unbound to replace a worker that dies (each holds the
+        models in memory as a worker does; 0: a new process replaces it, serving in seconds).
+    restart_backoff_seconds: wait before forking a replacement after a crash; doubled for
+        each further crash within `crash_window_seconds`.
+    max_restart_backoff_seconds: the longest such wait.
+    max_crashes: crashes within `crash_window_seconds` that stop the server (exit 1).
+    crash_window_seconds: see `max_crashes`.
     """
 
     workers: int
@@ -53,10 +80,55 @@ class WorkersConfig:
     port: int = 8500
     metrics_port: int | None = None
     stop_seconds: float = 30.0
+    spares: int = 1
+    restart_backoff_seconds: float = 0.25
+    max_restart_backoff_seconds: float = 10.0
+    max_crashes: int = 5
+    crash_window_seconds: float = 60.0
 
     def __post_init__(self) -> None:
-        if self.workers < 1:
-            raise ValueError(f"`workers` should be >= 1. Received: `workers={self.workers}`")
+        for name, least in (("workers", 1), ("spares", 0), ("max_crashes", 1)):
+            if getattr(self, name) < least:
+                raise ValueError(f"`{name}` should be >= {least}. "
+                                 f"Received: `{name}={getattr(self, name)}`")  # fmt: skip
+        for name in ("restart_backoff_seconds", "max_restart_backoff_seconds",
+                     "crash_window_seconds"):  # fmt: skip
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"`{name}` should be >= 0. "
+                                 f"Received: `{name}={getattr(self, name)}`")  # fmt: skip
+
+    def backoff(self, recent_crashes: int) -> float:
+        """The wait before a replacement, after `recent_crashes` (>= 1) within the window."""
+        doublings = min(recent_crashes - 1, 30)
+        return min(self.max_restart_backoff_seconds, self.restart_backoff_seconds * 2**doublings)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A forked server's place among the workers: `index`, or None for a spare, whose `wait()`
+    returns once the parent names the worker it replaces (written to `fd`)."""
+
+    index: int | None
+    fd: int = -1
+
+    @property
+    def spare(self) -> bool:
+        return self.index is None
+
+    async def wait(self) -> int:
+        if self.index is not None:
+            return self.index
+        loop = asyncio.get_running_loop()
+        readable = asyncio.Event()
+        loop.add_reader(self.fd, readable.set)
+        try:
+            await readable.wait()
+        finally:
+            loop.remove_reader(self.fd)
+        data = os.read(self.fd, 4)
+        if len(data) != 4:
+            raise RuntimeError("the parent closed the spare's pipe without naming a worker")
+        return int.from_bytes(data, "little")
 
 
 @contextlib.contextmanager
@@ -76,11 +148,31 @@ def _exit_before_serving(signum: int, frame: object) -> None:
     raise SystemExit(0)  # stopped while starting: nothing in flight to finish
 
 
-def _worker(serve_worker: Callable[[int, int], int], index: int, port: int) -> None:
+def _die_with_parent(parent: int) -> None:
+    """SIGTERM when the parent dies (Linux), so no orphan keeps serving the port."""
+    if sys.platform != "linux":
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before prctl took effect
+        raise SystemExit(0)
+
+
+def _worker(serve_worker: Callable[[Turn, int], int], turn: Turn, port: int, parent: int) -> None:
     for signum in _STOP_SIGNALS:
         signal.signal(signum, _exit_before_serving)  # until the server installs its own
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # blocked by the parent
-    sys.exit(serve_worker(index, port))
+    _die_with_parent(parent)
+    name = "spare" if turn.index is None else f"worker {turn.index}"
+    try:
+        code = serve_worker(turn, port)
+    except (ValueError, OSError) as e:  # bad input (a model config, a certificate): one line
+        log.error("%s failed: %s", name, e, extra={"fields": {"pid": os.getpid()}})
+        code = 2
+    except Exception:
+        log.exception("%s failed", name, extra={"fields": {"pid": os.getpid()}})
+        code = 1
+    sys.exit(code)
 
 
 def _metrics_http(port: int, host: str) -> Any:
@@ -93,9 +185,147 @@ def _metrics_http(port: int, host: str) -> Any:
     return server
 
 
-def run_workers(config: WorkersConfig, serve_worker: Callable[[int, int], int]) -> int:
-    """Runs `serve_worker(index, port)` in `config.workers` forked processes until SIGTERM or
-    SIGINT (forwarded to each), or until a worker exits on its own; returns the exit code."""
+def _exit_reason(code: int | None) -> str:
+    if code is not None and code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
+@dataclass
+class _Child:
+    process: Any  # multiprocessing.Process
+    index: int | None  # None: a spare
+    promote_fd: int = -1  # a spare's pipe: the parent writes the index it takes over
+
+    @property
+    def name(self) -> str:
+        return "spare" if self.index is None else f"worker {self.index}"
+
+
+@dataclass
+class _Supervisor:
+    """The parent's state: who serves which index, who waits as a spare, what to fork when."""
+
+    config: WorkersConfig
+    serve_worker: Callable[[Turn, int], int]
+    port: int
+    restarts: Any  # prometheus_client Counter
+    slots: list[_Child | None] = field(default_factory=list)
+    spares: list[_Child] = field(default_factory=list)
+    due: list[tuple[float, int | None]] = field(default_factory=list)  # (when, index | spare)
+    crashes: collections.deque[float] = field(default_factory=collections.deque)
+    gave_up: bool = False
+    restarted: int = 0
+
+    def fork(self, index: int | None) -> _Child:
+        read_fd = write_fd = -1
+        if index is None:
+            read_fd, write_fd = os.pipe()
+        context = multiprocessing.get_context("fork")
+        process = context.Process(
+            target=_worker,
+            args=(self.serve_worker, Turn(index, read_fd), self.port, os.getpid()),
+            name="spare" if index is None else f"worker-{index}",
+        )
+        # A stop signal arriving while forking waits until the new process has its handler.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+        if read_fd >= 0:
+            os.close(read_fd)
+        child = _Child(process, index, write_fd)
+        if index is None:
+            self.spares.append(child)
+        else:
+            self.slots[index] = child
+        return child
+
+    def start(self) -> None:
+        self.slots = [None] * self.config.workers
+        for index in range(self.config.workers):
+            self.fork(index)
+        for _ in range(self.config.spares):
+            self.fork(None)
+
+    def children(self) -> list[_Child]:
+        return [c for c in self.slots if c is not None] + self.spares
+
+    def promote(self, index: int) -> _Child | None:
+        """Hands worker `index`'s place to a spare (it binds once its models serve)."""
+        for spare in list(self.spares):
+            try:
+                os.write(spare.promote_fd, index.to_bytes(4, "little"))
+            except OSError:  # it died too: its exit is handled on the next round
+                continue
+            self.spares.remove(spare)
+            os.close(spare.promote_fd)
+            spare.index, spare.promote_fd = index, -1
+            self.slots[index] = spare
+            return spare
+        return None
+
+    def on_exit(self, child: _Child) -> None:
+        """A process exited unasked: count the crash, replace it, or give up."""
+        from prometheus_client import multiprocess
+
+        child.process.join()
+        multiprocess.mark_process_dead(child.process.pid)
+        if child.index is None:
+            self.spares.remove(child)
+            with contextlib.suppress(OSError):
+                os.close(child.promote_fd)
+        else:
+            self.slots[child.index] = None
+        now = time.monotonic()
+        self.crashes.append(now)
+        while self.crashes and self.crashes[0] < now - self.config.crash_window_seconds:
+            self.crashes.popleft()
+        reason = _exit_reason(child.process.exitcode)
+        if len(self.crashes) >= self.config.max_crashes:
+            log.error("%d worker crashes within %g s (`max_crashes=%d`): stopping the server; "
+                      "the last: %s (pid %d), %s", len(self.crashes),
+                      self.config.crash_window_seconds, self.config.max_crashes, child.name,
+                      child.process.pid, reason)  # fmt: skip
+            self.gave_up = True
+            return
+        backoff = self.config.backoff(len(self.crashes))
+        self.restarts.inc()
+        self.restarted += 1
+        spare = None if child.index is None else self.promote(child.index)
+        if child.index is not None and spare is None:
+            self.due.append((now + backoff, child.index))  # no spare left: a new worker
+        else:
+            self.due.append((now + backoff, None))  # a spare died or took the place
+        log.warning("%s (pid %d) exited unasked (%s)", child.name, child.process.pid, reason,
+                    extra={"fields": {"worker": child.index, "pid": child.process.pid,
+                                      "exit_code": child.process.exitcode,
+                                      "spare_took_over": spare is not None,
+                                      "restart_in_seconds": backoff}})  # fmt: skip
+        if spare is not None:
+            log.info("worker started", extra={"fields": {"worker": spare.index,
+                     "pid": spare.process.pid, "from_spare": True}})  # fmt: skip
+
+    def fork_due(self) -> None:
+        now = time.monotonic()
+        for item in [d for d in self.due if d[0] <= now]:
+            self.due.remove(item)
+            child = self.fork(item[1])
+            log.info("worker started", extra={"fields": {"worker": child.index,
+                     "pid": child.process.pid, "from_spare": False}})  # fmt: skip
+
+    def seconds_to_next_fork(self) -> float | None:
+        if not self.due:
+            return None
+        return max(0.0, min(when for when, _ in self.due) - time.monotonic())
+
+
+def run_workers(config: WorkersConfig, serve_worker: Callable[[Turn, int], int]) -> int:
+    """Runs `serve_worker(turn, port)` in `config.workers` forked processes (and `spares`),
+    replacing those that exit, until SIGTERM or SIGINT (forwarded to each) or too many crashes
+    (see the module docstring); returns the exit code."""
     loaded = [name for name in _FORK_UNSAFE if name in sys.modules]
     if loaded:
         raise RuntimeError(f"{loaded} already imported: workers must be forked before any gRPC "
@@ -104,68 +334,81 @@ def run_workers(config: WorkersConfig, serve_worker: Callable[[int, int], int]) 
     if not os.environ.get(METRICS_DIR_ENV):
         own_dir = tempfile.mkdtemp(prefix="ue-metrics-")
         os.environ[METRICS_DIR_ENV] = own_dir  # before prometheus_client is imported anywhere
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
     stopping = False
-    workers: list[Any] = []
+
+    def request_stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        with contextlib.suppress(OSError):
+            os.write(wake_write, b"\0")  # ends the wait below at once
+
+    previous = {signum: signal.signal(signum, request_stop) for signum in _STOP_SIGNALS}
     try:
+        from prometheus_client import Counter
+
+        restarts = Counter("ue_worker_restarts", "worker processes that exited unasked and "
+                           "were replaced", registry=None)  # fmt: skip
         with reserve_port(config.host, config.port) as port:
-
-            def request_stop(signum: int, frame: object) -> None:
-                nonlocal stopping
-                stopping = True
-
-            for signum in _STOP_SIGNALS:
-                signal.signal(signum, request_stop)
-            # A stop signal arriving while forking waits until each process has its handler.
-            signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-            try:
-                context = multiprocessing.get_context("fork")
-                for i in range(config.workers):
-                    worker = context.Process(target=_worker, args=(serve_worker, i, port),
-                                             name=f"worker-{i}")  # fmt: skip
-                    worker.start()
-                    workers.append(worker)
-            finally:
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+            supervisor = _Supervisor(config, serve_worker, port, restarts)
             http = None
-            if config.metrics_port is not None:
-                http = _metrics_http(config.metrics_port, config.host)
-            log.info("workers started", extra={"fields": {
-                "address": f"{config.host}:{port}", "workers": [w.pid for w in workers],
-                "metrics_port": http.server_address[1] if http else None}})  # fmt: skip
-            while not stopping and all(w.is_alive() for w in workers):
-                wait([w.sentinel for w in workers], timeout=0.2)
-            if not stopping:
-                dead = [(w.name, w.exitcode) for w in workers if not w.is_alive()]
-                log.error("a worker exited on its own; stopping the others",
-                          extra={"fields": {"exited": dead}})  # fmt: skip
-            _stop(workers, config.stop_seconds)
-            if http is not None:
-                http.shutdown()
-                http.server_close()
+            try:
+                supervisor.start()
+                if config.metrics_port is not None:
+                    http = _metrics_http(config.metrics_port, config.host)
+                log.info("workers started", extra={"fields": {
+                    "address": f"{config.host}:{port}",
+                    "workers": [c.process.pid for c in supervisor.slots if c is not None],
+                    "spares": [c.process.pid for c in supervisor.spares],
+                    "metrics_port": http.server_address[1] if http else None}})  # fmt: skip
+                while not stopping and not supervisor.gave_up:
+                    children = supervisor.children()
+                    wait([c.process.sentinel for c in children] + [wake_read],
+                         supervisor.seconds_to_next_fork())  # fmt: skip
+                    for child in children:
+                        if not (stopping or supervisor.gave_up or child.process.is_alive()):
+                            supervisor.on_exit(child)
+                    if not stopping and not supervisor.gave_up:
+                        supervisor.fork_due()
+            finally:  # also when forking or the metrics port fails: no orphans
+                _stop(supervisor.children(), config.stop_seconds)
+                if http is not None:
+                    http.shutdown()
+                    http.server_close()
     finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        os.close(wake_read)
+        os.close(wake_write)
         if own_dir is not None:
             shutil.rmtree(own_dir, ignore_errors=True)
             os.environ.pop(METRICS_DIR_ENV, None)
-    codes = [w.exitcode for w in workers]
-    log.info("workers stopped", extra={"fields": {"exit_codes": codes}})
-    return 0 if stopping and all(code == 0 for code in codes) else 1
+    slots = [c.process.exitcode if c else None for c in supervisor.slots]
+    spares = [c.process.exitcode for c in supervisor.spares]
+    log.info("workers stopped", extra={"fields": {"exit_codes": slots, "spare_exit_codes": spares,
+             "restarts": supervisor.restarted}})  # fmt: skip
+    clean = all(code == 0 for code in slots + spares)
+    return 0 if stopping and not supervisor.gave_up and clean else 1
 
 
-def _stop(workers: list[Any], seconds: float) -> None:
-    """SIGTERM to every live worker (each stops gracefully), SIGKILL after `seconds`."""
+def _stop(children: list[_Child], seconds: float) -> None:
+    """SIGTERM to every live process (each stops gracefully), SIGKILL after `seconds`."""
     from prometheus_client import multiprocess
 
-    for worker in workers:
-        if worker.is_alive():
-            os.kill(worker.pid, signal.SIGTERM)
+    for child in children:
+        if child.process.is_alive():
+            os.kill(child.process.pid, signal.SIGTERM)
     deadline = time.monotonic() + seconds
-    for worker in workers:
-        worker.join(max(0.0, deadline - time.monotonic()))
-        if worker.is_alive():
-            log.error("worker %s did not stop in %.0f s; killing it", worker.name, seconds)
-            worker.kill()
-            worker.join()
-        multiprocess.mark_process_dead(worker.pid)
+    for child in children:
+        child.process.join(max(0.0, deadline - time.monotonic()))
+        if child.process.is_alive():
+            log.error("%s did not stop in %.0f s; killing it", child.name, seconds)
+            child.process.kill()
+            child.process.join()
+        multiprocess.mark_process_dead(child.process.pid)
+        if child.promote_fd >= 0:
+            os.close(child.promote_fd)
 
 
-__all__ = ["METRICS_DIR_ENV", "WorkersConfig", "reserve_port", "run_workers"]
+__all__ = ["METRICS_DIR_ENV", "Turn", "WorkersConfig", "reserve_port", "run_workers"]

@@ -1,7 +1,16 @@
 """A real server on loopback: our client and TF Serving's PredictionServiceStub get the scores of
-the SavedModel called in-process; health, reflection, metrics, status codes."""
+the SavedModel called in-process; health, reflection, metrics, status codes; stopping finishes
+the requests in flight, and an idle server stops at once, health watchers or not."""
 
+import json
 import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
 import urllib.request
 
 import grpc
@@ -17,7 +26,15 @@ from tensorflow_serving.apis import (
 )
 
 from protos import prediction_pb2, prediction_pb2_grpc
-from serving.client import RankingClient, row_proto, rows_from_file
+from serving.client import (
+    RankingClient,
+    columns_from_file,
+    ranking_request,
+    row_proto,
+    rows_from_file,
+)
+from serving.model_manager import ManagerConfig
+from serving.server import BackgroundServer, ServerConfig
 from unified_embedding.evaluate import score_rows
 from unified_embedding.rows import read_rows
 from unified_embedding.schemas import criteo
@@ -186,3 +203,77 @@ def test_health_reflection_and_metrics(running_server) -> None:  # type: ignore[
     assert 'ue_errors_total{code="INVALID_ARGUMENT",method="Score"}' in text
     assert "ue_batch_rows_bucket" in text and "ue_request_latency_seconds_bucket" in text
     assert 'ue_model_version{model="default"}' in text
+
+
+def test_stop_finishes_the_requests_in_flight(exported_model) -> None:  # type: ignore[no-untyped-def]
+    # one model call at a time, 4096 rows each: requests queue up, so many are in flight
+    config = ServerConfig(ManagerConfig(exported_model.export_base), port=0, model_threads=1,
+                          grace_seconds=60)  # fmt: skip
+    server = BackgroundServer(config).start()
+    try:
+        with RankingClient(server.target) as client:
+            columns = columns_from_file(exported_model.rows_file, "criteo", client.model_info())
+        request = ranking_request({}, {k: np.resize(v, 4096) for k, v in columns.items()})
+        channels = [grpc.insecure_channel(server.target) for _ in range(4)]
+        answered = threading.Event()
+        calls = []
+        for channel in channels:
+            for _ in range(4):
+                call = prediction_pb2_grpc.RankingStub(channel).Score.future(request, timeout=90)
+                call.add_done_callback(lambda _: answered.set())
+                calls.append(call)
+        assert answered.wait(90)
+    finally:
+        stopping = threading.Thread(target=server.stop)
+        stopping.start()
+    in_flight = sum(not call.done() for call in calls)
+    codes = [call.code() for call in calls]
+    stopping.join(90)
+    for channel in channels:
+        channel.close()
+    assert in_flight > 0  # the stop had requests to finish
+    assert codes == [grpc.StatusCode.OK] * len(calls), [call.details() for call in calls]
+
+
+def test_an_idle_server_watched_by_a_health_checker_stops_at_once(exported_model) -> None:  # type: ignore[no-untyped-def]
+    config = ServerConfig(ManagerConfig(exported_model.export_base), port=0, grace_seconds=60)
+    server = BackgroundServer(config).start()
+    with grpc.insecure_channel(server.target) as channel:
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest())
+        assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+        started = time.monotonic()
+        server.stop()  # the Watch stream never ends by itself: stop must not wait `grace`
+        seconds = time.monotonic() - started
+        statuses = []
+        with pytest.raises(grpc.RpcError):
+            for response in watch:
+                statuses.append(response.status)
+    assert statuses == [health_pb2.HealthCheckResponse.NOT_SERVING]  # told before it ended
+    assert seconds < 10, seconds  # generous: 60 s before
+
+
+def test_sigterm_stops_an_idle_server_at_once(exported_model) -> None:  # type: ignore[no-untyped-def]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "unified_embedding.cli", "serve", "--model-base-path",
+         str(exported_model.export_base), "--port", str(port), "--workers", "1",
+         "--grace-seconds", "60"],  # the old spelling of --grace-period-seconds
+        env=env, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert server.stderr is not None
+    next(line for line in server.stderr if "serving (spec" in line)  # a version serves
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest())
+        next(watch)
+        started = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=90)
+        seconds = time.monotonic() - started
+        watch.cancel()
+    assert server.returncode == 0, err[-3000:]
+    stopped = [json.loads(line) for line in err.splitlines() if '"stopped"' in line]
+    assert len(stopped) == 1 and stopped[0]["refused_while_stopping"] == 0
+    assert seconds < 10, seconds  # generous: over 60 s before
