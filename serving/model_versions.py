@@ -3,9 +3,10 @@
     <base>/1700000000/   saved_model.pb, variables/, assets/spec.json,
                          assets.extra/tf_serving_warmup_requests (optional)
 
-`await poll()` lists the version folders: ASCII digits without leading zeros, within int64
-(`artifacts.parse_version`). Any other folder (`²`, `99999999999999999999`, `v2`) is logged once
-and ignored; hidden staging folders (`.123.partial`) silently. Each version the policy wants and
+`await poll()` lists the version folders by the rule `ue export` follows too
+(`artifacts.scan_versions`: ASCII digits without leading zeros, within int64). Any other folder
+(`²`, `99999999999999999999`, `v2`) is logged once and ignored; hidden staging folders
+(`.export-*.partial`) silently. Each version the policy wants and
 that is not loaded yet is loaded in the loader thread, its warm-up requests replayed (or a
 synthesized request when the export has none), and only then published with one assignment of a
 new `{version: Predictor}` map: requests in flight finish on the version they started with, new
@@ -27,7 +28,7 @@ from pathlib import Path
 from serving.model_config import ModelConfig
 from serving.predictor import Predictor, PredictorConfig
 from serving.tensors import batch_from_request, warmup_requests
-from unified_embedding.artifacts import MAX_VERSION, parse_version
+from unified_embedding.artifacts import MAX_VERSION, scan_versions
 
 log = logging.getLogger(__name__)
 
@@ -48,23 +49,6 @@ class VersionStatus:
     version: int
     state: str
     error_message: str = ""
-
-
-def scan_versions(base_path: Path) -> tuple[list[int], list[str]]:
-    """The versions under `base_path` (oldest first) and the other folders' names, except
-    hidden ones (staging folders of an export in progress)."""
-    if not base_path.is_dir():
-        return [], []
-    versions, others = [], []
-    for path in base_path.iterdir():
-        if path.name.startswith(".") or not path.is_dir():
-            continue
-        version = parse_version(path.name)
-        if version is None:
-            others.append(path.name)
-        else:
-            versions.append(version)
-    return sorted(versions), sorted(others)
 
 
 def list_versions(base_path: Path) -> list[int]:

@@ -1,6 +1,7 @@
 """The artifact layout has one owner: names, record globs, version folders."""
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,10 +10,14 @@ import pytest
 
 from unified_embedding import artifacts
 from unified_embedding.artifacts import (
+    MAX_VERSION,
+    NoVersionLeft,
     newest_version,
+    next_version,
     parse_version,
     record_glob,
     resolve_saved_model,
+    scan_versions,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +62,39 @@ def test_version_folders() -> None:
     paths = ["gs://b/m/9", "gs://b/m/10/", "gs://b/m/011", "gs://b/m/v99", "gs://b/m/²"]
     assert newest_version(paths) == "gs://b/m/10/"  # numerically, not as text
     assert newest_version(["m/v1", "m/x"]) is None
+
+
+def test_next_version_stays_within_int64(tmp_path: Path) -> None:
+    assert next_version(tmp_path / "absent", now=1700000000.7) == 1700000000
+    (tmp_path / "1700000005").mkdir()
+    assert next_version(tmp_path, now=1700000000) == 1700000006  # newest + 1 beats the clock
+    assert next_version(tmp_path, now=1800000000) == 1800000000
+    (tmp_path / str(MAX_VERSION - 1)).mkdir()
+    assert next_version(tmp_path, now=1800000000) == MAX_VERSION
+    (tmp_path / str(MAX_VERSION)).mkdir()
+    with pytest.raises(
+        NoVersionLeft, match=re.escape(f"`--export-base {tmp_path}`: `{tmp_path}/{MAX_VERSION}`")
+    ):
+        next_version(tmp_path)
+    (tmp_path / str(2**63)).mkdir()  # beyond int64: not a version, no help either
+    with pytest.raises(NoVersionLeft):
+        next_version(tmp_path)
+
+
+def test_export_and_server_share_one_version_rule(tmp_path: Path) -> None:
+    """The folders a server loads are exactly the versions; the next export is one of them."""
+    from serving import model_versions
+
+    weird = ("²", "007", "v2", "-1", "1.5", " 3", "١٢", str(2**63), "99999999999999999999")
+    for name in (*weird, "42", "1700000000", ".export-1a2b.partial", ".1800000000"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "1900000000").write_text("a file: no folder can take its name")
+    assert model_versions.scan_versions is scan_versions
+    assert scan_versions(tmp_path) == ([42, 1700000000], sorted(weird))
+    version = next_version(tmp_path, now=0)
+    assert version == 1900000001 and parse_version(str(version)) == version
+    (tmp_path / str(version)).mkdir()
+    assert scan_versions(tmp_path).versions[-1] == version  # the server serves the new export
 
 
 def test_record_glob_matches_the_shards_the_sink_writes() -> None:

@@ -1,8 +1,11 @@
 """The budget helper: sizes the shared table and reports each layout's parameter count."""
 
+from pathlib import Path
+
 import pytest
 
 from unified_embedding.budget import (
+    MAX_BUDGET_BYTES,
     MIN_TABLE_PARAMS,
     PARAMS_PER_VALUE,
     data_budget,
@@ -10,8 +13,9 @@ from unified_embedding.budget import (
     parse_budget,
     plan_budget,
 )
+from unified_embedding.layouts import get_layout
 from unified_embedding.schemas import criteo, frappe
-from unified_embedding.spec import SpecError, TableSpec
+from unified_embedding.spec import MAX_TABLE_ROWS, SpecError, TableSpec
 
 
 @pytest.mark.parametrize(
@@ -32,6 +36,53 @@ def test_parse_budget(text: str, expected: int) -> None:
 def test_parse_budget_names_bad_value(text: str) -> None:
     with pytest.raises(SpecError, match="budget"):
         parse_budget(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["1e30", "2TiB", "9" * 400, "nan", "inf", "-inf", "-1MB", "0.5", "1e-3", "0.0001KB"]
+)
+def test_parse_budget_refuses_sizes_no_table_can_have(text: str) -> None:
+    """1e30 bytes once put 3.1e28 rows in spec.json and then failed inside Keras."""
+    with pytest.raises(SpecError, match=rf"^`budget` .*Received: `--budget {text}`$"):
+        parse_budget(text)
+
+
+@pytest.mark.parametrize("command", ["train", "preprocess"])
+def test_commands_refuse_an_impossible_budget_in_one_line(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from unified_embedding.cli import main
+
+    flags = {"train": ["--data", str(tmp_path), "--model-dir", str(tmp_path / "m")],
+             "preprocess": ["--input", str(tmp_path / "x.tsv"), "--schema", "criteo",
+                            "--output", str(tmp_path / "out")]}  # fmt: skip
+    try:
+        code = main([command, *flags[command], "--budget", "1e30"])
+    except SystemExit as e:  # argparse's error (ue train checks the flag as it parses)
+        code = int(str(e.code))
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2
+    assert error.startswith(f"ue {command}: error: ") and "Received: `--budget 1e30`" in error
+    assert not (tmp_path / "m").exists() and not (tmp_path / "out").exists()
+
+
+def test_parse_budget_takes_the_largest_budget() -> None:
+    assert parse_budget("1TiB") == MAX_BUDGET_BYTES
+    assert parse_budget("1") == 1
+
+
+def test_plan_refuses_more_rows_than_a_sub_table_indexes() -> None:
+    spec = frappe()  # width 8: 100 GB is ~3.1e9 rows, beyond int32 row indexes
+    with pytest.raises(SpecError, match=rf"more than {MAX_TABLE_ROWS} per sub-table"):
+        plan_budget(spec, parse_budget("100GB"))
+    split = spec.replace(table=TableSpec(num_tables=2))
+    assert plan_budget(split, parse_budget("100GB")).table.rows // 2 <= MAX_TABLE_ROWS
+    with pytest.raises(SpecError, match=r"`rows` should be at most 2147483647 per sub-table"):
+        TableSpec(rows=2**31)
+    narrow = spec.replace(embedding_dim=1, table=TableSpec(num_tables=8))
+    big = plan_budget(narrow, parse_budget("500GB"))  # 1.25e10 rows per per-feature table
+    with pytest.raises(SpecError, match=r"each per-feature table \d+ rows, more than"):
+        get_layout("per_feature").build(narrow, big, None, None)
 
 
 def test_plan_spends_the_budget() -> None:

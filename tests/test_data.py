@@ -9,15 +9,18 @@ Test records (row id i = 0..N-1, blocks of uneven sizes spread over three files)
     label                i % 2
 """
 
+import dataclasses
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from unified_embedding.data import training_dataset
-from unified_embedding.records import encode_block
-from unified_embedding.spec import FeatureSpec, FieldSpec, InputFormat
+from unified_embedding.data import load_data_spec, naming_bad_records, training_dataset
+from unified_embedding.records import RecordsError, encode_block, record_key
+from unified_embedding.spec import FeatureSpec, FieldSpec, InputFormat, SpecError, TableSpec
 
 SPEC = FeatureSpec(
     name="rows",
@@ -96,3 +99,57 @@ def test_drop_remainder_gives_full_batches(data_dir: Path) -> None:
 def test_shard_keeps_every_shards_th_row(data_dir: Path) -> None:
     data = training_dataset(SPEC, data_dir, "train", 10, shuffle=False, shard=(3, 1))
     np.testing.assert_array_equal(np.concatenate(row_ids(data)), np.arange(1, ROWS, 3))
+
+
+def read_all(spec: FeatureSpec, data_dir: Path) -> int:
+    """Rows read through `training_dataset` under `naming_bad_records`, as `ue train` reads."""
+    with naming_bad_records(spec, data_dir):
+        return sum(len(b["label"]) for b in training_dataset(spec, data_dir, "train", 16, False))
+
+
+def test_a_truncated_shard_is_named(data_dir: Path, tmp_path: Path) -> None:
+    copy = Path(shutil.copytree(data_dir, tmp_path / "records"))
+    shard = copy / "train-00001-of-00003.tfrecord.gz"
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    with pytest.raises(RecordsError, match=r"train-00001-of-00003.tfrecord.gz` is truncated"):
+        read_all(SPEC, copy)
+
+
+def test_records_of_another_spec_are_named_not_misread(data_dir: Path) -> None:
+    log1p = dataclasses.replace(SPEC.fields[0], transform="log1p")  # same columns, other meaning
+    other = SPEC.replace(fields=(log1p, *SPEC.fields[1:]))
+    with pytest.raises(RecordsError, match=r"train-00000-of-00003.tfrecord.gz` does not hold "
+                       r"records of this spec.json \(.*another spec.json"):  # fmt: skip
+        read_all(other, data_dir)
+    extra = SPEC.replace(
+        input_format=InputFormat(columns=("label", "n", "c", "m", "x")),
+        fields=(*SPEC.fields, FieldSpec("x")),
+    )
+    with pytest.raises(RecordsError, match=r"train-00000-of-00003.tfrecord.gz` .*Feature: x"):
+        read_all(extra, data_dir)
+
+
+def test_a_run_reads_its_records_with_its_own_table() -> None:
+    """The record contract leaves out what a run changes: the table and embedding width."""
+    resized = SPEC.replace(table=TableSpec(rows=1024, width=4), embedding_dim=8)
+    assert record_key(resized) == record_key(SPEC)
+    other_probes = SPEC.replace(fields=(SPEC.fields[0], FieldSpec("c", probes=3), SPEC.fields[2]))
+    assert record_key(other_probes) != record_key(SPEC)
+
+
+def test_errors_no_record_explains_pass_unchanged(data_dir: Path) -> None:
+    with (
+        pytest.raises(tf.errors.InvalidArgumentError, match="not about records"),
+        naming_bad_records(SPEC, data_dir),
+    ):
+        raise tf.errors.InvalidArgumentError(None, None, "not about records")
+
+
+def test_a_spec_json_with_an_impossible_table_is_refused_naming_it(tmp_path: Path) -> None:
+    """`--budget 1e30` once wrote 3.1e28 table rows into spec.json; `ue train` then died in
+    Keras. Such a spec.json is now refused, naming the file."""
+    data = SPEC.to_dict()
+    data["table"] = {"rows": 31 * 10**27, "width": 8, "num_tables": 1}
+    (tmp_path / "spec.json").write_text(json.dumps(data))
+    with pytest.raises(SpecError, match=rf"^`{tmp_path}/spec.json`: `rows` should be at most"):
+        load_data_spec(tmp_path)

@@ -15,7 +15,7 @@ import tensorflow as tf
 from unified_embedding import spec as spec_module
 from unified_embedding.features import encode_features
 from unified_embedding.kinds import KINDS, LENGTHS_SUFFIX, kind_of
-from unified_embedding.records import LAYOUT_VERSION, encode_block, parse_block
+from unified_embedding.records import LAYOUT_VERSION, encode_block, parse_block, record_key
 from unified_embedding.spec import FeatureSpec, FieldSpec, InputFormat, TableSpec
 
 SPEC = FeatureSpec(
@@ -50,8 +50,10 @@ def _layout_2_oracle(columns: dict[str, object], labels: np.ndarray) -> bytes:
         return tf.train.Feature(bytes_list=tf.train.BytesList(value=[data]))
 
     n, c, (flat, lengths) = columns["n"], columns["c"], columns["m"]  # type: ignore[misc]
+    contract = record_key(SPEC).encode()  # the fields' digest: records of another spec refused
     feature = {
         "layout": tf.train.Feature(int64_list=tf.train.Int64List(value=[LAYOUT_VERSION])),
+        "contract": tf.train.Feature(bytes_list=tf.train.BytesList(value=[contract])),
         "label": raw(labels, "<f4"),
         "n": raw(n, "<f4"),
         "c": raw(c, "<i8"),

@@ -5,10 +5,11 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from unified_embedding.schemas import BUILTIN, load_schema
+from unified_embedding.schemas import BUILTIN, from_short_form, load_schema
 from unified_embedding.spec import FeatureSpec, FieldSpec, InputFormat, SpecError, TableSpec
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -103,6 +104,9 @@ def test_tampered_spec_json_is_rejected() -> None:
         (lambda: TableSpec(rows=10, num_tables=3), r"`rows=10`, `num_tables=3`"),
         (lambda: InputFormat(columns=("a", "a")), r"duplicates \['a'\]"),
         (lambda: InputFormat(columns=("a",), delimiter="::"), r"`delimiter='::'`"),
+        (lambda: InputFormat(columns=("a",), delimiter="\n"), r"line break.*`delimiter='\\n'`"),
+        (lambda: InputFormat(columns=("a",), delimiter='"'), r"quote.*`delimiter='\"'`"),
+        (lambda: InputFormat(columns=("a",), max_field_chars=0), r"`max_field_chars=0`"),
         (
             lambda: FeatureSpec(
                 "s", InputFormat(("y", "a")), "y", (FieldSpec("a"), FieldSpec("a"))
@@ -185,8 +189,93 @@ def test_schema_errors(tmp_path: Path) -> None:
         load_schema("nope")
     path = tmp_path / "s.json"
     path.write_text(json.dumps({"columns": ["y", "a"], "label": "y", "numeric": ["b"]}))
-    with pytest.raises(SpecError, match=r"`numeric` names columns that do not exist.*\['b'\]"):
+    with pytest.raises(SpecError, match=r"`numeric` should name columns of `columns`.*'b'"):
         load_schema(path)
     path.write_text("{not json")
     with pytest.raises(SpecError, match="not valid JSON"):
+        load_schema(path)
+
+
+# Schema entries that name a column the format does not have, or the label, were ignored
+# silently; each is refused with one line naming the key and the column.
+SHORT = {"name": "s", "columns": ["y", "a", "b", "c"], "label": "y"}
+ABSENT = r"`{key}` should name columns of `columns`. Received: `{key}` naming 'zz'"
+LABEL = r"`{key}` should not name the label. Received: `{key}` naming 'y'"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("numeric", ["zz"]),
+        ("numeric", {"zz": "log1p"}),
+        ("multi_valued", {"zz": "|"}),
+        ("vocabulary", {"zz": ["p", "q"]}),
+        ("ignore", ["zz"]),
+    ],
+)
+def test_schema_keys_naming_an_absent_column_are_refused(
+    tmp_path: Path, key: str, value: object
+) -> None:
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({**SHORT, key: value}))
+    with pytest.raises(SpecError, match=ABSENT.format(key=key)) as caught:
+        load_schema(path)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("numeric", ["y"]),
+        ("multi_valued", {"y": "|"}),
+        ("vocabulary", {"y": ["0", "1"]}),
+        ("ignore", ["y"]),
+    ],
+)
+def test_schema_keys_naming_the_label_are_refused(key: str, value: object) -> None:
+    with pytest.raises(SpecError, match=LABEL.format(key=key)):
+        from_short_form({**SHORT, key: value})
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "entries"),
+    [
+        ("ignore", "numeric", {"ignore": ["a"], "numeric": ["a"]}),
+        ("ignore", "multi_valued", {"ignore": ["a"], "multi_valued": {"a": "|"}}),
+        ("ignore", "vocabulary", {"ignore": ["a"], "vocabulary": {"a": ["p"]}}),
+        ("numeric", "multi_valued", {"numeric": ["a"], "multi_valued": {"a": "|"}}),
+        ("numeric", "vocabulary", {"numeric": ["a"], "vocabulary": {"a": ["p"]}}),
+    ],
+)
+def test_schema_keys_that_would_be_ignored_together_are_refused(
+    first: str, second: str, entries: dict[str, object]
+) -> None:
+    with pytest.raises(SpecError, match=rf"in both `{first}` and `{second}`. Received: 'a'"):
+        from_short_form({**SHORT, **entries})
+
+
+def test_a_multi_valued_column_may_have_a_vocabulary() -> None:
+    spec = from_short_form({**SHORT, "multi_valued": {"a": "|"}, "vocabulary": {"a": ["p"]}})
+    assert spec.field("a").kind == "multi_valued" and spec.field("a").vocabulary == ("p",)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d["fields"].append({"name": "zz", "kind": "categorical"}),
+         r"every field should be an input column. Received fields \['zz'\]"),
+        (lambda d: d["fields"].append({"name": "y", "kind": "numeric"}),
+         r"`label` should not also be a field. Received: `label='y'`"),
+        (lambda d: d.update(label="zz"),
+         r"`label` should be one of the input columns. Received: `label='zz'`"),
+    ],
+)  # fmt: skip
+def test_full_spec_files_naming_an_absent_column_or_the_label_are_refused(
+    tmp_path: Path, edit: Any, message: str
+) -> None:
+    data = from_short_form(SHORT).to_dict()
+    edit(data)
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(SpecError, match=message):
         load_schema(path)

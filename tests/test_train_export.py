@@ -1,8 +1,11 @@
 """Records -> train -> export -> SavedModel: reload equality, skew parity, resume, evaluate."""
 
+import dataclasses
 import json
 import math
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,6 +18,7 @@ import pytest
 import tensorflow as tf
 
 from pipelines.preprocess import run as preprocess
+from unified_embedding.artifacts import MAX_VERSION, scan_versions
 from unified_embedding.cli import main
 from unified_embedding.data import distinct_fingerprints, load_data_spec, training_dataset
 from unified_embedding.evaluate import evaluate, raw_batches
@@ -27,6 +31,7 @@ from unified_embedding.schemas import criteo
 from unified_embedding.spec import SpecError
 from unified_embedding.synthetic import SyntheticConfig, generate
 from unified_embedding.train import TrainJob, load_trained, train
+from unified_embedding.training.run import FinishedRun
 
 ROWS = 4000
 
@@ -325,3 +330,94 @@ def test_reload_builds_the_embedding_from_its_saved_config(trained: dict, monkey
     np.testing.assert_array_equal(
         model.probabilities(features).numpy(), trained["model"].probabilities(features).numpy()
     )
+
+
+def test_a_finished_run_is_refused_and_overwrite_starts_it_afresh(
+    trained: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Rerunning `ue train` into a finished run once retrained it silently from step 0."""
+    model_dir = tmp_path / "run"
+    flags = ["--data", str(trained["prep"]), "--model-dir", str(model_dir), "--steps", "2",
+             "--eval-every", "2", "--checkpoint-every", "2", "--batch-size", "128",
+             "--budget", "50KB", "--dnn-units"]  # fmt: skip
+    job = TrainJob(str(trained["prep"]), str(model_dir), budget="50KB", steps=2, eval_every=2,
+                   checkpoint_every=2, batch_size=128)  # fmt: skip
+    train(job)
+    (model_dir / "notes.txt").write_text("not the run's: --overwrite keeps it")
+    (model_dir / "logs" / "stale").write_text("the run's folder: --overwrite removes it")
+    weights = (model_dir / "weights" / "best.index").read_bytes()
+    with pytest.raises(FinishedRun, match="pass `--overwrite`"):
+        train(job)
+    assert main(["train", *flags]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"ue train: error: `--model-dir {model_dir}` holds a finished run")
+    assert len(error.splitlines()) == 1 and "--overwrite" in error
+    assert (model_dir / "weights" / "best.index").read_bytes() == weights  # untouched
+
+    assert main(["train", *flags, "--steps", "4", "--overwrite"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["steps"] == 4 and summary["resumed_from_step"] == 0
+    assert (model_dir / "notes.txt").is_file() and not (model_dir / "logs" / "stale").exists()
+
+    (model_dir / "train_summary.json").unlink()  # stopped before its end: not finished
+    assert train(dataclasses.replace(job, steps=4))["steps"] == 4
+
+
+def test_export_takes_the_last_int64_version_then_refuses_in_one_line(
+    trained: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder named with the largest int64 once made `ue export` write 2**63, a version
+    the server ignores."""
+    base = tmp_path / "export"
+    (base / str(MAX_VERSION - 1)).mkdir(parents=True)
+    version = export(trained["model"], trained["spec"], base)
+    assert version == base / str(MAX_VERSION)
+    assert scan_versions(base) == ([MAX_VERSION - 1, MAX_VERSION], [])  # what a server loads
+    assert main(["export", "--model-dir", trained["summary"]["model_dir"], "--export-base",
+                 str(base)]) == 2  # fmt: skip
+    error = capsys.readouterr().err.strip()
+    assert error == (f"ue export: error: no version is left under `--export-base {base}`: "
+                     f"`{version}` is the largest version int64 holds ({MAX_VERSION}); move "
+                     f"it away to export a new one")  # fmt: skip
+    assert sorted(p.name for p in base.iterdir()) == [str(MAX_VERSION - 1), str(MAX_VERSION)]
+
+
+def test_a_failed_export_leaves_no_staging_folder(
+    trained: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing_save(module: object, path: str, signatures: object = None) -> None:
+        (Path(path) / "saved_model.pb").write_bytes(b"half written")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tf.saved_model, "save", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        export(trained["model"], trained["spec"], tmp_path / "export")
+    assert list((tmp_path / "export").iterdir()) == []
+
+
+def test_train_names_a_truncated_shard_and_records_of_another_spec(
+    trained: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both once gave a raw TensorFlow traceback that did not name the file."""
+    flags = ["--steps", "2", "--eval-every", "2", "--batch-size", "128", "--budget", "50KB"]
+    truncated = Path(shutil.copytree(trained["prep"], tmp_path / "truncated"))
+    (shard,) = truncated.glob("train-*.tfrecord.gz")
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    assert main(["train", "--data", str(truncated), "--model-dir", str(tmp_path / "m1"),
+                 *flags]) == 2  # fmt: skip
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1
+    assert error.startswith(f"ue train: error: `{shard}` is truncated or corrupt")
+
+    other = Path(shutil.copytree(trained["prep"], tmp_path / "other"))
+    spec = load_data_spec(other)
+    fields = [dataclasses.replace(f, transform="identity") if f.kind == "numeric" else f
+              for f in spec.fields]  # the records hold log1p values  # fmt: skip
+    spec.replace(fields=tuple(fields)).save(other / "spec.json")
+    assert main(["train", "--data", str(other), "--model-dir", str(tmp_path / "m2"),
+                 *flags]) == 2  # fmt: skip
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1
+    assert re.match(r"ue train: error: `.*/other/(train|eval)-00000-of-00001.tfrecord.gz` does "
+                    r"not hold records of this spec.json \(records written under another "
+                    r"spec.json", error), error  # fmt: skip

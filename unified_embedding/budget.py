@@ -19,28 +19,36 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from unified_embedding.spec import FeatureSpec, SpecError, TableSpec
+from unified_embedding.spec import MAX_TABLE_ROWS, FeatureSpec, SpecError, TableSpec
 
 BYTES_PER_PARAM = 4  # float32 tables
+# The largest `--budget`: 1 TiB. An exported model carries its whole table, and a server (or
+# `ue score`) loads it into one process's memory: a larger budget is a slip of units, not a
+# plan. Tables are also bounded by rows (`spec.MAX_TABLE_ROWS` per sub-table): `plan_budget`.
+MAX_BUDGET_BYTES = 2**40
 # The shared table's parameters per distinct value when no budget is given (see `data_budget`).
 PARAMS_PER_VALUE = 1.6
 MIN_TABLE_PARAMS = 2**16  # 256 KiB of float32: small data still gets a well-sized table
 DATA_BUDGET = "data_budget_bytes"  # the stats.json key of `data_budget` (no --budget given)
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20,
-          "gib": 2**30}  # fmt: skip
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10,
+          "mib": 2**20, "gib": 2**30, "tib": 2**40}  # fmt: skip
 _BUDGET = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-z]*)\s*$")
 
 
 def parse_budget(text: str | float) -> int:
-    """`"1.5MB"`, `"512KiB"`, `"2e6"` or a number of bytes -> bytes."""
+    """`"1.5MB"`, `"512KiB"`, `"2e6"` or a number of bytes -> bytes, in [1, MAX_BUDGET_BYTES]
+    (NaN, infinities, negative and absurd sizes are refused, naming the value)."""
     match = _BUDGET.match(str(text).lower())
     if not match or match.group(2) not in _UNITS:
-        raise SpecError(
-            f"`budget` should be a size like `4MB`, `512KiB` or a byte count. Received: `{text!r}`"
-        )
+        raise SpecError(f"`budget` should be a size like `4MB`, `512KiB` or a byte count. "
+                        f"Received: `--budget {text}`")  # fmt: skip
     value = float(match.group(1)) * _UNITS[match.group(2)]
-    if value <= 0 or not math.isfinite(value):
-        raise SpecError(f"`budget` should be positive. Received: `{text!r}`")
+    if not math.isfinite(value) or value > MAX_BUDGET_BYTES:
+        raise SpecError(f"`budget` should be at most {MAX_BUDGET_BYTES} bytes (1 TiB: a "
+                        f"served model holds its whole table in one process). Received: "
+                        f"`--budget {text}`")  # fmt: skip
+    if value < 1:
+        raise SpecError(f"`budget` should be at least 1 byte. Received: `--budget {text}`")
     return int(value)
 
 
@@ -129,6 +137,12 @@ def plan_budget(
         raise SpecError(
             f"`budget` leaves no room for the shared table: {fixed} parameters go to numeric "
             f"fields, vocabularies and projections. Received: `budget_bytes={budget_bytes}`"
+        )
+    if rows // table.num_tables > MAX_TABLE_ROWS:
+        raise SpecError(
+            f"`budget` would give the shared table {rows} rows of width {table.width} in "
+            f"{table.num_tables} sub-table(s), more than {MAX_TABLE_ROWS} per sub-table (int32 "
+            f"row indexes). Received: `budget_bytes={budget_bytes}`"
         )
     # imported here: the registry imports this module's parameter counts
     from unified_embedding.layouts import REGISTRY

@@ -8,7 +8,7 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -92,6 +92,7 @@ def _train(args: argparse.Namespace) -> int:
         strategy=args.strategy,
         cpu_devices=args.cpu_devices,
         precision=args.precision,
+        overwrite=args.overwrite,
         model=model,
         optimizer=TrainConfig(seed=args.seed),
     )
@@ -173,15 +174,28 @@ def _serve(args: argparse.Namespace) -> int:
 
     config = WorkersConfig(workers, host=args.host, port=args.port,
                            metrics_port=args.metrics_port,
-                           stop_seconds=args.grace_seconds + 20)  # fmt: skip
+                           stop_seconds=args.grace_period_seconds + 20,
+                           spares=args.spare_workers,
+                           restart_backoff_seconds=args.restart_backoff_seconds,
+                           max_restart_backoff_seconds=args.max_restart_backoff_seconds,
+                           max_crashes=args.max_worker_crashes,
+                           crash_window_seconds=args.worker_crash_window_seconds)  # fmt: skip
     with contextlib.ExitStack() as stack:
         if args.rest_api_port is not None:  # the workers share the REST port as the gRPC one
             args.rest_api_port = stack.enter_context(reserve_port(args.host, args.rest_api_port))
-        return run_workers(config, lambda index, port: _serve_worker(args, index, port, True))
+        return run_workers(config, lambda turn, port: _serve_worker(
+            args, -1 if turn.index is None else turn.index, port, True, turn.wait))  # fmt: skip
 
 
-def _serve_worker(args: argparse.Namespace, worker: int, port: int, reuse_port: bool) -> int:
-    """One server process until SIGTERM/SIGINT; under `--workers N` the parent serves metrics."""
+def _serve_worker(
+    args: argparse.Namespace,
+    worker: int,
+    port: int,
+    reuse_port: bool,
+    turn: Callable[[], Awaitable[int]] | None = None,
+) -> int:
+    """One server process until SIGTERM/SIGINT; under `--workers N` the parent serves metrics,
+    and a spare (`worker` -1) listens once `turn()` names the worker it replaces."""
     from pathlib import Path
 
     from serving.batching import BatchingConfig
@@ -214,11 +228,11 @@ def _serve_worker(args: argparse.Namespace, worker: int, port: int, reuse_port: 
     serve(ServerConfig(models, port=port, host=args.host, metrics_port=metrics_port,
                        rest_api_port=args.rest_api_port,
                        rest_api_timeout_seconds=args.rest_api_timeout_in_ms / 1000,
-                       batching=batching, tls=tls, grace_seconds=args.grace_seconds,
+                       batching=batching, tls=tls, grace_seconds=args.grace_period_seconds,
                        model_threads=batching.max_concurrent_batches,
                        op_threads=args.op_threads or None,
                        max_message_bytes=args.max_message_mb * 1024 * 1024,
-                       reuse_port=reuse_port, worker=worker))  # fmt: skip
+                       reuse_port=reuse_port, worker=worker), turn)  # fmt: skip
     return 0
 
 
@@ -357,6 +371,12 @@ def build_parser() -> argparse.ArgumentParser:
     train = command("train", "train AutoInt on the pipeline's records")
     train.add_argument("--data", required=True, help="the output directory of ue preprocess")
     train.add_argument("--model-dir", required=True, help="checkpoints, logs, weights (resumes)")
+    train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start a finished run in --model-dir afresh, removing only what a run writes "
+        "(without it a finished run is refused; an unfinished one resumes)",
+    )
     train.add_argument(
         "--embedding",
         default="unified",
@@ -530,7 +550,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-rows", type=int, default=4096, help="rows per request")
     serve.add_argument("--max-message-mb", type=int, default=16, help="largest gRPC message, MiB")
     serve.add_argument(
-        "--grace-seconds", type=float, default=10.0, help="on SIGTERM, time for requests in flight"
+        "--grace-period-seconds",
+        "--grace-seconds",
+        type=float,
+        default=10.0,
+        help="on SIGTERM/SIGINT, how long requests in flight may take to finish",
     )
     serve.add_argument("--tls-certificate", default=None, help="PEM certificate chain")
     serve.add_argument("--tls-key", default=None, help="PEM private key")
@@ -539,8 +563,24 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         help="server processes sharing --port (SO_REUSEPORT), each loading the models itself; "
-        "0: one per core",
+        "0: one per core; with 2 or more, the parent replaces a worker that dies",
     )
+    from serving.workers import WorkersConfig  # imports neither gRPC nor TensorFlow
+
+    healing = {f.name: f.default for f in dataclasses.fields(WorkersConfig)}
+    for flag, name, kind, text in (
+        ("--spare-workers", "spares", int, "processes kept loaded, not listening, to replace a "
+         "worker that dies at once (each holds the models in memory)"),
+        ("--restart-backoff-seconds", "restart_backoff_seconds", float, "wait before forking a "
+         "replacement; doubled for each further crash within --worker-crash-window-seconds"),
+        ("--max-restart-backoff-seconds", "max_restart_backoff_seconds", float,
+         "the longest such wait"),
+        ("--max-worker-crashes", "max_crashes", int, "crashes within "
+         "--worker-crash-window-seconds that stop the server (exit 1)"),
+        ("--worker-crash-window-seconds", "crash_window_seconds", float,
+         "see --max-worker-crashes"),
+    ):  # fmt: skip
+        serve.add_argument(flag, type=kind, default=healing[name], help=text)
     serve.set_defaults(run=_serve)
 
     predict = command("predict", "score rows of a file through a ue server")
@@ -611,7 +651,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"ue {argv[0]}: error: {e}", file=sys.stderr)
             return 2
         except (RuntimeError, OSError) as e:  # a failed job; a runner wraps the cause, named last
-            print(f"ue {argv[0]}: failed: {str(e).strip().splitlines()[-1]}", file=sys.stderr)
+            import re
+
+            cause = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+            # a worker process's traceback ends `package.module.Error: message`
+            cause = re.sub(r"^(?:[a-z_]\w*\.){2,}[A-Z]\w*: ", "", cause)
+            print(f"ue {argv[0]}: failed: {cause}", file=sys.stderr)
             return 1
     args = build_parser().parse_args(argv)
     if args.command in TENSORFLOW_COMMANDS:

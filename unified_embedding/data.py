@@ -2,19 +2,25 @@
 
 spec = load_data_spec(data_dir, expected_fingerprint=model_spec.fingerprint)
 train = training_dataset(spec, data_dir, "train", batch_size=1024, shuffle=True)
+with naming_bad_records(spec, data_dir):   # a truncated shard or another spec's records:
+    model.fit(train)                       # RecordsError naming the file, not a traceback
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from unified_embedding.artifacts import SPEC_FILE, record_glob
-from unified_embedding.records import LABEL, parse_block
+from unified_embedding.records import COMPRESSION, LABEL, find_bad_file, parse_block
 from unified_embedding.spec import FeatureSpec, SpecError
+from unified_embedding.vocabulary import sorted_unique
+
+RECORD_SPLITS = ("train", "eval")
 
 
 def load_data_spec(data_dir: str | Path, expected_fingerprint: str | None = None) -> FeatureSpec:
@@ -23,7 +29,10 @@ def load_data_spec(data_dir: str | Path, expected_fingerprint: str | None = None
     path = Path(data_dir) / SPEC_FILE
     if not path.is_file():
         raise SpecError(f"no {SPEC_FILE} in the data directory. Received: `data={data_dir}`")
-    spec = FeatureSpec.load(path)
+    try:
+        spec = FeatureSpec.load(path)
+    except SpecError as e:  # e.g. a table no budget can give, from a spec.json of an old run
+        raise SpecError(f"`{path}`: {e}") from None
     if expected_fingerprint is not None and spec.fingerprint != expected_fingerprint:
         raise SpecError(
             f"the records were written under spec {spec.fingerprint} but the model expects "
@@ -37,6 +46,22 @@ def record_files(data_dir: str | Path, split: str) -> list[str]:
     if not files:
         raise SpecError(f"no `{split}` records in the data directory. Received: `data={data_dir}`")
     return files
+
+
+@contextlib.contextmanager
+def naming_bad_records(spec: FeatureSpec, data_dir: str | Path) -> Iterator[None]:
+    """Turns an error reading the records of `data_dir` (a truncated or corrupt shard, records
+    of another spec.json) into a `records.RecordsError` naming the file. The input pipeline
+    itself stays in TensorFlow: the files are only read again, in Python, on this error path.
+    Errors no record file explains pass unchanged."""
+    try:
+        yield
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+        files = sorted(str(p) for s in RECORD_SPLITS for p in Path(data_dir).glob(record_glob(s)))
+        bad = find_bad_file(spec, files, error)
+        if bad is None:
+            raise
+        raise bad from error
 
 
 # Rows per block the pipeline writes by default (`ue preprocess --block-rows`): turns the row
@@ -76,7 +101,7 @@ def training_dataset(
     if shuffle:
         files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     records = files.interleave(
-        lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP"),
+        lambda f: tf.data.TFRecordDataset(f, compression_type=COMPRESSION),
         cycle_length=tf.data.AUTOTUNE,
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=not shuffle,
@@ -140,5 +165,5 @@ def distinct_fingerprints(
         for f in spec.categorical_fields:
             ids = batch[f.name]
             ids = ids.flat_values if isinstance(ids, tf.RaggedTensor) else ids
-            seen[f.name].append(np.unique(ids.numpy()[:, 0]))
-    return {name: np.unique(np.concatenate(parts)) for name, parts in seen.items()}
+            seen[f.name].append(sorted_unique(ids.numpy()[:, 0]))
+    return {name: sorted_unique(np.concatenate(parts)) for name, parts in seen.items()}

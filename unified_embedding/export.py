@@ -1,6 +1,7 @@
 """`ue export`: a SavedModel that takes raw features and hashes in-graph with the shared function.
 
-    <export-base>/<version>/            version = unix seconds (newest = largest)
+    <export-base>/<version>/            version = unix seconds, or the newest + 1 when that is
+                                        larger (`artifacts.next_version`: within int64)
         saved_model.pb, variables/, assets/spec.json,
         assets.extra/tf_serving_warmup_requests   TF Serving warmup: PredictionLogs replayed
                                                   by a server before the version takes traffic
@@ -21,8 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import tempfile
-import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,9 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from unified_embedding.artifacts import LENGTHS_SUFFIX, SPEC_FILE, WARMUP_FILE, parse_version
+from unified_embedding import artifacts
+from unified_embedding.artifacts import LENGTHS_SUFFIX, SPEC_FILE, WARMUP_FILE
+from unified_embedding.artifacts import parse_version as parse_version  # the one version rule
 from unified_embedding.features import encode_features
 from unified_embedding.kinds import kind_of
 from unified_embedding.model import AutoInt
@@ -158,10 +162,9 @@ def write_warmup(spec: FeatureSpec, saved_model_dir: Path) -> Path:
 
 
 def next_version(export_base: Path) -> Path:
-    """`<export_base>/<unix seconds>`, later than every existing version."""
-    existing = [v for v in (parse_version(p.name) for p in export_base.glob("*")) if v is not None]
-    version = max([int(time.time()), *(v + 1 for v in existing)])
-    return export_base / str(version)
+    """`<export_base>/<version>` of `artifacts.next_version` (the rule the server reads);
+    raises `artifacts.NoVersionLeft` when int64 has no version left."""
+    return export_base / str(artifacts.next_version(export_base))
 
 
 class _KerasConfigNotes(logging.Filter):
@@ -190,17 +193,36 @@ def _without_keras_config_notes() -> Iterator[None]:
 
 
 def export(model: AutoInt, spec: FeatureSpec, export_base: str | Path) -> Path:
-    """Writes a new version under `export_base` and returns its path."""
+    """Writes a new version under `export_base` and returns its path.
+
+    The version is written whole into a hidden staging folder of the same base, then renamed
+    to its number, so a server polling the base sees either nothing or the complete version.
+    A failed export removes its staging folder."""
     base = Path(export_base)
     base.mkdir(parents=True, exist_ok=True)
-    target = next_version(base)
-    with tempfile.TemporaryDirectory() as tmp:
-        spec_path = Path(tmp) / SPEC_FILE
-        spec.save(spec_path)
-        module = ServingModule(model, spec, str(spec_path))
-        staging = base / f".{target.name}.partial"  # servers only load numeric folders
-        with _without_keras_config_notes():
-            tf.saved_model.save(module, str(staging), signatures=signatures(module))
-    write_warmup(spec, staging)
-    staging.rename(target)
-    return target
+    next_version(base)  # refuse before the slow part when int64 has no version left
+    staging = base / f"{artifacts.STAGING_PREFIX}export-{uuid.uuid4().hex}.partial"
+    staging.mkdir()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            spec_path = Path(tmp) / SPEC_FILE
+            spec.save(spec_path)
+            module = ServingModule(model, spec, str(spec_path))
+            with _without_keras_config_notes():
+                tf.saved_model.save(module, str(staging), signatures=signatures(module))
+        write_warmup(spec, staging)
+        return _publish(staging, base)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _publish(staging: Path, base: Path, attempts: int = 5) -> Path:
+    """Renames `staging` to the next version, chosen only now: another export may have taken
+    one meanwhile (a rename onto an existing empty folder would replace it, hence the check)."""
+    for _ in range(attempts):
+        target = next_version(base)
+        if not target.exists():
+            staging.rename(target)
+            return target
+    raise FileExistsError(f"`--export-base {base}`: versions were taken while exporting")

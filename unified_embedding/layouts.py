@@ -26,7 +26,7 @@ from unified_embedding.budget import (
     per_feature_params,
     unified_params,
 )
-from unified_embedding.spec import FeatureSpec
+from unified_embedding.spec import MAX_TABLE_ROWS, FeatureSpec, SpecError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -87,6 +87,11 @@ def _per_feature(
 ) -> FieldEmbedding:
     from unified_embedding.layers.per_feature_hash import PerFeatureHashEmbedding
 
+    rows = max(plan.per_feature_rows.values(), default=0)
+    if rows > MAX_TABLE_ROWS:
+        raise SpecError(f"`budget` would give each per-feature table {rows} rows, more than "
+                        f"{MAX_TABLE_ROWS} (int32 row indexes). Received: "
+                        f"`budget_bytes={plan.budget_bytes}`")  # fmt: skip
     return PerFeatureHashEmbedding(spec, plan.per_feature_rows)
 
 

@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import re
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,15 @@ KINDS = ("numeric", "categorical", "multi_valued")
 TRANSFORMS = ("identity", "log1p", "log_square")
 HASH_FUNCTION = "siphash-2-4 via tf.strings.to_hash_bucket_strong, key=blake2b(field, probe)"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+# The most rows of one (sub-)table: its row indexes must fit int32, the ids TPU embedding
+# lookups take, so a table trains under every strategy (the logical table of `num_tables`
+# sub-tables holds that many times more). `budget.plan_budget` refuses budgets needing more.
+MAX_TABLE_ROWS = 2**31 - 1
+# The most values of one field's `vocabulary`. Each value costs ~20 bytes of spec.json, which
+# every process reads whole (trainer, each Beam worker, server, the export's asset), and 8 bytes
+# of the exported graph, which protobuf caps at 2 GiB. At 2^24 values spec.json is ~300 MB and
+# the graph's share 128 MiB; a field with more distinct values belongs in the shared table.
+MAX_VOCABULARY_VALUES = 2**24
 # The longest cell (in characters) a row may hold, everywhere raw rows are read: preprocessing
 # and scoring dead-letter longer ones, the serving APIs refuse them (INVALID_ARGUMENT / 400).
 MAX_FIELD_CHARS = 1000
@@ -103,16 +113,19 @@ class FieldSpec:
                 f"`vocabulary` applies to categorical fields only. Received a vocabulary {where} "
                 "of kind `numeric`",
             )
-            _check(
-                len(vocabulary) > 0 and all(isinstance(v, str) for v in vocabulary),
-                f"`vocabulary` should be a non-empty list of strings. "
-                f"Received: `vocabulary={list(vocabulary)[:5]!r}` {where}",
-            )
-            _check(
-                len(set(vocabulary)) == len(vocabulary),
-                f"`vocabulary` should not repeat values. Received duplicates "
-                f"{sorted({v for v in vocabulary if vocabulary.count(v) > 1})[:5]!r} {where}",
-            )
+            # O(n) checks, messages built on the error path only: millions of values load fast.
+            if not vocabulary or not all(map(str.__instancecheck__, vocabulary)):
+                first = list(vocabulary)[:5]
+                raise SpecError(f"`vocabulary` should be a non-empty list of strings. "
+                                f"Received: `vocabulary={first!r}` {where}")  # fmt: skip
+            if len(vocabulary) > MAX_VOCABULARY_VALUES:
+                raise SpecError(f"`vocabulary` should hold at most {MAX_VOCABULARY_VALUES} values; "
+                                f"leave it out to hash a field this large. Received "
+                                f"{len(vocabulary)} values {where}")  # fmt: skip
+            if len(set(vocabulary)) != len(vocabulary):
+                repeated = sorted(v for v, n in Counter(vocabulary).items() if n > 1)
+                raise SpecError(f"`vocabulary` should not repeat values. Received duplicates "
+                                f"{repeated[:5]!r} {where}")  # fmt: skip
 
     @property
     def is_categorical(self) -> bool:
@@ -160,6 +173,11 @@ class TableSpec:
             f"`rows` should be a multiple of `num_tables`. Received: `rows={self.rows}`, "
             f"`num_tables={self.num_tables}` for the table",
         )
+        _check(
+            self.rows // self.num_tables <= MAX_TABLE_ROWS,
+            f"`rows` should be at most {MAX_TABLE_ROWS} per sub-table (int32 row indexes). "
+            f"Received: `rows={self.rows}`, `num_tables={self.num_tables}` for the table",
+        )
 
     @property
     def params(self) -> int:
@@ -172,6 +190,8 @@ class TableSpec:
 @dataclass(frozen=True)
 class InputFormat:
     """How raw rows are laid out: `columns` in file order (label and ignored columns included);
+    with `header`, each file's first line names its columns and they are matched by name, in
+    any order, extra columns ignored (`headers.py`);
     `missing`: cell values that mean "missing" besides the empty cell (e.g. `null`, `\\N`);
     `max_field_chars`: longer cells make a row invalid, in every reader and API.
     CSV formats are read with RFC 4180 quoting; a tab delimiter means a plain split."""
@@ -208,7 +228,8 @@ class InputFormat:
         limit = self.max_field_chars
         _check(
             isinstance(limit, int) and not isinstance(limit, bool) and limit >= 1,
-            f"`max_field_chars` should be a positive integer. Received: `max_field_chars={limit!r}`",
+            f"`max_field_chars` should be a positive integer. "
+            f"Received: `max_field_chars={limit!r}`",
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -376,7 +397,8 @@ _FIELD_KEYS = {f.name for f in dataclasses.fields(FieldSpec)}
 
 
 def _reject_unknown(data: Mapping[str, Any], known: set[str], where: str) -> Mapping[str, Any]:
-    _check(isinstance(data, Mapping), f"`{where}` should be an object. Received: {data!r}")
+    if not isinstance(data, Mapping):  # the message only then: `data` may hold a vocabulary
+        raise SpecError(f"`{where}` should be an object. Received: {data!r}")
     unknown = sorted(set(data) - known)
     _check(not unknown, f"unknown keys in `{where}`: {unknown}; expected some of {sorted(known)}")
     return data

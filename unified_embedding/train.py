@@ -4,8 +4,9 @@
 
 A run killed at any point (even SIGKILL) and started again with the same command continues
 from its last checkpoint (`keras.callbacks.BackupAndRestore`, every `--checkpoint-every`
-steps). Evaluation on the eval split every `--eval-every` steps drives early stopping on AUC;
-TensorBoard logs go to `<model-dir>/logs`. Evaluations report AUC, log loss, calibration and
+steps). A finished run (`training.run.is_finished`) is refused unless `--overwrite`, which
+starts it afresh. Evaluation on the eval split every `--eval-every` steps drives early stopping
+on AUC; TensorBoard logs go to `<model-dir>/logs`. Evaluations report AUC, log loss, calibration and
 ECE; the output bias starts at the logit of the train split's label rate and, once training
 stops, is re-fit on the train rows (`training/recalibrate.py`); `--eval-share` evaluates on
 more rows (`training/eval_rows.py`). The best weights, `run.json` and the embedding layer's
@@ -28,8 +29,13 @@ from typing import Any
 import tensorflow as tf
 import tf_keras as keras
 
-from unified_embedding.artifacts import WEIGHTS
-from unified_embedding.data import distinct_fingerprints, load_data_spec, training_dataset
+from unified_embedding.artifacts import BACKUP_DIR, LOGS_DIR, SUMMARY_FILE, WEIGHTS
+from unified_embedding.data import (
+    distinct_fingerprints,
+    load_data_spec,
+    naming_bad_records,
+    training_dataset,
+)
 from unified_embedding.experiment import make_optimizer
 from unified_embedding.layouts import get_layout
 from unified_embedding.spec import FeatureSpec
@@ -48,6 +54,7 @@ from unified_embedding.training.recalibrate import refit_output_bias
 from unified_embedding.training.run import (
     build_model,
     load_trained,
+    prepare_model_dir,
     run_config,
     save_embedding,
 )
@@ -60,12 +67,25 @@ def train(
     job: TrainJob, extra_callbacks: Sequence[keras.callbacks.Callback] = ()
 ) -> dict[str, Any]:
     """Runs (or resumes) the job; returns the final evaluation and the best step's metrics.
-    `extra_callbacks` run after `fit`'s own (e.g. a benchmark's timer)."""
+    `extra_callbacks` run after `fit`'s own (e.g. a benchmark's timer). A finished run is
+    refused unless `job.overwrite`; unreadable records raise `RecordsError` naming the file."""
     if job.strategy == "parameter_server" and serve_task():
         return {}
     strategy = make_strategy(job.strategy, job.cpu_devices)
     chief = is_chief(strategy)
+    prepare_model_dir(job.model_dir, job.overwrite, remove=chief)  # before anything is written
     data_spec = load_data_spec(job.data_dir)
+    with naming_bad_records(data_spec, job.data_dir):
+        return _train(job, strategy, chief, data_spec, extra_callbacks)
+
+
+def _train(
+    job: TrainJob,
+    strategy: tf.distribute.Strategy,
+    chief: bool,
+    data_spec: FeatureSpec,
+    extra_callbacks: Sequence[keras.callbacks.Callback],
+) -> dict[str, Any]:
     check_rows(data_spec, job.data_dir)
     model_dir = Path(job.model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -100,14 +120,16 @@ def train(
     eval_every = job.eval_every or evaluation_period(job, data_spec)
     periods = math.ceil(job.steps / eval_every)
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(model_dir / "backup"), save_freq=job.checkpoint_every),
+        keras.callbacks.BackupAndRestore(
+            str(model_dir / BACKUP_DIR), save_freq=job.checkpoint_every
+        ),
         resume := ResumeLogger(),
         ExamplesPerSecond(job.batch_size),
         keras.callbacks.EarlyStopping(
             "val_auc", mode="max", patience=job.patience, restore_best_weights=True
         ),
         DecayOnPlateau(job.plateau_decay),
-        keras.callbacks.TensorBoard(str(write_dir / "logs"), update_freq=job.checkpoint_every),
+        keras.callbacks.TensorBoard(str(write_dir / LOGS_DIR), update_freq=job.checkpoint_every),
         *extra_callbacks,
     ]
     history = model.fit(
@@ -149,7 +171,8 @@ def train(
         "precision": run.model["precision"],
     }
     if chief:
-        (model_dir / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        # Last: its presence marks the run finished (`training.run.is_finished`).
+        (model_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 
@@ -181,4 +204,6 @@ def evaluate_weights(
         data = data.concatenate(
             training_dataset(spec, data_dir, "train", EVAL_BATCH, shuffle=False, keep=held)
         )
-    return {k: float(v) for k, v in model.evaluate(data, return_dict=True, verbose=0).items()}
+    with naming_bad_records(spec, data_dir):
+        metrics = model.evaluate(data, return_dict=True, verbose=0)
+    return {k: float(v) for k, v in metrics.items()}

@@ -15,7 +15,7 @@ import tf_keras as keras
 
 from unified_embedding.layers.field_embedding import PerFieldTables
 from unified_embedding.spec import FieldSpec
-from unified_embedding.vocabulary import lookup, vocabulary_fingerprints
+from unified_embedding.vocabulary import lookup, sorted_unique, vocabulary_fingerprints
 
 
 @keras.utils.register_keras_serializable(package="unified_embedding")
@@ -59,7 +59,7 @@ class CollisionlessEmbedding(PerFieldTables):
     def _sorted_fingerprints(self, field: str) -> np.ndarray:
         if field in self.fingerprints:
             missing = vocabulary_fingerprints(field, [])  # the missing value always has a row
-            return np.union1d(np.asarray(self.fingerprints[field], np.int64), missing)
+            return sorted_unique(np.append(np.asarray(self.fingerprints[field], np.int64), missing))
         return vocabulary_fingerprints(field, self.vocabularies[field])
 
     def table_rows(self) -> dict[str, int]:

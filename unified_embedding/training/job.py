@@ -37,6 +37,7 @@ class TrainJob:
     strategy: str = "default"
     cpu_devices: int = 1  # >1 splits the CPU into logical devices (multi-device code on CPU)
     precision: str = "auto"  # or one of model.PRECISIONS; see `resolve_precision`
+    overwrite: bool = False  # a finished run in model_dir: start afresh (else refused)
     model: AutoIntConfig = dataclasses.field(default_factory=AutoIntConfig)
     optimizer: TrainConfig = dataclasses.field(default_factory=TrainConfig)
 

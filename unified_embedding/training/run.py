@@ -6,13 +6,19 @@ embedding.json    the embedding layer's own `get_config`: what a reload builds (
                   is never re-planned, so a change of `plan_budget` cannot move a trained
                   table's rows)
 weights/best      the best weights (early stopping's)
+logs/, backup/    TensorBoard logs; the checkpoints a stopped run resumes from
+train_summary.json  written last: its presence is what makes a run finished (`is_finished`)
 vocabulary.npz    runs written before embedding.json: a vocabulary layout's fingerprints
+
+`ue train` into a finished run refuses (`FinishedRun`) unless `--overwrite`, which removes these
+files (`artifacts.RUN_OUTPUTS`) and nothing else; an unfinished run resumes.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +27,14 @@ from typing import Any
 import numpy as np
 import tf_keras as keras
 
-from unified_embedding.artifacts import EMBEDDING_FILE, RUN_FILE, VOCABULARY_FILE, WEIGHTS
+from unified_embedding.artifacts import (
+    EMBEDDING_FILE,
+    RUN_FILE,
+    RUN_OUTPUTS,
+    SUMMARY_FILE,
+    VOCABULARY_FILE,
+    WEIGHTS,
+)
 from unified_embedding.budget import default_budget, parse_budget, plan_budget
 from unified_embedding.experiment import build_embedding
 from unified_embedding.kinds import kind_of
@@ -29,6 +42,36 @@ from unified_embedding.model import AutoInt, AutoIntConfig, build_autoint, outpu
 from unified_embedding.probes import distinct_counts, read_stats, with_probes
 from unified_embedding.spec import FeatureSpec
 from unified_embedding.training.job import TrainJob
+
+
+class FinishedRun(ValueError):
+    """`ue train` into a model directory whose run already finished, without `--overwrite`."""
+
+
+def is_finished(model_dir: str | Path) -> bool:
+    """A run is finished once its summary is written: the last file `train` writes, after the
+    best weights. A run stopped before that (killed, preempted) is unfinished and resumes."""
+    return (Path(model_dir) / SUMMARY_FILE).is_file()
+
+
+def prepare_model_dir(model_dir: str | Path, overwrite: bool, remove: bool = True) -> None:
+    """Refuses a finished run unless `overwrite`; with `overwrite` (and `remove`: the chief
+    only), removes what a run writes (`artifacts.RUN_OUTPUTS`), leaving any other file."""
+    root = Path(model_dir)
+    if not overwrite:
+        if is_finished(root):
+            raise FinishedRun(f"`--model-dir {root}` holds a finished run ({SUMMARY_FILE}); "
+                              f"pass `--overwrite` to train it afresh, or use a new "
+                              f"--model-dir")  # fmt: skip
+        return
+    if not remove:
+        return
+    for name in RUN_OUTPUTS:
+        path = root / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
 
 
 @dataclass(frozen=True)
@@ -48,7 +91,9 @@ class RunConfig:
         return AutoIntConfig(**self.model)
 
     def save(self, model_dir: Path) -> None:
-        (model_dir / RUN_FILE).write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+        # Shallow: `asdict` would deep-copy the spec, millions of vocabulary values included.
+        config = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        (model_dir / RUN_FILE).write_text(json.dumps(config, indent=2) + "\n")
 
     @classmethod
     def load(cls, model_dir: str | Path) -> RunConfig:
