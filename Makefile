@@ -22,8 +22,8 @@ demo: $(STAMP)
 	$(BIN)/ue demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check unified_embedding pipelines serving protos tests benchmarks notebooks
-	$(BIN)/ruff format --check unified_embedding pipelines serving protos tests benchmarks notebooks/build.py
+	$(BIN)/ruff check ue unified_embedding pipelines serving protos tests benchmarks notebooks
+	$(BIN)/ruff format --check ue unified_embedding pipelines serving protos tests benchmarks notebooks/build.py
 	$(BIN)/mypy
 
 test: lint

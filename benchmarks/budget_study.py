@@ -41,7 +41,7 @@ from unified_embedding.evaluation.study_data import (
     generated_data,
     real_sample,
 )
-from unified_embedding.experiment import TrainConfig
+from unified_embedding.training.experiment import TrainConfig
 
 
 def load(name: str, rows: int, data_dir: str) -> StudyData | None:

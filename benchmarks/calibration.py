@@ -26,8 +26,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from unified_embedding.experiment import TrainConfig
-from unified_embedding.train import TrainJob, train
+from unified_embedding.training.experiment import TrainConfig
+from unified_embedding.training.loop import TrainJob, train
 
 METRICS = ("calibration", "ece", "logloss", "auc")
 # (output bias from the label rate, re-fit on the train rows after training); the baseline first

@@ -108,7 +108,7 @@ class Server:
         self.target = f"127.0.0.1:{self.port}"
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        command = [sys.executable, "-m", "unified_embedding.cli", "serve", "--model-base-path",
+        command = [sys.executable, "-m", "ue.cli", "serve", "--model-base-path",
                    str(base), "--port", str(self.port), "--workers", str(workers),
                    "--poll-seconds", str(poll_seconds), "--spare-workers", str(spares)]  # fmt: skip
         self.process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)

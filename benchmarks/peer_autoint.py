@@ -41,7 +41,7 @@ import tf_keras as keras
 sys.path.insert(0, str(Path(__file__).parent))  # benchmarks/ is not a package
 import train as bench
 
-from unified_embedding.schemas import criteo
+from unified_embedding.contract.schemas import criteo
 
 EMBEDDING_DIM = 16
 PEER_CONFIG = {"att_layer_num": 3, "att_embedding_size": 32, "att_head_num": 2, "att_res": True}

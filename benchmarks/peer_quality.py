@@ -47,8 +47,8 @@ import tf_keras as keras
 sys.path.insert(0, str(Path(__file__).parent))  # benchmarks/ is not a package
 import quality
 
-from unified_embedding.metrics import log_loss, roc_auc
-from unified_embedding.rows import RawRows
+from unified_embedding.metrics.exact import log_loss, roc_auc
+from unified_embedding.rows.reader import RawRows
 
 EMBEDDING_DIM = 16
 PEER_CONFIG = {"att_layer_num": 3, "att_embedding_size": 32, "att_head_num": 2, "att_res": True}

@@ -39,11 +39,11 @@ import tensorflow as tf
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from unified_embedding.artifacts import STATS_FILE
-from unified_embedding.features import encode_features
-from unified_embedding.records import LABEL
-from unified_embedding.schemas import criteo
-from unified_embedding.spec import FeatureSpec
+from unified_embedding.contract.artifacts import STATS_FILE
+from unified_embedding.contract.features import encode_features
+from unified_embedding.contract.schemas import criteo
+from unified_embedding.contract.spec import FeatureSpec
+from unified_embedding.rows.records import LABEL
 from unified_embedding.synthetic import SyntheticConfig, write_tsv
 
 INPUT_FILES = 4
@@ -147,7 +147,7 @@ class PeakRss:
 
 def time_job(rows: int, pattern: str, output: Path) -> dict[str, Any]:
     """`ue preprocess` with default flags as its own process, as a user runs it."""
-    command = [sys.executable, "-m", "unified_embedding.cli", "preprocess", "--input", pattern,
+    command = [sys.executable, "-m", "ue.cli", "preprocess", "--input", pattern,
                "--schema", "criteo", "--output", str(output)]  # fmt: skip
     started = time.perf_counter()
     cpu_before = _children_cpu_seconds()

@@ -35,21 +35,21 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from unified_embedding.budget import (
+from unified_embedding.budget.plan import (
     BYTES_PER_PARAM,
     data_budget,
     parse_budget,
     plan_budget,
 )
+from unified_embedding.budget.probes import with_probes
+from unified_embedding.contract.spec import FeatureSpec, SpecError
 from unified_embedding.evaluation.study_data import (
     GeneratedData,
     StudyData,
     generated_data,
     real_sample,
 )
-from unified_embedding.experiment import TrainConfig, distinct_values, train_and_evaluate
-from unified_embedding.probes import with_probes
-from unified_embedding.spec import FeatureSpec, SpecError
+from unified_embedding.training.experiment import TrainConfig, distinct_values, train_and_evaluate
 
 # A tenth of the peers' embedding parameters (issue 14): a 16-wide row per distinct value.
 PEERS_TENTH_PARAMS = {"criteo": 64_600, "avazu": 64_600, "frappe": 8_500, "generated": 64_600}

@@ -52,27 +52,27 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from unified_embedding.budget import BYTES_PER_PARAM, plan_budget
+from unified_embedding.budget.plan import BYTES_PER_PARAM, plan_budget
+from unified_embedding.contract.schemas import load_schema
+from unified_embedding.contract.spec import FeatureSpec
 from unified_embedding.evaluation.quality import calibration_table, expected_calibration_error
 from unified_embedding.evaluation.study_data import REAL_SAMPLES, split_rows
-from unified_embedding.experiment import (
+from unified_embedding.metrics.exact import log_loss, roc_auc
+from unified_embedding.models.autoint import (
+    DEFAULT_TRAIN_MODEL,
+    AutoIntConfig,
+    build_autoint,
+    output_bias_for,
+)
+from unified_embedding.rows.reader import RawRows, read_rows
+from unified_embedding.training.callbacks import DecayOnPlateau
+from unified_embedding.training.experiment import (
     TrainConfig,
     build_embedding,
     encode,
     make_optimizer,
     predict,
 )
-from unified_embedding.metrics import log_loss, roc_auc
-from unified_embedding.model import (
-    DEFAULT_TRAIN_MODEL,
-    AutoIntConfig,
-    build_autoint,
-    output_bias_for,
-)
-from unified_embedding.rows import RawRows, read_rows
-from unified_embedding.schemas import load_schema
-from unified_embedding.spec import FeatureSpec
-from unified_embedding.training.callbacks import DecayOnPlateau
 from unified_embedding.training.job import PLATEAU_DECAY
 from unified_embedding.training.precision import resolve_precision
 from unified_embedding.training.recalibrate import refit_output_bias

@@ -59,7 +59,7 @@ def write_inputs(directory: Path, rows: int, config: SyntheticConfig) -> str:
 
 def ue(*args: str) -> str:
     """Runs `ue ARGS` as its own process; its stdout."""
-    command = [sys.executable, "-m", "unified_embedding.cli", *args]
+    command = [sys.executable, "-m", "ue.cli", *args]
     done = subprocess.run(command, check=True, capture_output=True, text=True)
     return done.stdout
 
@@ -79,8 +79,8 @@ def in_process_rate(version: Path, pattern: str, batch_rows: int) -> dict[str, A
     """Rows/s of `serving_default` over all the rows, tensors built beforehand."""
     import tensorflow as tf
 
-    from unified_embedding.evaluate import model_spec, raw_batches
-    from unified_embedding.rows import read_rows
+    from unified_embedding.evaluation.evaluate import model_spec, raw_batches
+    from unified_embedding.rows.reader import read_rows
 
     spec = model_spec(version)
     serve = tf.saved_model.load(str(version)).signatures["serving_default"]
@@ -110,7 +110,7 @@ def tree_rss(process: psutil.Process) -> tuple[int, int]:
 
 def job_rate(version: Path, pattern: str, output: Path, job_args: Sequence[str]) -> dict[str, Any]:
     """`ue score` end to end as its own process, with its process tree's peak RSS."""
-    command = [sys.executable, "-m", "unified_embedding.cli", "score", "--model", str(version),
+    command = [sys.executable, "-m", "ue.cli", "score", "--model", str(version),
                "--input", pattern, "--output", str(output), *job_args]  # fmt: skip
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -77,9 +77,9 @@ def timed(call: Callable[[], Any], count: int, warmup: int = 50) -> list[float]:
 def build_model(root: Path, rows_file: Path) -> Path:
     """A small AutoInt trained for a few dozen steps and exported (as the tests' fixture)."""
     from pipelines.preprocess import run as preprocess
-    from unified_embedding.export import export
+    from unified_embedding.exported.writer import export
     from unified_embedding.synthetic import SyntheticConfig, generate
-    from unified_embedding.train import TrainJob, load_trained, train
+    from unified_embedding.training.loop import TrainJob, load_trained, train
 
     config = SyntheticConfig(seed=3)
     (root / "train.tsv").write_bytes(generate(2000, config).to_tsv_bytes())
@@ -169,7 +169,7 @@ class ServerProcess:
         self.port = free_port()
         self.rest_port = free_port()
         self.rest_url = f"http://127.0.0.1:{self.rest_port}/v1/models/default:predict"
-        command = [sys.executable, "-m", "unified_embedding.cli", "serve", "--port",
+        command = [sys.executable, "-m", "ue.cli", "serve", "--port",
                    str(self.port), "--model-base-path", str(base), "--workers", str(workers),
                    "--op-threads", str(op_threads),
                    "--rest-api-port", str(self.rest_port)]  # fmt: skip

@@ -50,18 +50,18 @@ from typing import Any
 import tensorflow as tf
 import tf_keras as keras
 
-from unified_embedding import experiment
-from unified_embedding.data import load_data_spec, training_dataset
-from unified_embedding.experiment import TrainConfig
+from unified_embedding.contract.schemas import criteo
+from unified_embedding.contract.spec import FeatureSpec, TableSpec
 from unified_embedding.layers.unified import UnifiedEmbedding
-from unified_embedding.model import AutoInt, AutoIntConfig, build_autoint
-from unified_embedding.rows import parse_bytes
-from unified_embedding.schemas import criteo
-from unified_embedding.spec import FeatureSpec, TableSpec
+from unified_embedding.models.autoint import AutoInt, AutoIntConfig, build_autoint
+from unified_embedding.rows.reader import parse_bytes
 from unified_embedding.synthetic import SyntheticConfig, generate, write_tsv
-from unified_embedding.train import train
+from unified_embedding.training import experiment
+from unified_embedding.training.data import load_data_spec, training_dataset
+from unified_embedding.training.experiment import TrainConfig
 from unified_embedding.training.inputs import count_rows
 from unified_embedding.training.job import TrainJob
+from unified_embedding.training.loop import train
 from unified_embedding.training.precision import resolve_precision
 from unified_embedding.training.run import build_model, run_config
 

@@ -60,8 +60,8 @@ from pathlib import Path
 
 from IPython.display import Image, display
 
-from unified_embedding.evaluate import model_spec
 from unified_embedding.evaluation import attention, plots, quality
+from unified_embedding.evaluation.evaluate import model_spec
 from unified_embedding.evaluation.scoring import resolve_version, score_file
 
 out = Path(output_dir)
@@ -170,7 +170,7 @@ epochs = 1
 batch_size = 512
 num_layers = 3  # AutoInt interacting layers (paper: 3)
 # Real data, each entry either your files and their schema (a built-in name or a schema file,
-# see `unified_embedding/schemas.py`), path a file or a glob, plain or .gz/.bz2/.xz:
+# see `unified_embedding/contract/schemas.py`), path a file or a glob, plain or .gz/.bz2/.xz:
 #   {"name": "mine", "path": "data/day_*.tsv.gz", "schema": "my_schema.json", "eval_fraction": 0.2}
 # or a shared sample's name ("criteo", "avazu", "frappe"), read from `shared_data` when present.
 datasets = ["frappe", "criteo", "avazu"]
@@ -200,8 +200,8 @@ from unified_embedding.evaluation.budget_study import (
     run_probes_sweep,
 )
 from unified_embedding.evaluation.study_data import GeneratedData, generated_data, load_datasets
-from unified_embedding.experiment import TrainConfig
-from unified_embedding.model import AutoIntConfig
+from unified_embedding.models.autoint import AutoIntConfig
+from unified_embedding.training.experiment import TrainConfig
 
 pd.set_option("display.width", 200)
 lists = {"budgets": budgets, "layouts": layouts, "seeds": seeds, "probes": probes,

@@ -14,8 +14,8 @@ from apache_beam.metrics import Metrics
 from pipelines.accounting import FileRows
 from pipelines.sketch import HyperLogLog
 from pipelines.stats import BlockStats
-from unified_embedding.spec import FeatureSpec
-from unified_embedding.validation import CheckedBlock
+from unified_embedding.contract.spec import FeatureSpec
+from unified_embedding.rows.validation import CheckedBlock
 
 SPLITS = ("train", "eval")
 STATS = "stats"
@@ -31,7 +31,7 @@ def graph_encoder(spec: FeatureSpec) -> Encoder:
     call per block, and the fields' ops run in parallel."""
     import tensorflow as tf
 
-    from unified_embedding.features import encode_features
+    from unified_embedding.contract.features import encode_features
 
     def encode(data: tf.Tensor, starts: tf.Tensor, lengths: tf.Tensor, sizes: tf.Tensor) -> Any:
         cells = tf.split(tf.strings.substr(data, starts, lengths), sizes, num=len(spec.fields))
@@ -51,7 +51,7 @@ def encode_columns(spec: FeatureSpec, checked: CheckedBlock, encoder: Encoder) -
     strings than there are cells."""
     import tensorflow as tf
 
-    from unified_embedding.arrow_tensors import pack_strings
+    from unified_embedding.rows.arrow_tensors import pack_strings
 
     distinct, index = [], []
     for f in spec.fields:
@@ -86,7 +86,7 @@ def eval_rows(checked: CheckedBlock, split_column: str | None, eval_fraction: fl
     `split_column` value), so the split depends on content alone, never on order or workers."""
     import tensorflow as tf
 
-    from unified_embedding.arrow_tensors import string_tensor
+    from unified_embedding.rows.arrow_tensors import string_tensor
 
     if split_column is not None:
         keys = string_tensor(checked.columns[split_column])
@@ -147,14 +147,14 @@ class EncodeBlockFn(beam.DoFn):
         self._rows = {s: Metrics.counter("encode", f"rows_{s}") for s in SPLITS}
 
     def setup(self) -> None:
-        from unified_embedding.startup import import_tensorflow_quietly
+        from unified_embedding.runtime.startup import import_tensorflow_quietly
 
         import_tensorflow_quietly()  # a worker process: no "no GPU here" lines per worker
         self._spec = FeatureSpec.from_json(self._spec_json)
         self._encoder = graph_encoder(self._spec)
 
     def process(self, checked: CheckedBlock) -> Iterator[beam.pvalue.TaggedOutput]:
-        from unified_embedding.records import encode_block
+        from unified_embedding.rows.records import encode_block
 
         columns = encode_columns(self._spec, checked, self._encoder) if len(checked.rows) else {}
         stats = block_stats(self._spec, checked, columns)

@@ -22,9 +22,9 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
-from unified_embedding import artifacts
-from unified_embedding.spec import FeatureSpec
-from unified_embedding.validation import CheckedBlock
+from unified_embedding.contract import artifacts
+from unified_embedding.contract.spec import FeatureSpec
+from unified_embedding.rows.validation import CheckedBlock
 
 SAVED_MODEL = artifacts.SAVED_MODEL_FILE
 
@@ -77,13 +77,13 @@ class BlockScorer:
         self, path: str, spec: FeatureSpec, explain_top_k: int = 0, op_threads: int = 0
     ) -> None:
         os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before TensorFlow is imported
-        from unified_embedding.startup import import_tensorflow_quietly
+        from unified_embedding.runtime.startup import import_tensorflow_quietly
 
         import_tensorflow_quietly()  # a worker process: no "no GPU here" lines per worker
         import tensorflow as tf
 
         from serving.predictor import set_op_threads
-        from unified_embedding.kinds import kind_of
+        from unified_embedding.contract.kinds import kind_of
 
         if op_threads and not set_op_threads(op_threads):
             logging.warning("TensorFlow already runs in this process: --op-threads is ignored")
@@ -114,7 +114,7 @@ class BlockScorer:
         )
 
     def __call__(self, checked: CheckedBlock) -> BlockPredictions:
-        from unified_embedding.arrow_tensors import pack_strings
+        from unified_embedding.rows.arrow_tensors import pack_strings
 
         if not len(checked.rows):
             return BlockPredictions(np.zeros(0, np.float32))

@@ -11,7 +11,7 @@ from typing import Any
 
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
-from unified_embedding import artifacts
+from unified_embedding.contract import artifacts
 
 # Local inputs at least this big run on one worker thread per core by default. Threads, not
 # processes: the heavy work (pyarrow parsing, the TensorFlow graph, zlib) releases the GIL,

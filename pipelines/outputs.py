@@ -34,7 +34,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.localfilesystem import LocalFileSystem
 
 from pipelines.globs import globs_overlap, literal
-from unified_embedding.artifacts import MANIFEST_FILE
+from unified_embedding.contract.artifacts import MANIFEST_FILE
 
 # Beam's file sinks stage shards in `<dir>/beam-temp-<prefix>-<uuid>/` (FileBasedSink).
 BEAM_TEMP = "beam-temp-*"

@@ -12,7 +12,7 @@ split -> write; statistics are merged per block. No row is ever its own element,
 groups or reshuffles rows, so memory stays bounded whatever the input's size.
 
 Outputs under --output: `train-*.tfrecord.gz`, `eval-*.tfrecord.gz` (block records, see
-`unified_embedding.records`), `dead_letters-*.jsonl`, `spec.json`, `stats.json` (rows read,
+`unified_embedding.rows.records`), `dead_letters-*.jsonl`, `spec.json`, `stats.json` (rows read,
 valid and dead in total and per input file), and `manifest.json` naming them (the job owns
 the directory: see `outputs`).
 """
@@ -45,13 +45,13 @@ from pipelines.read import FILES_READ, ReadBlocks, check_headers, matched_files
 from pipelines.sinks import WriteRecords
 from pipelines.stats import BlockStats, MergeStatsFn, build_stats
 from pipelines.validate import DEAD_LETTERS, ValidateBlocks
-from unified_embedding import artifacts
-from unified_embedding.budget import DATA_BUDGET, data_budget, parse_budget, plan_budget
-from unified_embedding.headers import header_of
-from unified_embedding.helpformat import DefaultsHelpFormatter
-from unified_embedding.probes import with_probes
-from unified_embedding.schemas import load_schema
-from unified_embedding.spec import MAX_FIELD_CHARS, FeatureSpec
+from unified_embedding.budget.plan import DATA_BUDGET, data_budget, parse_budget, plan_budget
+from unified_embedding.budget.probes import with_probes
+from unified_embedding.contract import artifacts
+from unified_embedding.contract.schemas import load_schema
+from unified_embedding.contract.spec import MAX_FIELD_CHARS, FeatureSpec
+from unified_embedding.rows.headers import header_of
+from unified_embedding.runtime.helpformat import DefaultsHelpFormatter
 
 OUTPUTS = (
     artifacts.SPEC_FILE,

@@ -26,9 +26,9 @@ from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTr
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.core import RestrictionProvider
 
-from unified_embedding.headers import extra_columns, header_of
-from unified_embedding.spec import InputFormat
-from unified_embedding.textfile import (
+from unified_embedding.contract.spec import InputFormat
+from unified_embedding.rows.headers import extra_columns, header_of
+from unified_embedding.rows.textfile import (
     CHUNK_BYTES,
     ColumnsOf,
     CorruptInput,
@@ -267,7 +267,7 @@ def matched_files(pattern: str) -> list[FileMetadata]:
     """
     given = pattern
     local = isinstance(FileSystems.get_filesystem(pattern), LocalFileSystem)
-    if local and not os.path.dirname(pattern) and re.search(r"[[*?]", pattern):
+    if local and not os.path.dirname(pattern) and re.search(r"[*?\[]", pattern):
         pattern = f"./{pattern}"  # Beam's local match lists nothing for `*.tsv`
     matches = FileSystems.match([pattern])[0].metadata_list
     if local:

@@ -45,12 +45,12 @@ from pipelines.read import FILES_READ, ReadBlocks, check_headers, matched_files
 from pipelines.score_output import DEFAULT_KEYS, FORMATS, ScoreTable, WriteTables
 from pipelines.score_stats import BlockScores, MergeScoreStatsFn, ScoreStats
 from pipelines.validate import DEAD_LETTERS, ValidateBlocks
-from unified_embedding import artifacts
-from unified_embedding.headers import header_of
-from unified_embedding.helpformat import DefaultsHelpFormatter
-from unified_embedding.schemas import load_schema
-from unified_embedding.spec import FeatureSpec, SpecError
-from unified_embedding.validation import CheckedBlock
+from unified_embedding.contract import artifacts
+from unified_embedding.contract.schemas import load_schema
+from unified_embedding.contract.spec import FeatureSpec, SpecError
+from unified_embedding.rows.headers import header_of
+from unified_embedding.rows.validation import CheckedBlock
+from unified_embedding.runtime.helpformat import DefaultsHelpFormatter
 
 STATS = "stats"
 

@@ -24,8 +24,8 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.iobase import Write
 
 from pipelines.inference import BlockPredictions
-from unified_embedding.spec import FeatureSpec
-from unified_embedding.validation import CheckedBlock
+from unified_embedding.contract.spec import FeatureSpec
+from unified_embedding.rows.validation import CheckedBlock
 
 PROBABILITY = "probability"
 

@@ -24,7 +24,7 @@ import apache_beam as beam
 import numpy as np
 
 from pipelines.accounting import FileRows, merge_files
-from unified_embedding.validation import REASONS
+from unified_embedding.rows.validation import REASONS
 
 BINS = 1 << 16
 LOGIT_RANGE = 16.0

@@ -22,7 +22,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.iobase import Write
 
-from unified_embedding import artifacts
+from unified_embedding.contract import artifacts
 
 GZIP_LEVEL = 1
 _MASK_DELTA = 0xA282EAD8

@@ -14,9 +14,9 @@ import numpy as np
 
 from pipelines.accounting import FileRows, FilesRead, check_files, files_document, merge_files
 from pipelines.sketch import HyperLogLog
-from unified_embedding.budget import split_rows_equally
-from unified_embedding.spec import FeatureSpec
-from unified_embedding.validation import REASONS
+from unified_embedding.budget.plan import split_rows_equally
+from unified_embedding.contract.spec import FeatureSpec
+from unified_embedding.rows.validation import REASONS
 
 
 @dataclass

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from unified_embedding import artifacts
-from unified_embedding.spec import FeatureSpec
-from unified_embedding.textfile import LineBlock
-from unified_embedding.validation import REASONS, BlockValidator, CheckedBlock
+from unified_embedding.contract import artifacts
+from unified_embedding.contract.spec import FeatureSpec
+from unified_embedding.rows.textfile import LineBlock
+from unified_embedding.rows.validation import REASONS, BlockValidator, CheckedBlock
 
 DEAD_LETTERS = artifacts.DEAD_LETTERS_PREFIX  # the tag names the files its rows go to
 

@@ -23,10 +23,10 @@ import grpc
 import numpy as np
 
 from protos import prediction_pb2, prediction_pb2_grpc
-from unified_embedding.raw_values import raw_type
-from unified_embedding.rows import read_rows
-from unified_embedding.schemas import load_schema
-from unified_embedding.spec import FeatureSpec
+from unified_embedding.contract.raw_values import raw_type
+from unified_embedding.contract.schemas import load_schema
+from unified_embedding.contract.spec import FeatureSpec
+from unified_embedding.rows.reader import read_rows
 
 Response = TypeVar("Response")
 RowValues = Mapping[str, str | float]

@@ -23,8 +23,8 @@ from tensorflow.core.example import feature_pb2
 from tensorflow_serving.apis import input_pb2
 
 from serving.predictor import InvalidRequest, PackedBatch, Predictor
-from unified_embedding.kinds import kind_of
-from unified_embedding.spec import FieldSpec
+from unified_embedding.contract.kinds import kind_of
+from unified_embedding.contract.spec import FieldSpec
 
 _NUMBER_LISTS = ("float_list", "int64_list")
 

@@ -30,7 +30,7 @@ from tensorflow.core.example import example_pb2, feature_pb2
 from tensorflow_serving.apis import input_pb2
 
 from serving.predictor import InvalidRequest, PackedBatch, Predictor
-from unified_embedding.raw_values import NUMBERS, STRINGS, RawType
+from unified_embedding.contract.raw_values import NUMBERS, STRINGS, RawType
 
 SIGNATURES = ("serving_default", "packed")
 # The JSON values each raw type takes (bool is not a number here, as in RawType.value).

@@ -28,7 +28,7 @@ from pathlib import Path
 from serving.model_config import ModelConfig
 from serving.predictor import Predictor, PredictorConfig
 from serving.tensors import batch_from_request, warmup_requests
-from unified_embedding.artifacts import MAX_VERSION, scan_versions
+from unified_embedding.contract.artifacts import MAX_VERSION, scan_versions
 
 log = logging.getLogger(__name__)
 

@@ -33,9 +33,16 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from unified_embedding.artifacts import SPEC_ASSET, parse_version
-from unified_embedding.raw_values import NUMBERS, STRINGS, RawType, Value, missing_row, raw_type
-from unified_embedding.spec import FeatureSpec, SpecError
+from unified_embedding.contract.artifacts import SPEC_ASSET, parse_version
+from unified_embedding.contract.raw_values import (
+    NUMBERS,
+    STRINGS,
+    RawType,
+    Value,
+    missing_row,
+    raw_type,
+)
+from unified_embedding.contract.spec import FeatureSpec, SpecError
 
 REQUIRED_SIGNATURES = ("packed", "serving_default", "attention")
 

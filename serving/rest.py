@@ -40,9 +40,9 @@ from tensorflow_serving.apis import model_pb2
 from serving.batching import Batcher
 from serving.examples import batch_from_input
 from serving.json_tensors import examples_input, parse_body, predict_batch
-from serving.metrics import Metrics
 from serving.model_versions import VersionStatus
 from serving.predictor import InvalidRequest, Predictor
+from serving.prometheus import Metrics
 from serving.servicer import Failure, answer
 from serving.tf_serving import (
     CLASSIFY,

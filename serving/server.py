@@ -49,9 +49,9 @@ from tensorflow_serving.apis import model_service_pb2, prediction_service_pb2
 from protos import prediction_pb2
 from serving.batching import Batcher, BatchingConfig
 from serving.logs import configure_logging
-from serving.metrics import Metrics
 from serving.model_manager import ManagerConfig, ModelManager
 from serving.predictor import set_op_threads
+from serving.prometheus import Metrics
 from serving.rest import RestApi, start_rest
 from serving.servicer import RankingServicer, add_service, add_to_server
 from serving.tf_serving import ModelServiceServicer, PredictionServiceServicer

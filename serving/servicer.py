@@ -27,9 +27,9 @@ from google.protobuf.descriptor import ServiceDescriptor
 
 from protos import prediction_pb2, prediction_pb2_grpc
 from serving.batching import Batcher, QueueFull
-from serving.metrics import Metrics
 from serving.model_manager import ModelManager, ModelNotFound, ModelUnavailable
 from serving.predictor import InvalidRequest, PackedBatch, Predictor, Value
+from serving.prometheus import Metrics
 
 log = logging.getLogger(__name__)
 Response = TypeVar("Response")

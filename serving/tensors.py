@@ -21,8 +21,8 @@ from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from serving.predictor import InvalidRequest, PackedBatch, Predictor
-from unified_embedding.artifacts import WARMUP_FILE
-from unified_embedding.raw_values import NUMBERS, STRINGS
+from unified_embedding.contract.artifacts import WARMUP_FILE
+from unified_embedding.contract.raw_values import NUMBERS, STRINGS
 
 SIGNATURES = ("serving_default", "packed")
 _DTYPES = {NUMBERS.name: types_pb2.DT_FLOAT, STRINGS.name: types_pb2.DT_STRING}

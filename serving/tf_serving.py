@@ -41,12 +41,12 @@ from tensorflow_serving.apis import (
 
 from serving.batching import Batcher
 from serving.examples import batch_from_input
-from serving.metrics import Metrics
 from serving.model_manager import ModelManager, VersionStatus
 from serving.predictor import InvalidRequest, Predictor
+from serving.prometheus import Metrics
 from serving.servicer import handle
 from serving.tensors import SIGNATURES, batch_from_request, probability_tensor
-from unified_embedding.artifacts import SAVED_MODEL_FILE
+from unified_embedding.contract.artifacts import SAVED_MODEL_FILE
 
 SIGNATURE_DEF = "signature_def"
 CLASSIFY = "tensorflow/serving/classify"

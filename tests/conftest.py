@@ -17,8 +17,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 class ExportedModel:
     """A small trained AutoInt exported once per test session (see `exported_model`)."""
 
-    model: Any  # unified_embedding.model.AutoInt
-    spec: Any  # unified_embedding.spec.FeatureSpec
+    model: Any  # unified_embedding.models.autoint.AutoInt
+    spec: Any  # unified_embedding.contract.spec.FeatureSpec
     rows_file: Path  # Criteo-format rows (held out from training)
     export_base: Path
     version: Path
@@ -26,11 +26,12 @@ class ExportedModel:
 
 @pytest.fixture(scope="session")
 def exported_model(tmp_path_factory: pytest.TempPathFactory) -> ExportedModel:
-    """generate -> preprocess -> train a few dozen steps -> export (as test_train_export.py)."""
+    """generate -> preprocess -> train a few dozen steps -> export (as the end-to-end test
+    tests/integration/test_train_export.py does)."""
     from pipelines.preprocess import run as preprocess
-    from unified_embedding.export import export
+    from unified_embedding.exported.writer import export
     from unified_embedding.synthetic import SyntheticConfig, generate
-    from unified_embedding.train import TrainJob, load_trained, train
+    from unified_embedding.training.loop import TrainJob, load_trained, train
 
     tmp = tmp_path_factory.mktemp("served")
     config = SyntheticConfig(seed=7, weighted_top_k=3, signal_scale=2.0)

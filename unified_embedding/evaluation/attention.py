@@ -16,8 +16,8 @@ import numpy.typing as npt
 import pandas as pd
 import tensorflow as tf
 
-from unified_embedding.evaluate import model_spec, raw_batches
-from unified_embedding.rows import RawRows
+from unified_embedding.evaluation.evaluate import model_spec, raw_batches
+from unified_embedding.rows.reader import RawRows
 
 
 def model_attention(

@@ -21,12 +21,12 @@ from typing import Any
 import pandas as pd
 import tensorflow as tf
 
-from unified_embedding.budget import BYTES_PER_PARAM, parse_budget
+from unified_embedding.budget.layouts import LAYOUTS, get_layout
+from unified_embedding.budget.plan import BYTES_PER_PARAM, parse_budget
+from unified_embedding.contract.spec import FeatureSpec
 from unified_embedding.evaluation.study_data import StudyData
-from unified_embedding.experiment import TrainConfig, train_and_evaluate
-from unified_embedding.layouts import LAYOUTS, get_layout
-from unified_embedding.model import AutoIntConfig
-from unified_embedding.spec import FeatureSpec
+from unified_embedding.models.autoint import AutoIntConfig
+from unified_embedding.training.experiment import TrainConfig, train_and_evaluate
 
 COLLISION_FREE = "collision-free"  # the `budget` label of collision-free runs
 Progress = Callable[[dict[str, Any]], None]

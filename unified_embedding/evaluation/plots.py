@@ -17,8 +17,8 @@ from matplotlib.axis import Axis
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from unified_embedding.budget import BYTES_PER_PARAM
-from unified_embedding.layouts import REGISTRY
+from unified_embedding.budget.layouts import REGISTRY
+from unified_embedding.budget.plan import BYTES_PER_PARAM
 
 LAYOUT_LABELS = {name: layout.label for name, layout in REGISTRY.items()}
 LAYOUT_STYLES: dict[str, dict[str, Any]] = {

@@ -12,8 +12,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from unified_embedding.metrics import roc_auc
-from unified_embedding.metrics import summary_metrics as summary_metrics  # re-exported
+from unified_embedding.metrics.exact import roc_auc
+from unified_embedding.metrics.exact import summary_metrics as summary_metrics  # re-exported
 
 
 def calibration_table(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from unified_embedding.artifacts import resolve_saved_model
-from unified_embedding.evaluate import score_file
+from unified_embedding.contract.artifacts import resolve_saved_model
+from unified_embedding.evaluation.evaluate import score_file
 
 __all__ = ["resolve_version", "score_file"]
 

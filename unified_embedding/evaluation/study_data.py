@@ -21,13 +21,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from unified_embedding.metrics import roc_auc
-from unified_embedding.rows import RawRows, parse_bytes, read_rows
-from unified_embedding.schemas import load_schema
-from unified_embedding.spec import FeatureSpec
+from unified_embedding.contract.schemas import load_schema
+from unified_embedding.contract.spec import FeatureSpec
+from unified_embedding.metrics.exact import roc_auc
+from unified_embedding.rows.reader import RawRows, parse_bytes, read_rows
 from unified_embedding.synthetic import SyntheticConfig, generate
 
-# Learnable config: 3 weighted values per field, signal x2 (see tests/test_learnability.py).
+# Learnable config: 3 weighted values per field, signal x2 (tests/.../models/test_learnability.py).
 LEARNABLE = SyntheticConfig(seed=0, weighted_top_k=3, signal_scale=2.0)
 
 GENERATED = "generated"  # the name of `generated_data`'s dataset

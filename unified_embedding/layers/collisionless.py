@@ -13,9 +13,9 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from unified_embedding.contract.spec import FieldSpec
+from unified_embedding.contract.vocabulary import lookup, sorted_unique, vocabulary_fingerprints
 from unified_embedding.layers.field_embedding import PerFieldTables
-from unified_embedding.spec import FieldSpec
-from unified_embedding.vocabulary import lookup, sorted_unique, vocabulary_fingerprints
 
 
 @keras.utils.register_keras_serializable(package="unified_embedding")

@@ -17,8 +17,8 @@ from typing import Any
 import tensorflow as tf
 import tf_keras as keras
 
-from unified_embedding.kinds import KINDS, kind_of
-from unified_embedding.spec import FeatureSpec, FieldSpec
+from unified_embedding.contract.kinds import KINDS, kind_of
+from unified_embedding.contract.spec import FeatureSpec, FieldSpec
 
 
 def gather(table: tf.Variable, ids: tf.Tensor) -> tf.Tensor:

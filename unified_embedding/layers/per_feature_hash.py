@@ -12,10 +12,10 @@ from typing import Any
 import tensorflow as tf
 import tf_keras as keras
 
-from unified_embedding.budget import split_rows_equally
-from unified_embedding.hashing import bucketize
+from unified_embedding.budget.plan import split_rows_equally
+from unified_embedding.contract.hashing import bucketize
+from unified_embedding.contract.spec import FieldSpec
 from unified_embedding.layers.field_embedding import PerFieldTables
-from unified_embedding.spec import FieldSpec
 
 
 @keras.utils.register_keras_serializable(package="unified_embedding")

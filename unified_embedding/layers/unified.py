@@ -20,10 +20,10 @@ from typing import Any
 import tensorflow as tf
 import tf_keras as keras
 
-from unified_embedding.hashing import bucketize
+from unified_embedding.contract.hashing import bucketize
+from unified_embedding.contract.spec import FieldSpec
+from unified_embedding.contract.vocabulary import lookup, vocabulary_fingerprints
 from unified_embedding.layers.field_embedding import FieldEmbedding, gather
-from unified_embedding.spec import FieldSpec
-from unified_embedding.vocabulary import lookup, vocabulary_fingerprints
 
 
 def first_probes(ids: tf.Tensor, probes: int) -> tf.Tensor:

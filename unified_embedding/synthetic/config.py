@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from unified_embedding.schemas import criteo
+from unified_embedding.contract.schemas import criteo
 
 _CRITEO = criteo()
 LABEL_FIELD = _CRITEO.label

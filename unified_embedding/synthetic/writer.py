@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from unified_embedding.metrics import roc_auc
+from unified_embedding.metrics.exact import roc_auc
 from unified_embedding.synthetic.batches import BLOCK_ROWS, block_slices
 from unified_embedding.synthetic.config import DEFAULT_CONFIG, SyntheticConfig
 from unified_embedding.synthetic.planted import planted_model

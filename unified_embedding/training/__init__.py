@@ -1,4 +1,4 @@
-"""`ue train`'s parts, one concept per module; `unified_embedding.train` runs them.
+"""`ue train`'s parts, one concept per module; `unified_embedding.training.loop` runs them.
 
 job.py         TrainJob: what the command line asks for, validated
 strategies.py  tf.distribute strategies: mirrored, multi-worker, parameter servers, TPU

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from unified_embedding.artifacts import STATS_FILE
-from unified_embedding.data import training_dataset
-from unified_embedding.records import LABEL
-from unified_embedding.spec import FeatureSpec
+from unified_embedding.contract.artifacts import STATS_FILE
+from unified_embedding.contract.spec import FeatureSpec
+from unified_embedding.rows.records import LABEL
+from unified_embedding.training.data import training_dataset
 
 MIN_EVAL_POSITIVES = 100  # fewer: validation AUC swings by ~0.03 between evaluations
 _COUNT_BATCH = 65_536

@@ -12,9 +12,9 @@ from typing import Any
 import tensorflow as tf
 import tf_keras as keras
 
-from unified_embedding.artifacts import STATS_FILE
-from unified_embedding.data import training_dataset
-from unified_embedding.spec import FeatureSpec, SpecError
+from unified_embedding.contract.artifacts import STATS_FILE
+from unified_embedding.contract.spec import FeatureSpec, SpecError
+from unified_embedding.training.data import training_dataset
 from unified_embedding.training.eval_rows import held_out, kept_for_training
 from unified_embedding.training.job import TrainJob
 from unified_embedding.training.strategies import shard_by_data

@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from unified_embedding.experiment import TrainConfig
-from unified_embedding.layouts import LAYOUTS
-from unified_embedding.model import PRECISIONS, AutoIntConfig
-from unified_embedding.probes import parse_probes
+from unified_embedding.budget.layouts import LAYOUTS
+from unified_embedding.budget.probes import parse_probes
+from unified_embedding.models.autoint import PRECISIONS, AutoIntConfig
+from unified_embedding.training.experiment import TrainConfig
 from unified_embedding.training.strategies import STRATEGIES
 
 # Learning rates x this after an evaluation without a validation-AUC gain (`ue train

@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from unified_embedding.model import AutoInt
-from unified_embedding.records import LABEL
+from unified_embedding.models.autoint import AutoInt
+from unified_embedding.rows.records import LABEL
 
 MAX_ROWS = 1_000_000  # rows read for the fit (the first ones: one pass over small data)
 _NEWTON_STEPS = 50

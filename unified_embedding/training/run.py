@@ -27,7 +27,9 @@ from typing import Any
 import numpy as np
 import tf_keras as keras
 
-from unified_embedding.artifacts import (
+from unified_embedding.budget.plan import default_budget, parse_budget, plan_budget
+from unified_embedding.budget.probes import distinct_counts, read_stats, with_probes
+from unified_embedding.contract.artifacts import (
     EMBEDDING_FILE,
     RUN_FILE,
     RUN_OUTPUTS,
@@ -35,12 +37,10 @@ from unified_embedding.artifacts import (
     VOCABULARY_FILE,
     WEIGHTS,
 )
-from unified_embedding.budget import default_budget, parse_budget, plan_budget
-from unified_embedding.experiment import build_embedding
-from unified_embedding.kinds import kind_of
-from unified_embedding.model import AutoInt, AutoIntConfig, build_autoint, output_bias_for
-from unified_embedding.probes import distinct_counts, read_stats, with_probes
-from unified_embedding.spec import FeatureSpec
+from unified_embedding.contract.kinds import kind_of
+from unified_embedding.contract.spec import FeatureSpec
+from unified_embedding.models.autoint import AutoInt, AutoIntConfig, build_autoint, output_bias_for
+from unified_embedding.training.experiment import build_embedding
 from unified_embedding.training.job import TrainJob
 
 

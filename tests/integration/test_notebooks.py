@@ -1,0 +1,210 @@
+"""The evaluation notebooks run end to end on small generated data and write sane outputs.
+
+Each notebook is executed by papermill in a `python3` kernel (this interpreter: the test checks)
+with small parameters; the defaults stay the real study. Committed notebooks carry no outputs
+and equal what `notebooks/build.py` writes.
+"""
+
+import gzip
+import json
+import math
+import sys
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from pipelines.preprocess import run as preprocess
+from unified_embedding.exported.writer import export
+from unified_embedding.models.autoint import AutoIntConfig
+from unified_embedding.synthetic import SyntheticConfig, generate
+from unified_embedding.training.loop import TrainJob, load_trained, train
+
+papermill = pytest.importorskip("papermill")
+
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOKS = REPO / "notebooks"
+SHARED_DATA = REPO.parent / "shared" / "data"
+CONFIG = SyntheticConfig(seed=5, weighted_top_k=3, signal_scale=2.0)
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def execute(name: str, out: Path, **parameters: object) -> dict:
+    """Runs notebook `name` from the repo root with `parameters` (`output_dir=out`) and keeps
+    the executed copy in `out`; returns the summary JSON it wrote."""
+    out.mkdir(parents=True, exist_ok=True)
+    papermill.execute_notebook(
+        str(NOTEBOOKS / name), str(out / name), parameters={**parameters, "output_dir": str(out)},
+        kernel_name="python3", cwd=str(REPO), progress_bar=False,
+    )  # fmt: skip
+    return json.loads((out / "summary.json").read_text())
+
+
+def assert_pngs(output_dir: Path, names: list[str]) -> None:
+    for name in names:
+        assert (output_dir / name).read_bytes()[:8] == PNG, name
+
+
+def test_committed_notebooks_have_no_outputs_and_match_the_builder() -> None:
+    paths = sorted(NOTEBOOKS.glob("*.ipynb"))
+    assert [p.name for p in paths] == [
+        "01_model_quality.ipynb", "02_embedding_budget.ipynb", "03_compare_runs.ipynb"
+    ]  # fmt: skip
+    for path in paths:
+        notebook = nbformat.read(path, as_version=4)
+        code = [c for c in notebook.cells if c.cell_type == "code"]
+        assert all(c.outputs == [] and c.execution_count is None for c in code), path.name
+        tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, f"{path.name}: one cell tagged `parameters`"
+    sys.path.insert(0, str(NOTEBOOKS))
+    try:
+        import build
+    finally:
+        sys.path.remove(str(NOTEBOOKS))
+    assert build.main(["--check"]) == 0, "run `python notebooks/build.py`"
+
+
+def test_notebook_kernel_is_this_interpreter_and_sees_this_checkout(tmp_path: Path) -> None:
+    import nbclient
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells.append(nbformat.v4.new_code_cell(
+        "import sys, unified_embedding; print(sys.prefix); print(unified_embedding.__file__)"
+    ))  # fmt: skip
+    nbclient.NotebookClient(notebook, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()  # fmt: skip
+    prefix, package = notebook.cells[0].outputs[0]["text"].split()
+    assert Path(prefix).resolve() == Path(sys.prefix).resolve()
+    assert Path(package).resolve().parent == (REPO / "unified_embedding").resolve()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What `ue demo --workdir W` leaves, in small: records, two trained runs, one export and
+    labelled held-out rows."""
+    root = tmp_path_factory.mktemp("demo")
+    (root / "rows.tsv").write_bytes(generate(3000, CONFIG).to_tsv_bytes())
+    (root / "holdout.tsv").write_bytes(generate(1500, CONFIG, start_row=3000).to_tsv_bytes())
+    preprocess(["--input", str(root / "rows.tsv"), "--schema", "criteo", "--output",
+                str(root / "prep"), "--eval-fraction", "0.2"])  # fmt: skip
+    for layout in ("unified", "per_feature"):
+        job = TrainJob(str(root / "prep"), str(root / "models" / layout), layout=layout,
+                       budget="100KB", steps=40, eval_every=20, checkpoint_every=20,
+                       batch_size=128, model=AutoIntConfig(num_layers=1))  # fmt: skip
+        train(job)
+    model, run = load_trained(root / "models" / "unified")
+    export(model, run.feature_spec(), root / "export" / "unified")
+    return root
+
+
+def test_model_quality_notebook(demo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "quality"
+    summary = execute("01_model_quality.ipynb", out, model_path=str(demo / "export" / "unified"),
+                      data_path=str(demo / "holdout.tsv"), slice_field="C3", top_values=5,
+                      attention_rows=256, top_pairs_k=5)  # fmt: skip
+    assert summary["rows"] == 1500
+    assert 0.5 <= summary["auc"] <= 1.0 and 0.0 < summary["logloss"] < 1.0
+    calibration = summary["calibration"]
+    assert sum(b["rows"] for b in calibration) == 1500 and len(calibration) == 10
+    assert all(0.0 <= b["observed_ctr"] <= 1.0 for b in calibration)
+    assert sum(s["rows"] for s in summary["slices"]) == 1500
+    strengths = [p["strength"] for p in summary["top_pairs"]]
+    assert len(strengths) == 5 and strengths == sorted(strengths, reverse=True)
+    assert all(0.0 < s <= 1.0 for s in strengths) and summary["attention_rows"] == 256
+    assert_pngs(out, ["calibration.png", "scores.png", "slices.png", "attention.png"])
+
+
+def write_user_dataset(root: Path, rows: int = 600) -> dict[str, str]:
+    """The user's own data for notebook 02: a gzipped CSV with a header and its short-form
+    schema file: a row id to ignore, categorical fields and a multi-valued one, no numeric
+    field. Clicks follow `user`, so there is something to learn."""
+    rng = np.random.default_rng(1)
+    users = rng.integers(0, 20, rows)
+    clicked = (rng.random(rows) < np.where(users < 10, 0.7, 0.2)).astype(int)
+    genres = ["|".join(rng.choice(["rock", "jazz", "folk"], rng.integers(1, 3))) for _ in users]
+    lines = [
+        f"{i},{c},u{u},{g}" for i, (c, u, g) in enumerate(zip(clicked, users, genres, strict=True))
+    ]
+    (root / "music.csv.gz").write_bytes(
+        gzip.compress(("id,clicked,user,genres\n" + "\n".join(lines) + "\n").encode())
+    )
+    schema = {"name": "music", "columns": ["id", "clicked", "user", "genres"],
+              "label": "clicked", "ignore": ["id"], "multi_valued": {"genres": "|"}}  # fmt: skip
+    (root / "music.json").write_text(json.dumps(schema))
+    return {"name": "music", "path": str(root / "music.csv*"), "schema": str(root / "music.json")}
+
+
+def test_embedding_budget_notebook(tmp_path: Path) -> None:
+    out = tmp_path / "study"
+    budgets = ["20KB", "60KB"]
+    summary = execute("02_embedding_budget.ipynb", out, rows=4000,
+                      eval_rows=2000, budgets=budgets, seeds=[0], probes=[1, 2],
+                      probes_budget="20KB", epochs=2, batch_size=256, num_layers=1,
+                      shared_data=str(SHARED_DATA), datasets=["frappe"],
+                      real_layouts=["unified", "per_feature"], real_seeds=[0],
+                      real_rows=2000)  # fmt: skip
+    generated = summary["generated"]
+    points = generated["points"]
+    hashed = sorted((p["layout"], p["budget"]) for p in points if p["layout"] != "collisionless")
+    assert hashed == sorted((lay, b) for lay in ("unified", "per_feature") for b in budgets)
+    assert [p["layout"] for p in points].count("collisionless") == 1
+    for p in points:
+        assert 0.5 <= p["auc_mean"] <= 1.0, p
+        assert p["auc_mean"] < generated["ceiling_auc"], p  # nobody beats the planted model
+        assert p["runs"] == 1 and p["logloss_mean"] > 0
+    assert [c["budget"] for c in generated["comparison"]] == budgets
+    assert [c["budget"] for c in generated["paired"]] == budgets
+    assert sorted(p["probes"] for p in generated["probes"]) == [1, 2]
+    figures = ["pareto_generated.png", "probes_generated.png"]
+    if (SHARED_DATA / "frappe").is_dir():
+        frappe = summary["real"]["frappe"]
+        assert frappe["train_rows"] == 2000 and len(frappe["points"]) == 2 * len(budgets)
+        assert all(0.0 <= p["auc_mean"] <= 1.0 for p in frappe["points"])
+        figures.append("pareto_frappe.png")
+    else:
+        assert summary["real"] == {}
+    assert_pngs(out, figures)
+    assert sorted(summary["figures"]) == sorted(figures)
+    assert (out / "runs.csv").is_file()
+
+
+def test_embedding_budget_notebook_on_the_users_data_and_schema(tmp_path: Path) -> None:
+    out = tmp_path / "study"
+    music = write_user_dataset(tmp_path)  # no numeric field, a multi-valued one, gzipped
+    summary = execute("02_embedding_budget.ipynb", out, generated=False, budgets=["20KB"],
+                      epochs=2, batch_size=256, num_layers=1, shared_data="",
+                      datasets=["criteo", music], real_layouts=["unified"],
+                      real_seeds=[0])  # fmt: skip
+    assert summary["generated"] is None and set(summary["real"]) == {"music"}  # criteo: skipped
+    music_run = summary["real"]["music"]  # read with the user's schema file
+    assert (music_run["train_rows"], music_run["eval_rows"]) == (480, 120)
+    (point,) = music_run["points"]
+    assert 0.5 < point["auc_mean"] <= 1.0 and point["runs"] == 1  # clicks follow `user`
+    (row,) = music_run["table"]
+    assert row["unified"].startswith(f"{point['auc_mean']:.4f} / ")  # one seed: no "±"
+    assert_pngs(out, ["pareto_music.png"])
+    assert summary["figures"] == ["pareto_music.png"]
+
+
+def test_compare_runs_notebook(demo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "compare"
+    eval_file = tmp_path / "unified_eval.json"
+    eval_file.write_text(json.dumps({"auc": 0.61, "logloss": 0.55, "rows": 1500}))
+    run_dirs = [str(demo / "models" / name) for name in ("unified", "per_feature")]
+    summary = execute("03_compare_runs.ipynb", out, run_dirs=run_dirs,
+                      eval_files={"unified": str(eval_file)})  # fmt: skip
+    runs = {r["run"]: r for r in summary["runs"]}
+    assert set(runs) == {"unified", "per_feature"}
+    for name, run in runs.items():
+        written = json.loads((demo / "models" / name / "train_summary.json").read_text())
+        assert run["eval.auc"] == pytest.approx(written["eval"]["auc"])
+        assert run["steps"] == 40
+        assert run["validation/epoch_auc"] == pytest.approx(written["best_val_auc"], abs=0.2)
+    assert runs["unified"]["evaluate.auc"] == 0.61
+    assert runs["per_feature"]["evaluate.auc"] is None or math.isnan(
+        runs["per_feature"]["evaluate.auc"]
+    )
+    assert "epoch_auc" in summary["scalar_tags"]
+    assert_pngs(out, ["curves.png", "metrics.png"])
+    assert np.isfinite([runs[n]["eval.auc"] for n in runs]).all()

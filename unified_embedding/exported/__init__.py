@@ -1,0 +1,1 @@
+"""Exported models: the SavedModel writer, export bases and their versions."""

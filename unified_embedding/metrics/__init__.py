@@ -1,0 +1,1 @@
+"""Binary-classification metrics: exact in NumPy, and streaming Keras counterparts."""

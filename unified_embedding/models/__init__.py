@@ -1,0 +1,1 @@
+"""AutoInt and AutoInt+ ranking models, assembled from injected blocks."""

@@ -1,0 +1,1 @@
+"""What a command's process sets up: quiet imports, thread settings, help formatting."""
