@@ -71,13 +71,3 @@ def _missing_fingerprint(field: str, probe: int) -> int:
 def bucketize(fingerprints: tf.Tensor, rows: int) -> tf.Tensor:
     """Rows in [0, rows) of a table for fingerprints (any shape)."""
     return tf.math.floormod(fingerprints, tf.constant(rows, dtype=tf.int64))
-
-
-def bucket_ids(
-    values: tf.Tensor | tf.RaggedTensor, field: str, probes: int, rows: int
-) -> tf.Tensor:
-    """Both steps: raw values -> rows of a `rows`-row table, shape `values.shape + [probes]`."""
-    ids = fingerprint(values, field, probes)
-    if isinstance(ids, tf.RaggedTensor):
-        return tf.ragged.map_flat_values(bucketize, ids, rows)
-    return bucketize(ids, rows)

@@ -19,7 +19,7 @@ without importing TensorFlow).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar, Protocol
 
 import numpy as np
 import tensorflow as tf
@@ -30,8 +30,21 @@ from unified_embedding.contract.raw_values import RAW_TYPES
 from unified_embedding.contract.spec import KINDS as KIND_NAMES
 from unified_embedding.contract.spec import FieldSpec
 
-if TYPE_CHECKING:
-    from unified_embedding.layers.field_embedding import FieldEmbedding
+
+class EmbeddingLayer(Protocol):
+    """What a kind asks of the embedding layer (`layers.field_embedding.FieldEmbedding`)."""
+
+    @property
+    def compute_dtype(self) -> tf.DType: ...
+
+    def embed_fields(
+        self, fields: Sequence[FieldSpec], inputs: Sequence[tf.Tensor | tf.RaggedTensor]
+    ) -> list[tf.Tensor]: ...
+
+    def embed_numeric(self, values: tf.Tensor) -> tf.Tensor: ...
+
+    def embed_pooled(self, field: FieldSpec, ids: tf.RaggedTensor) -> tf.Tensor: ...
+
 
 Column = tuple[np.ndarray, str]  # values and the little-endian dtype they are stored as
 
@@ -124,7 +137,7 @@ class FieldKind:
 
     def embed(
         self,
-        layer: FieldEmbedding,
+        layer: EmbeddingLayer,
         fields: Sequence[FieldSpec],
         inputs: Sequence[tf.Tensor | tf.RaggedTensor],
     ) -> list[tf.Tensor]:
@@ -166,7 +179,7 @@ class Numeric(FieldKind):
 
     def embed(
         self,
-        layer: FieldEmbedding,
+        layer: EmbeddingLayer,
         fields: Sequence[FieldSpec],
         inputs: Sequence[tf.Tensor | tf.RaggedTensor],
     ) -> list[tf.Tensor]:
@@ -220,7 +233,7 @@ class MultiValued(FieldKind):
 
     def embed(
         self,
-        layer: FieldEmbedding,
+        layer: EmbeddingLayer,
         fields: Sequence[FieldSpec],
         inputs: Sequence[tf.Tensor | tf.RaggedTensor],
     ) -> list[tf.Tensor]:

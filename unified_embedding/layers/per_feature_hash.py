@@ -12,7 +12,6 @@ from typing import Any
 import tensorflow as tf
 import tf_keras as keras
 
-from unified_embedding.budget.plan import split_rows_equally
 from unified_embedding.contract.hashing import bucketize
 from unified_embedding.contract.spec import FieldSpec
 from unified_embedding.layers.field_embedding import PerFieldTables
@@ -24,21 +23,19 @@ class PerFeatureHashEmbedding(PerFieldTables):
 
     Args:
         spec: the feature contract; only probe 0 of each field's fingerprints is used.
-        rows_per_field: rows of each field's table. Defaults to an equal split of the shared
-            table's parameters (`spec.table.rows * spec.table.width`), i.e. the same budget.
+        rows_per_field: rows of each field's table (`budget.plan.split_rows_equally` gives the
+            shared table's budget to each field alike).
         embeddings_initializer: initializer of the tables.
     """
 
     def __init__(
         self,
         spec: Any,
-        rows_per_field: Mapping[str, int] | None = None,
+        rows_per_field: Mapping[str, int],
         embeddings_initializer: str | keras.initializers.Initializer = "uniform",
         **kwargs: Any,
     ) -> None:
         super().__init__(spec, **kwargs)
-        if rows_per_field is None:
-            rows_per_field = split_rows_equally(self.spec, self.spec.table.params)
         expected = {f.name for f in self.spec.categorical_fields}
         if set(rows_per_field) != expected or any(r < 1 for r in rows_per_field.values()):
             raise ValueError(

@@ -13,7 +13,6 @@ pyarrow/NumPy column operations; Python touches only the dead rows (to word thei
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -276,9 +275,3 @@ def _undecodable(data: bytes, starts: np.ndarray) -> dict[int, str]:
             out[line] = f"not UTF-8 at byte {position + e.start - starts[line]}"
             position = int(starts[line + 1]) if line + 1 < len(starts) else len(data)
     return out
-
-
-def valid_lines(spec: FeatureSpec, lines: Sequence[bytes]) -> CheckedBlock:
-    """Validate a few lines given as bytes (tests, small inputs)."""
-    data = b"".join(line.rstrip(b"\r\n") + b"\n" for line in lines)
-    return BlockValidator(spec).validate(LineBlock("<input>", 0, 1, data))

@@ -59,19 +59,11 @@ def write_tsv(
     planted_model(config)  # build once here rather than racing in every worker
     target = os.fspath(path)
     partial = target + ".partial"
-    clicks = auc_rows = 0
-    auc_labels: list[np.ndarray] = []
-    auc_probabilities: list[np.ndarray] = []
+    tally = _Tally()
     with contextlib.ExitStack() as stack:
         stack.callback(_remove_if_present, partial)  # a no-op after the rename below
         raw = stack.enter_context(open(partial, "wb"))
-        sink: io.BufferedIOBase = raw
-        if target.endswith(".gz"):
-            # mtime=0 and no file name keep .gz bytes reproducible; level 1 because zlib, not
-            # generation, would otherwise dominate the run time.
-            sink = stack.enter_context(
-                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=1)
-            )
+        sink = _compressed(stack, raw) if target.endswith(".gz") else raw
         pool = stack.enter_context(ThreadPoolExecutor(max_workers=_WORKERS))
         pending: deque[Future[tuple[bytes, np.ndarray, np.ndarray]]] = deque()
         for start_row in [*range(0, rows, chunk_rows), None]:
@@ -82,25 +74,48 @@ def write_tsv(
             while pending and (start_row is None or len(pending) > _WORKERS):
                 text, chunk_labels, chunk_probabilities = pending.popleft().result()
                 sink.write(text)
-                clicks += int(chunk_labels.sum())
-                keep = min(len(chunk_labels), _AUC_MAX_ROWS - auc_rows)
-                auc_rows += keep
-                auc_labels.append(chunk_labels[:keep])
-                auc_probabilities.append(chunk_probabilities[:keep])
+                tally.add(chunk_labels, chunk_probabilities)
         sink.close()  # finishes the gzip stream; closing is idempotent
         raw.close()  # flushed before the file becomes visible
         os.replace(partial, target)
-    labels = np.concatenate(auc_labels) if auc_labels else np.zeros(0, np.int8)
-    both_classes = 0 < labels.sum() < labels.size
-    planted_auc = roc_auc(labels, np.concatenate(auc_probabilities)) if both_classes else math.nan
     seconds = time.perf_counter() - started
     return GenerateReport(
         rows=rows,
-        label_rate=clicks / rows if rows else math.nan,
-        planted_auc=planted_auc,
+        label_rate=tally.clicks / rows if rows else math.nan,
+        planted_auc=tally.planted_auc(),
         seconds=seconds,
         rows_per_second=rows / seconds,
     )
+
+
+def _compressed(stack: contextlib.ExitStack, raw: io.BufferedIOBase) -> io.BufferedIOBase:
+    # mtime=0 and no file name keep .gz bytes reproducible; level 1 because zlib, not
+    # generation, would otherwise dominate the run time.
+    return stack.enter_context(
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=1)
+    )
+
+
+class _Tally:
+    """Clicks of every row written, and the first _AUC_MAX_ROWS rows for the planted AUC."""
+
+    def __init__(self) -> None:
+        self.clicks = self._rows = 0
+        self._labels: list[np.ndarray] = []
+        self._probabilities: list[np.ndarray] = []
+
+    def add(self, labels: np.ndarray, probabilities: np.ndarray) -> None:
+        self.clicks += int(labels.sum())
+        keep = min(len(labels), _AUC_MAX_ROWS - self._rows)
+        self._rows += keep
+        self._labels.append(labels[:keep])
+        self._probabilities.append(probabilities[:keep])
+
+    def planted_auc(self) -> float:
+        labels = np.concatenate(self._labels) if self._labels else np.zeros(0, np.int8)
+        if not 0 < labels.sum() < labels.size:
+            return math.nan
+        return roc_auc(labels, np.concatenate(self._probabilities))
 
 
 def _render_chunk(

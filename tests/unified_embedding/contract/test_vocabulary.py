@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from unified_embedding.budget.plan import plan_budget
-from unified_embedding.contract import spec as spec_module
+from unified_embedding.contract import fields as fields_module
 from unified_embedding.contract.schemas import load_schema
 from unified_embedding.contract.spec import FeatureSpec, FieldSpec, SpecError
 from unified_embedding.contract.vocabulary import sorted_unique, vocabulary_rows
@@ -67,7 +67,7 @@ def test_repeated_values_are_named() -> None:
 
 
 def test_vocabularies_above_the_limit_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(spec_module, "MAX_VOCABULARY_VALUES", 3)
+    monkeypatch.setattr(fields_module, "MAX_VOCABULARY_VALUES", 3)
     FieldSpec("c", vocabulary=("a", "b", "c"))
     with pytest.raises(SpecError, match=r"at most 3 values; leave it out to hash a field this "
                        r"large. Received 4 values for field `c`"):  # fmt: skip
