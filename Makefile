@@ -25,6 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check ue unified_embedding pipelines serving protos tests benchmarks notebooks
 	$(BIN)/ruff format --check ue unified_embedding pipelines serving protos tests benchmarks notebooks/build.py
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache  # the layers of the house (pyproject.toml)
 
 test: lint
 	$(BIN)/pytest
