@@ -21,7 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from unified_embedding.budget.plan import (
+from unified_embedding.budget.params import (
+    BudgetPlan,
     collisionless_params,
     per_feature_params,
     unified_params,
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     import numpy as np
     import tensorflow as tf
 
-    from unified_embedding.budget.plan import BudgetPlan
     from unified_embedding.layers.field_embedding import FieldEmbedding
 
 Vocabularies = Mapping[str, Sequence[str]]
@@ -64,8 +64,9 @@ class Layout:
 
     name: str
     label: str
-    build: Callable[[FeatureSpec, BudgetPlan, Vocabularies | None, Fingerprints | None],
-                    FieldEmbedding]  # fmt: skip
+    build: Callable[
+        [FeatureSpec, BudgetPlan, Vocabularies | None, Fingerprints | None], FieldEmbedding
+    ]
     params: Callable[[FeatureSpec, BudgetPlan, Mapping[str, int]], int | None]
     spends_budget: bool = True
     needs_vocabulary: bool = False
@@ -89,9 +90,11 @@ def _per_feature(
 
     rows = max(plan.per_feature_rows.values(), default=0)
     if rows > MAX_TABLE_ROWS:
-        raise SpecError(f"`budget` would give each per-feature table {rows} rows, more than "
-                        f"{MAX_TABLE_ROWS} (int32 row indexes). Received: "
-                        f"`budget_bytes={plan.budget_bytes}`")  # fmt: skip
+        raise SpecError(
+            f"`budget` would give each per-feature table {rows} rows, more than "
+            f"{MAX_TABLE_ROWS} (int32 row indexes). Received: "
+            f"`budget_bytes={plan.budget_bytes}`"
+        )
     return PerFeatureHashEmbedding(spec, plan.per_feature_rows)
 
 

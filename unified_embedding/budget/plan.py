@@ -5,9 +5,9 @@ plan.table                  # TableSpec(rows=..., width=8): the shared table for
 plan.params["unified"]      # == UnifiedEmbedding(spec.replace(table=plan.table)).count_params()
 plan.params.per_feature     # per-field hash tables splitting the same budget equally
 plan.params.collisionless   # one row per distinct value (needs cardinalities)
-data_budget(spec, distinct) # the budget when none is given: sized from distinct counts
+data_budget(spec, distinct) # no budget given: `ue preprocess` sizes spec.json's table by it
 
-Each layout's count comes from its entry in `layouts.REGISTRY`.
+Each layout's count comes from its entry in `layouts.REGISTRY` (`params.py` counts).
 """
 
 from __future__ import annotations
@@ -16,12 +16,19 @@ import dataclasses
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
-from unified_embedding.contract.spec import MAX_TABLE_ROWS, FeatureSpec, SpecError, TableSpec
+from unified_embedding.budget.layouts import REGISTRY
+from unified_embedding.budget.params import (
+    BYTES_PER_PARAM,
+    BudgetPlan,
+    LayoutParams,
+    numeric_params,
+    split_rows_equally,
+    unified_fixed_params,
+    unified_params,
+)
+from unified_embedding.contract.spec import MAX_TABLE_ROWS, FeatureSpec, SpecError
 
-BYTES_PER_PARAM = 4  # float32 tables
 # The largest `--budget`: 1 TiB. An exported model carries its whole table, and a server (or
 # `ue score`) loads it into one process's memory: a larger budget is a slip of units, not a
 # plan. Tables are also bounded by rows (`spec.MAX_TABLE_ROWS` per sub-table): `plan_budget`.
@@ -29,9 +36,19 @@ MAX_BUDGET_BYTES = 2**40
 # The shared table's parameters per distinct value when no budget is given (see `data_budget`).
 PARAMS_PER_VALUE = 1.6
 MIN_TABLE_PARAMS = 2**16  # 256 KiB of float32: small data still gets a well-sized table
-DATA_BUDGET = "data_budget_bytes"  # the stats.json key of `data_budget` (no --budget given)
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10,
-          "mib": 2**20, "gib": 2**30, "tib": 2**40}  # fmt: skip
+DATA_BUDGET = "data_budget_bytes"  # stats.json: the `data_budget` spec.json's table spends
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
 _BUDGET = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-z]*)\s*$")
 
 
@@ -40,86 +57,20 @@ def parse_budget(text: str | float) -> int:
     (NaN, infinities, negative and absurd sizes are refused, naming the value)."""
     match = _BUDGET.match(str(text).lower())
     if not match or match.group(2) not in _UNITS:
-        raise SpecError(f"`budget` should be a size like `4MB`, `512KiB` or a byte count. "
-                        f"Received: `--budget {text}`")  # fmt: skip
+        raise SpecError(
+            f"`budget` should be a size like `4MB`, `512KiB` or a byte count. "
+            f"Received: `--budget {text}`"
+        )
     value = float(match.group(1)) * _UNITS[match.group(2)]
     if not math.isfinite(value) or value > MAX_BUDGET_BYTES:
-        raise SpecError(f"`budget` should be at most {MAX_BUDGET_BYTES} bytes (1 TiB: a "
-                        f"served model holds its whole table in one process). Received: "
-                        f"`--budget {text}`")  # fmt: skip
+        raise SpecError(
+            f"`budget` should be at most {MAX_BUDGET_BYTES} bytes (1 TiB: a "
+            f"served model holds its whole table in one process). Received: "
+            f"`--budget {text}`"
+        )
     if value < 1:
         raise SpecError(f"`budget` should be at least 1 byte. Received: `--budget {text}`")
     return int(value)
-
-
-class LayoutParams(dict[str, int | None]):
-    """Trainable parameters of each embedding layout (`layouts.LAYOUTS`) for the same fields,
-    by name: `params["unified"]`, or `params.unified`. None: unknown (no cardinalities)."""
-
-    def __getattr__(self, name: str) -> int | None:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-
-@dataclass(frozen=True)
-class BudgetPlan:
-    budget_bytes: int
-    table: TableSpec
-    per_feature_rows: dict[str, int]
-    params: LayoutParams
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def numeric_params(spec: FeatureSpec) -> int:
-    return 2 * spec.embedding_dim * len(spec.numeric_fields)  # value vector + missing vector
-
-
-def unified_fixed_params(spec: FeatureSpec) -> int:
-    """Unified-layout parameters outside the shared table (numeric, vocabularies, projections)."""
-    total = numeric_params(spec)
-    for f in spec.categorical_fields:
-        if f.vocabulary is not None:
-            total += _vocabulary_rows(f.name, f.vocabulary) * spec.embedding_dim
-        elif f.probes * spec.table.width != spec.embedding_dim:
-            total += f.probes * spec.table.width * spec.embedding_dim
-    return total
-
-
-def unified_params(spec: FeatureSpec) -> int:
-    return spec.table.params + unified_fixed_params(spec)
-
-
-def split_rows_equally(spec: FeatureSpec, params: int) -> dict[str, int]:
-    """Rows per categorical field when per-field tables share `params` equally."""
-    fields = spec.categorical_fields
-    rows = params // (len(fields) * spec.embedding_dim)
-    if rows < 1:
-        raise SpecError(
-            f"`params` is too small for {len(fields)} per-field tables of dim "
-            f"{spec.embedding_dim}. Received: `params={params}`"
-        )
-    return {f.name: rows for f in fields}
-
-
-def per_feature_params(spec: FeatureSpec, rows_per_field: Mapping[str, int]) -> int:
-    return sum(rows_per_field.values()) * spec.embedding_dim + numeric_params(spec)
-
-
-def collisionless_params(spec: FeatureSpec, cardinalities: Mapping[str, int]) -> int | None:
-    """Rows for every distinct value plus missing and out-of-vocabulary; None when unknown."""
-    rows = 0
-    for f in spec.categorical_fields:
-        if f.name in cardinalities:
-            rows += cardinalities[f.name] + 2
-        elif f.vocabulary is not None:
-            rows += _vocabulary_rows(f.name, f.vocabulary)
-        else:
-            return None
-    return rows * spec.embedding_dim + numeric_params(spec)
 
 
 def plan_budget(
@@ -144,9 +95,6 @@ def plan_budget(
             f"{table.num_tables} sub-table(s), more than {MAX_TABLE_ROWS} per sub-table (int32 "
             f"row indexes). Received: `budget_bytes={budget_bytes}`"
         )
-    # imported here: the registry imports this module's parameter counts
-    from unified_embedding.budget.layouts import REGISTRY
-
     sized = dataclasses.replace(table, rows=rows)
     per_field = split_rows_equally(spec, params - numeric_params(spec))
     plan = BudgetPlan(budget_bytes, sized, per_field, LayoutParams())
@@ -186,24 +134,18 @@ def data_budget(
     """
     missing = [f.name for f in spec.categorical_fields if f.is_hashed and f.name not in distinct]
     if missing:
-        raise SpecError(f"`distinct` has no count for hashed fields {missing}. Received: "
-                        f"`distinct` for {sorted(distinct)}")  # fmt: skip
+        raise SpecError(
+            f"`distinct` has no count for hashed fields {missing}. Received: "
+            f"`distinct` for {sorted(distinct)}"
+        )
     values = sum(int(distinct[f.name]) for f in spec.categorical_fields if f.is_hashed)
     table = max(round(params_per_value * values), min_table_params)
     return (table + unified_fixed_params(spec)) * bytes_per_param
 
 
-def default_budget(spec: FeatureSpec, stats: Mapping[str, Any] | None) -> int:
-    """The budget of a run given none: stats.json's `data_budget_bytes` (written by `ue
-    preprocess` without `--budget`), else the table of the records' spec (a `--budget` given
-    to `ue preprocess`, or records written before the key existed)."""
-    if stats and DATA_BUDGET in stats:
-        return int(stats[DATA_BUDGET])
-    return spec.table.params * BYTES_PER_PARAM
-
-
-def _vocabulary_rows(field: str, values: tuple[str, ...]) -> int:
-    # imported here: planning a budget must not load TensorFlow into a Beam launcher process
-    from unified_embedding.contract.vocabulary import vocabulary_rows
-
-    return vocabulary_rows(field, values)
+def default_budget(spec: FeatureSpec) -> int:
+    """The budget of a run given none: the one that keeps `spec`'s table, the table `ue
+    preprocess` wrote in spec.json (its `--budget`'s, or `data_budget`'s of the distinct
+    counts): the table's parameters plus those outside it for `spec`'s probes, so
+    `plan_budget(spec, default_budget(spec)).table == spec.table`."""
+    return unified_params(spec) * BYTES_PER_PARAM

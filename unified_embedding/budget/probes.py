@@ -44,8 +44,9 @@ def parse_probes(text: str | int | None) -> str | int | None:
     except ValueError:
         probes = 0
     if not 1 <= probes <= 64:
-        raise SpecError(f"`probes` should be `auto` or an integer in [1, 64]. Received: "
-                        f"`probes={text!r}`")  # fmt: skip
+        raise SpecError(
+            f"`probes` should be `auto` or an integer in [1, 64]. Received: `probes={text!r}`"
+        )
     return probes
 
 
@@ -67,15 +68,19 @@ def with_probes(
             limit = recorded.field(f.name).probes if recorded is not None else 64
             if probes == AUTO:
                 if distinct is None or f.name not in distinct:
-                    raise SpecError(f"`--probes auto` needs the distinct count of field "
-                                    f"`{f.name}` (stats.json of `ue preprocess`)")  # fmt: skip
+                    raise SpecError(
+                        f"`--probes auto` needs the distinct count of field "
+                        f"`{f.name}` (stats.json of `ue preprocess`)"
+                    )
                 count = auto_probes(int(distinct[f.name]), min(AUTO_MAX_PROBES, limit))
             else:
                 assert isinstance(probes, int)
                 if probes > limit:
-                    raise SpecError(f"`probes` exceeds the {limit} probes recorded for field "
-                                    f"`{f.name}`. Received: `probes={probes}` (rerun `ue "
-                                    f"preprocess --probes {probes}`)")  # fmt: skip
+                    raise SpecError(
+                        f"`probes` exceeds the {limit} probes recorded for field "
+                        f"`{f.name}`. Received: `probes={probes}` (rerun `ue "
+                        f"preprocess --probes {probes}`)"
+                    )
                 count = probes
             f = dataclasses.replace(f, probes=count)
         fields.append(f)

@@ -82,25 +82,12 @@ class FieldSpec:
         if self.vocabulary is not None:
             if isinstance(self.vocabulary, list):
                 object.__setattr__(self, "vocabulary", tuple(self.vocabulary))
-            vocabulary = self.vocabulary
             require(
                 self.kind != "numeric",
                 f"`vocabulary` applies to categorical fields only. Received a vocabulary {where} "
                 "of kind `numeric`",
             )
-            # O(n) checks, messages built on the error path only: millions of values load fast.
-            if not vocabulary or not all(map(str.__instancecheck__, vocabulary)):
-                first = list(vocabulary)[:5]
-                raise SpecError(f"`vocabulary` should be a non-empty list of strings. "
-                                f"Received: `vocabulary={first!r}` {where}")  # fmt: skip
-            if len(vocabulary) > MAX_VOCABULARY_VALUES:
-                raise SpecError(f"`vocabulary` should hold at most {MAX_VOCABULARY_VALUES} values; "
-                                f"leave it out to hash a field this large. Received "
-                                f"{len(vocabulary)} values {where}")  # fmt: skip
-            if len(set(vocabulary)) != len(vocabulary):
-                repeated = sorted(v for v, n in Counter(vocabulary).items() if n > 1)
-                raise SpecError(f"`vocabulary` should not repeat values. Received duplicates "
-                                f"{repeated[:5]!r} {where}")  # fmt: skip
+            _check_vocabulary(self.vocabulary, where)
 
     @property
     def is_categorical(self) -> bool:
@@ -126,3 +113,23 @@ class FieldSpec:
 
 def field_names(prefix: str, count: int) -> list[str]:
     return [f"{prefix}{i}" for i in range(1, count + 1)]
+
+
+def _check_vocabulary(vocabulary: tuple[str, ...], where: str) -> None:
+    """O(n) checks, messages built on the error path only: millions of values load fast."""
+    if not vocabulary or not all(map(str.__instancecheck__, vocabulary)):
+        first = list(vocabulary)[:5]
+        raise SpecError(
+            f"`vocabulary` should be a non-empty list of strings. "
+            f"Received: `vocabulary={first!r}` {where}"
+        )
+    if len(vocabulary) > MAX_VOCABULARY_VALUES:
+        raise SpecError(
+            f"`vocabulary` should hold at most {MAX_VOCABULARY_VALUES} values; leave it out to "
+            f"hash a field this large. Received {len(vocabulary)} values {where}"
+        )
+    if len(set(vocabulary)) != len(vocabulary):
+        repeated = sorted(v for v, n in Counter(vocabulary).items() if n > 1)
+        raise SpecError(
+            f"`vocabulary` should not repeat values. Received duplicates {repeated[:5]!r} {where}"
+        )

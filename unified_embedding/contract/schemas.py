@@ -35,9 +35,20 @@ from unified_embedding.contract.spec import (
 )
 
 _SHORT_KEYS = {
-    "name", "columns", "label", "delimiter", "header", "ignore", "numeric", "multi_valued",
-    "vocabulary", "probes", "embedding_dim", "missing", "max_field_chars",
-}  # fmt: skip
+    "name",
+    "columns",
+    "label",
+    "delimiter",
+    "header",
+    "ignore",
+    "numeric",
+    "multi_valued",
+    "vocabulary",
+    "probes",
+    "embedding_dim",
+    "missing",
+    "max_field_chars",
+}
 
 
 def criteo() -> FeatureSpec:
@@ -55,10 +66,31 @@ def criteo() -> FeatureSpec:
 
 
 _AVAZU_COLUMNS = (
-    "id", "click", "hour", "C1", "banner_pos", "site_id", "site_domain", "site_category", "app_id",
-    "app_domain", "app_category", "device_id", "device_ip", "device_model", "device_type",
-    "device_conn_type", "C14", "C15", "C16", "C17", "C18", "C19", "C20", "C21",
-)  # fmt: skip
+    "id",
+    "click",
+    "hour",
+    "C1",
+    "banner_pos",
+    "site_id",
+    "site_domain",
+    "site_category",
+    "app_id",
+    "app_domain",
+    "app_category",
+    "device_id",
+    "device_ip",
+    "device_model",
+    "device_type",
+    "device_conn_type",
+    "C14",
+    "C15",
+    "C16",
+    "C17",
+    "C18",
+    "C19",
+    "C20",
+    "C21",
+)
 
 
 def avazu() -> FeatureSpec:
@@ -123,9 +155,13 @@ def from_short_form(data: Mapping[str, Any]) -> FeatureSpec:
     vocabulary = dict(data.get("vocabulary", {}))
     ignore = list(data.get("ignore", ()))
     _check_names(
-        columns, label, numeric=numeric, multi_valued=multi_valued, vocabulary=vocabulary,
+        columns,
+        label,
+        numeric=numeric,
+        multi_valued=multi_valued,
+        vocabulary=vocabulary,
         ignore=ignore,
-    )  # fmt: skip
+    )
     probes = data.get("probes", 2)
 
     def make(column: str) -> FieldSpec:
@@ -156,8 +192,13 @@ def from_short_form(data: Mapping[str, Any]) -> FeatureSpec:
 
 # Keys that cannot both name one column: an ignored column has no kind, a numeric one no
 # values to list or split.
-_EXCLUSIVE = (("ignore", "numeric"), ("ignore", "multi_valued"), ("ignore", "vocabulary"),
-              ("numeric", "multi_valued"), ("numeric", "vocabulary"))  # fmt: skip
+_EXCLUSIVE = (
+    ("ignore", "numeric"),
+    ("ignore", "multi_valued"),
+    ("ignore", "vocabulary"),
+    ("numeric", "multi_valued"),
+    ("numeric", "vocabulary"),
+)
 
 
 def _check_names(

@@ -1,11 +1,15 @@
 """Offline evaluation: model quality, explanations, the embedding-budget study, run comparison.
 
-The notebooks in `notebooks/` are thin callers of these modules:
+    evaluate, cli    `ue evaluate`: an exported model's metrics on labelled raw rows
+    scoring          labelled rows read in the model's format and scored
+    quality          calibration by bucket, score histogram, AUC by slices of a field's values
+    attention        attention weights averaged into field-pair strengths
+    study_data       the rows a study trains and evaluates on (generated with a ceiling, or real)
+    dataset_entries  a notebook's `datasets` parameter, checked before any work
+    budget_study     layouts x budgets x seeds through `experiment.train_and_evaluate`
+    runs             TensorBoard scalars and summary / eval JSON of training runs as DataFrames
+    plots, budget_plots   matplotlib figures from those DataFrames
+    json_report      JSON with `null` where a number is undefined, never `NaN`
 
-    quality       calibration by bucket, score histogram, AUC by slices of a field's values
-    attention     attention weights from an exported model, averaged into field-pair strengths
-    study_data    the rows a study trains and evaluates on (generated with a ceiling, or real)
-    budget_study  layouts x budgets x seeds through `experiment.train_and_evaluate`, probes sweep
-    runs          TensorBoard scalars and summary / eval JSON of training runs as DataFrames
-    plots         matplotlib figures from those DataFrames
+The notebooks in `notebooks/` are thin callers of these modules.
 """

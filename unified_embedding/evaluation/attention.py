@@ -1,4 +1,5 @@
-"""Which field pairs interact: AutoInt's attention weights averaged over rows, layers and heads.
+"""Which field pairs interact across a dataset: AutoInt's attention weights averaged over rows,
+layers and heads (each row's own strongest pairs are `exported.model.top_pairs`).
 
 The exported `attention` signature returns `(batch, layers, heads, fields, fields)` weights,
 `a[..., i, j]` = how much field `i` attends to field `j` (each row of a head sums to 1). The
@@ -9,26 +10,22 @@ means the model mixes the two fields' embeddings.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import tensorflow as tf
 
-from unified_embedding.evaluation.evaluate import model_spec, raw_batches
+from unified_embedding.evaluation.scoring import Model, as_model
 from unified_embedding.rows.reader import RawRows
 
 
 def model_attention(
-    model_path: str | Path, rows: RawRows, max_rows: int = 2048, batch_size: int = 512
+    model: Model, rows: RawRows, max_rows: int = 2048, batch_size: int = 512
 ) -> np.ndarray:
-    """`(rows, layers, heads, fields, fields)` attention of the first `max_rows` rows."""
-    spec = model_spec(model_path)
-    signature = tf.saved_model.load(str(model_path)).signatures["attention"]
+    """`(rows, layers, heads, fields, fields)` attention of the first `max_rows` rows, from an
+    exported model (loaded, or the path of a base or a version)."""
     sample = rows.take(np.arange(min(max_rows, len(rows))))
-    parts = [signature(**b)["attention"].numpy() for b in raw_batches(spec, sample, batch_size)]
-    return np.concatenate(parts)
+    return as_model(model).attention_rows(sample, batch_size)
 
 
 def mean_attention(attention: npt.ArrayLike, layers: Sequence[int] | None = None) -> np.ndarray:

@@ -22,7 +22,8 @@ import pandas as pd
 import tensorflow as tf
 
 from unified_embedding.budget.layouts import LAYOUTS, get_layout
-from unified_embedding.budget.plan import BYTES_PER_PARAM, parse_budget
+from unified_embedding.budget.params import BYTES_PER_PARAM
+from unified_embedding.budget.plan import parse_budget
 from unified_embedding.contract.spec import FeatureSpec
 from unified_embedding.evaluation.study_data import StudyData
 from unified_embedding.models.autoint import AutoIntConfig
@@ -95,8 +96,9 @@ def run_one(
     """One trained and evaluated model as a record of the study's DataFrame."""
     started = time.perf_counter()
     train = dataclasses.replace(config.train, seed=seed)
-    _, result = train_and_evaluate(spec, layout, data.train, data.evaluation,
-                                   parse_budget(budget), config.model, train)  # fmt: skip
+    _, result = train_and_evaluate(
+        spec, layout, data.train, data.evaluation, parse_budget(budget), config.model, train
+    )
     tf.keras.backend.clear_session()  # many runs in one process: drop the old graphs
     collision_free = not get_layout(layout).spends_budget
     return {

@@ -1,62 +1,43 @@
-"""`ue evaluate`: score labelled raw rows (any schema) through an exported SavedModel."""
+"""`ue evaluate`: an exported model's metrics on labelled raw rows (any schema), the metrics
+`ue score` reports on the same rows (`metrics.summary`: AUC within a reported bound, log loss,
+calibration, ECE).
+
+    report = evaluate("export/", "holdout.tsv", "criteo")   # a base (newest version) or a version
+    print_report(report)   # JSON on stdout (null, never NaN); warnings on stderr
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-import numpy as np
-import tensorflow as tf
+from unified_embedding.evaluation.json_report import dumps
+from unified_embedding.evaluation.scoring import read_labelled, score_rows
+from unified_embedding.exported.model import ExportedModel, raw_batches
+from unified_embedding.metrics.summary import ScoreSummary, metric_warnings
 
-from unified_embedding.contract.artifacts import SPEC_ASSET
-from unified_embedding.contract.kinds import kind_of
-from unified_embedding.contract.schemas import load_schema
-from unified_embedding.contract.spec import FeatureSpec, SpecError
-from unified_embedding.metrics.exact import summary_metrics
-from unified_embedding.rows.reader import RawRows, read_rows
-
-
-def raw_batches(
-    spec: FeatureSpec, rows: RawRows, batch_size: int
-) -> Iterator[dict[str, tf.Tensor]]:
-    """Inputs of the raw-features signature; numeric text is parsed the way the pipeline does."""
-    for start in range(0, len(rows), batch_size):
-        batch = {}
-        for f in spec.fields:
-            text = tf.constant(rows.columns[f.name][start : start + batch_size].astype(str))
-            batch[f.name] = kind_of(f).from_text(text)
-        yield batch
-
-
-def model_spec(model_path: str | Path) -> FeatureSpec:
-    return FeatureSpec.load(Path(model_path) / SPEC_ASSET)
-
-
-def score_rows(model_path: str | Path, rows: RawRows, batch_size: int = 4096) -> np.ndarray:
-    spec = model_spec(model_path)
-    serve = tf.saved_model.load(str(model_path)).signatures["serving_default"]
-    scores = [serve(**b)["probability"].numpy() for b in raw_batches(spec, rows, batch_size)]
-    return np.concatenate(scores) if scores else np.zeros(0, np.float32)
-
-
-def score_file(
-    model_path: str | Path, data_path: str | Path, schema: str | None = None
-) -> tuple[RawRows, np.ndarray]:
-    """The rows of `data_path` (read with `schema`, by default in the format of the model's own
-    data: its spec.json) and the model's P(click) for each."""
-    spec = model_spec(model_path)
-    data_spec = spec if schema is None else load_schema(schema)
-    missing = [name for name in spec.field_names if name not in data_spec.field_names]
-    if missing:
-        raise SpecError(f"schema `{schema}` lacks the model's fields {missing}")
-    rows = read_rows(data_spec, data_path)
-    return rows, score_rows(model_path, rows)
+__all__ = ["evaluate", "print_report", "raw_batches", "score_rows"]
 
 
 def evaluate(
     model_path: str | Path, input_path: str | Path, schema: str | None = None
 ) -> dict[str, Any]:
-    """AUC, log loss, calibration (mean predicted / observed CTR) and rows, as a dict."""
-    rows, scores = score_file(model_path, input_path, schema)
-    return {"model": str(model_path), **summary_metrics(rows.labels, scores)}
+    """The model's path and version, and the metrics over the rows of `input_path` (read with
+    `schema`; None: the model's own format). Raises ValueError for a file without rows."""
+    model = ExportedModel.load(model_path)
+    rows = read_labelled(model, input_path, schema)
+    metrics = ScoreSummary.of(rows.labels, model.score_rows(rows)).metrics()
+    if metrics is None:
+        raise ValueError(f"`--input {input_path}` holds no row to evaluate")
+    return {"model": model.path, "version": model.version, **metrics}
+
+
+def print_report(
+    report: dict[str, Any], command: str = "ue evaluate", out: TextIO | None = None
+) -> None:
+    """The report as one JSON line on `out` (stdout), and a warning line on stderr for each
+    metric not to be read as usual (`metrics.summary.metric_warnings`)."""
+    print(dumps(report, indent=None), file=out or sys.stdout)
+    for warning in metric_warnings(report):
+        print(f"{command}: warning: {warning}", file=sys.stderr)

@@ -15,6 +15,11 @@ import pandas as pd
 from unified_embedding.metrics.exact import roc_auc
 from unified_embedding.metrics.exact import summary_metrics as summary_metrics  # re-exported
 
+# A slice AUC resting on fewer rows of its rarer class than this is marked unreliable: with 30
+# positives the AUC's standard error is still about 0.05.
+MIN_CLASS_ROWS = 30
+_MIN_SPAN = 1e-3  # the histogram's width when every score is the same
+
 
 def calibration_table(
     labels: npt.ArrayLike, scores: npt.ArrayLike, buckets: int = 10
@@ -55,16 +60,24 @@ def expected_calibration_error(table: pd.DataFrame) -> float:
     return float((gap * table["rows"]).sum() / table["rows"].sum())
 
 
-def score_histogram(labels: npt.ArrayLike, scores: npt.ArrayLike, bins: int = 20) -> pd.DataFrame:
-    """Counts of scores per equal-width bin of [0, 1], split by label.
+def score_histogram(
+    labels: npt.ArrayLike, scores: npt.ArrayLike, bins: int = 20, zoom: bool = True
+) -> pd.DataFrame:
+    """Counts of scores per equal-width bin, split by label.
 
-    Columns: `left`, `right` (bin edges), `negatives`, `positives`. The last bin includes 1.0.
+    With `zoom` the bins span the scores' observed range [min, max], so scores of a low-CTR
+    model (all under 0.05, say) spread over every bin instead of filling the first bin of
+    [0, 1]; without it they span [0, 1]. Columns: `left`, `right` (bin edges), `negatives`,
+    `positives`. The last bin includes its right edge.
     """
     if bins < 1:
         raise ValueError(f"`bins` should be >= 1. Received: `bins={bins}`")
     y = np.asarray(labels)
     p = np.asarray(scores, dtype=np.float64)
-    edges = np.linspace(0.0, 1.0, bins + 1)
+    low, high = (float(p.min()), float(p.max())) if zoom and p.size else (0.0, 1.0)
+    if high <= low:  # one score: a narrow bin around it
+        low, high = low - _MIN_SPAN / 2, high + _MIN_SPAN / 2
+    edges = np.linspace(low, high, bins + 1)
     negatives, _ = np.histogram(p[y == 0], edges)
     positives, _ = np.histogram(p[y == 1], edges)
     return pd.DataFrame(
@@ -86,8 +99,9 @@ def auc_by_slice(
     to the slice of each (`a|b` is in slices `a` and `b`; values counted once per row), so
     slices overlap; `(other)` holds the rows with none of the top values. A slice needs
     `min_rows` rows and both classes to get an AUC (NaN otherwise: an AUC over a handful of
-    rows or one class means nothing). Columns: `value`, `rows`, `share`, `positives`,
-    `observed_ctr`, `mean_predicted`, `auc`; ordered by rows, `(other)` last.
+    rows or one class means nothing); `reliable` is False when its rarer class has fewer than
+    `MIN_CLASS_ROWS` rows. Columns: `value`, `rows`, `share`, `positives`, `observed_ctr`,
+    `mean_predicted`, `auc`, `reliable`; ordered by rows, `(other)` last.
     """
     y = np.asarray(labels, dtype=np.float64)
     p = np.asarray(scores, dtype=np.float64)
@@ -99,22 +113,8 @@ def auc_by_slice(
         )
     if separator == "":
         raise ValueError("`separator` should be a non-empty string or None. Received: `''`")
-    # One (row, value) pair per distinct value of a cell: the rows of slice `x` are pairs[x].
-    cells = pd.Series(v)
-    pairs = (cells.str.split(separator, regex=False) if separator else cells).explode()
-    pairs = pairs.reset_index().drop_duplicates().set_index(0)["index"]
-    counts = pairs.index.value_counts(sort=True)
-    kept = list(counts.index[:top])
-    masks = []
-    for value in kept:
-        mask = np.zeros(y.size, dtype=bool)
-        mask[pairs.loc[[value]].to_numpy(dtype=np.int64)] = True
-        masks.append((str(value), mask))
-    rest = ~np.logical_or.reduce([m for _, m in masks]) if masks else np.ones(y.size, bool)
-    if rest.any():
-        masks.append(("(other)", rest))
     records = []
-    for value, mask in masks:
+    for value, mask in slice_masks(v, top, separator):
         ys, ps = y[mask], p[mask]
         positives = int(ys.sum())
         defined = mask.sum() >= min_rows and 0 < positives < ys.size
@@ -127,6 +127,28 @@ def auc_by_slice(
                 "observed_ctr": float(ys.mean()),
                 "mean_predicted": float(ps.mean()),
                 "auc": roc_auc(ys, ps) if defined else math.nan,
+                "reliable": bool(min(positives, ys.size - positives) >= MIN_CLASS_ROWS),
             }
         )
     return pd.DataFrame.from_records(records)
+
+
+def slice_masks(
+    values: np.ndarray, top: int, separator: str | None = None
+) -> list[tuple[str, np.ndarray]]:
+    """(value, rows holding it) for the `top` most frequent values of string cells (each value
+    of a cell split on `separator`, counted once per row), then `(other)`: the rows with none
+    of them, when there are some."""
+    # One (row, value) pair per distinct value of a cell: the rows of slice `x` are pairs[x].
+    cells = pd.Series(values)
+    pairs = (cells.str.split(separator, regex=False) if separator else cells).explode()
+    pairs = pairs.reset_index().drop_duplicates().set_index(0)["index"]
+    masks = []
+    for value in pairs.index.value_counts(sort=True).index[:top]:
+        mask = np.zeros(values.size, dtype=bool)
+        mask[pairs.loc[[value]].to_numpy(dtype=np.int64)] = True
+        masks.append((str(value), mask))
+    rest = ~np.logical_or.reduce([m for _, m in masks]) if masks else np.ones(values.size, bool)
+    if rest.any():
+        masks.append(("(other)", rest))
+    return masks

@@ -36,9 +36,13 @@ def read_event_file(path: str | Path) -> list[dict[str, Any]]:
             number = _scalar(value)
             if number is not None:
                 records.append(
-                    {"tag": value.tag, "step": int(event.step), "value": number,
-                     "wall_time": float(event.wall_time)}
-                )  # fmt: skip
+                    {
+                        "tag": value.tag,
+                        "step": int(event.step),
+                        "value": number,
+                        "wall_time": float(event.wall_time),
+                    }
+                )
     return records
 
 

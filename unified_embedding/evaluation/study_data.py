@@ -5,16 +5,13 @@ data.ceiling_auc        # the planted model's AUC on the eval rows: no model can
 data = real_sample("frappe", "../shared/data")   # None ceiling: the truth is unknown
 data = read_dataset(DatasetSource("mine", "logs/*.csv.gz", "my_schema.json"))
 
-`load_datasets` reads a notebook's `datasets` parameter: the user's files with their schema,
-or a shared sample by name.
+`load_datasets` reads a notebook's `datasets` parameter (its format: `dataset_entries.py`): the
+user's files with their schema, or a shared sample by name.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import glob
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -23,21 +20,20 @@ import numpy as np
 
 from unified_embedding.contract.schemas import load_schema
 from unified_embedding.contract.spec import FeatureSpec
+from unified_embedding.evaluation.dataset_entries import (
+    GENERATED,
+    REAL_SAMPLES,
+    DatasetError,
+    DatasetSource,
+    dataset_sources,
+)
 from unified_embedding.metrics.exact import roc_auc
 from unified_embedding.rows.reader import RawRows, parse_bytes, read_rows
+from unified_embedding.rows.textfile import CorruptInput
 from unified_embedding.synthetic import SyntheticConfig, generate
 
 # Learnable config: 3 weighted values per field, signal x2 (tests/.../models/test_learnability.py).
 LEARNABLE = SyntheticConfig(seed=0, weighted_top_k=3, signal_scale=2.0)
-
-GENERATED = "generated"  # the name of `generated_data`'s dataset
-
-# Real samples under the shared data folder (see its README): dataset -> file.
-REAL_SAMPLES = {
-    "criteo": "criteo/criteo_kaggle_head10k.tsv",
-    "avazu": "avazu/avazu_train_head10k.csv",
-    "frappe": "frappe/frappe_train.csv",
-}
 
 
 @dataclass(frozen=True)
@@ -101,76 +97,17 @@ def real_sample(
     return read_dataset(DatasetSource(name, str(path), name, eval_fraction), seed)
 
 
-_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")  # names a figure file: pareto_<name>.png
-
-
-@dataclass(frozen=True)
-class DatasetSource:
-    """A labelled dataset of the user's: its files and their schema.
-
-    Attributes:
-      name: names the dataset's figures and rows (`pareto_<name>.png`); letters, digits, `_.-`.
-      path: a file or a glob (`days/*.tsv.gz`); plain or compressed (`.gz`, `.bz2`, `.xz`).
-      schema: a built-in schema name (`criteo`, `avazu`, `frappe`) or a schema file's path.
-      eval_fraction: the share of rows held out for evaluation (a seeded random split).
-    """
-
-    name: str
-    path: str
-    schema: str
-    eval_fraction: float = 0.2
-
-    def __post_init__(self) -> None:
-        if not _NAME.match(self.name) or self.name == GENERATED:
-            raise ValueError(
-                f"`name` should be letters, digits and `_.-`, not `{GENERATED}`. "
-                f"Received: `name={self.name!r}`"
-            )
-        if not 0.0 < self.eval_fraction < 1.0:
-            raise ValueError(
-                f"`eval_fraction` should be in (0, 1). "
-                f"Received: `eval_fraction={self.eval_fraction}` for dataset `{self.name}`"
-            )
-
-    def files(self) -> list[Path]:
-        """The files `path` names, sorted; FileNotFoundError when it names none."""
-        found = sorted(Path(p) for p in glob.glob(self.path) if Path(p).is_file())
-        if not found:
-            raise FileNotFoundError(
-                f"`path` matches no file. Received: `path={self.path!r}` for dataset `{self.name}`"
-            )
-        return found
-
-
-def dataset_source(entry: str | Mapping[str, Any], shared_data: str | Path) -> DatasetSource | None:
-    """A notebook's dataset entry as a source.
-
-    An entry is a mapping of `DatasetSource` fields (`{"name": ..., "path": ..., "schema": ...}`)
-    or the name of a shared sample (`"criteo"`), resolved against `shared_data`; None when that
-    sample is absent (or `shared_data` is empty): samples are a convenience, not a requirement.
-    """
-    if isinstance(entry, Mapping):
-        unknown = sorted(set(entry) - {f.name for f in dataclasses.fields(DatasetSource)})
-        if unknown:
-            raise ValueError(f"unknown keys {unknown} in dataset entry. Received: `{dict(entry)}`")
-        return DatasetSource(**entry)
-    if entry not in REAL_SAMPLES:
-        raise ValueError(
-            f"a dataset should be one of the shared samples {sorted(REAL_SAMPLES)} or a mapping "
-            f'like {{"name": "mine", "path": "data/*.csv", "schema": "schema.json"}}. '
-            f"Received: `{entry!r}`"
-        )
-    path = Path(shared_data) / REAL_SAMPLES[entry] if shared_data else None
-    if path is None or not path.is_file():
-        return None
-    return DatasetSource(entry, str(path), entry)
-
-
 def read_dataset(source: DatasetSource, seed: int = 0, train_rows: int = 0) -> StudyData:
     """Every row of `source`'s files, split (seeded) into train and eval; `train_rows` > 0 keeps
-    only the first that many train rows (small runs)."""
+    only the first that many train rows (small runs). A row that does not fit the schema
+    raises DatasetError naming the file, the line and the field."""
     spec = load_schema(source.schema)
-    rows = concat_rows([read_rows(spec, path) for path in source.files()])
+    try:
+        rows = concat_rows([read_rows(spec, path) for path in source.files()])
+    except (ValueError, CorruptInput) as e:
+        raise DatasetError(
+            f"the rows of dataset `{source.name}` do not fit `schema={source.schema!r}`: {e}"
+        ) from None
     train, evaluation = split_rows(rows, source.eval_fraction, seed)
     if train_rows:
         train = train.take(np.arange(min(train_rows, len(train))))
@@ -183,20 +120,12 @@ class LoadedDatasets(NamedTuple):
 
 
 def load_datasets(
-    entries: Sequence[str | Mapping[str, Any]], shared_data: str | Path, train_rows: int = 0
+    entries: Sequence[Any], shared_data: str | Path, train_rows: int = 0
 ) -> LoadedDatasets:
-    """The notebook's `datasets` parameter read: see `dataset_source` and `read_dataset`."""
-    data: list[StudyData] = []
-    skipped: list[str] = []
-    for entry in entries:
-        source = dataset_source(entry, shared_data)
-        if source is None:
-            skipped.append(str(entry))
-            continue
-        if source.name in {d.name for d in data}:
-            raise ValueError(f"two datasets are named `{source.name}`: names should be unique")
-        data.append(read_dataset(source, train_rows=train_rows))
-    return LoadedDatasets(data, skipped)
+    """A notebook's `datasets` parameter read (`dataset_entries`): every entry checked first,
+    then each source read (`read_dataset`)."""
+    sources, skipped = dataset_sources(entries, shared_data)
+    return LoadedDatasets([read_dataset(s, train_rows=train_rows) for s in sources], skipped)
 
 
 def concat_rows(parts: Sequence[RawRows]) -> RawRows:

@@ -1,7 +1,7 @@
 """`ue export`: a SavedModel that takes raw features and hashes in-graph with the shared function.
 
     <export-base>/<version>/            version = unix seconds, or the newest + 1 when that is
-                                        larger (`artifacts.next_version`: within int64)
+                                        larger (`versions.next_version`: within int64)
         saved_model.pb, variables/, assets/spec.json,
         assets.extra/tf_serving_warmup_requests   TF Serving warmup: PredictionLogs replayed
                                                   by a server before the version takes traffic
@@ -32,14 +32,17 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from unified_embedding.contract import artifacts
-from unified_embedding.contract.artifacts import LENGTHS_SUFFIX, SPEC_FILE, WARMUP_FILE
 from unified_embedding.contract.artifacts import (
-    parse_version as parse_version,  # the one version rule
+    LENGTHS_SUFFIX,
+    SPEC_FILE,
+    STAGING_PREFIX,
+    WARMUP_FILE,
 )
 from unified_embedding.contract.features import encode_features
 from unified_embedding.contract.kinds import kind_of
 from unified_embedding.contract.spec import FeatureSpec
+from unified_embedding.exported import versions
+from unified_embedding.exported.versions import parse_version as parse_version  # re-exported
 from unified_embedding.models.autoint import AutoInt
 
 Tensors = dict[str, tf.Tensor]
@@ -163,12 +166,6 @@ def write_warmup(spec: FeatureSpec, saved_model_dir: Path) -> Path:
     return path
 
 
-def next_version(export_base: Path) -> Path:
-    """`<export_base>/<version>` of `artifacts.next_version` (the rule the server reads);
-    raises `artifacts.NoVersionLeft` when int64 has no version left."""
-    return export_base / str(artifacts.next_version(export_base))
-
-
 class _KerasConfigNotes(logging.Filter):
     """Drops tf.saved_model.save's notes about Keras configs: the export is read through its
     signatures (`tf.saved_model.load`, TF Serving), never rebuilt by `keras.models.load_model`,
@@ -202,8 +199,8 @@ def export(model: AutoInt, spec: FeatureSpec, export_base: str | Path) -> Path:
     A failed export removes its staging folder."""
     base = Path(export_base)
     base.mkdir(parents=True, exist_ok=True)
-    next_version(base)  # refuse before the slow part when int64 has no version left
-    staging = base / f"{artifacts.STAGING_PREFIX}export-{uuid.uuid4().hex}.partial"
+    versions.next_version(base)  # refuse before the slow part when int64 has no version left
+    staging = base / f"{STAGING_PREFIX}export-{uuid.uuid4().hex}.partial"
     staging.mkdir()
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -223,7 +220,7 @@ def _publish(staging: Path, base: Path, attempts: int = 5) -> Path:
     """Renames `staging` to the next version, chosen only now: another export may have taken
     one meanwhile (a rename onto an existing empty folder would replace it, hence the check)."""
     for _ in range(attempts):
-        target = next_version(base)
+        target = base / str(versions.next_version(base))
         if not target.exists():
             staging.rename(target)
             return target

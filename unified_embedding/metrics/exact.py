@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 ECE_BINS = 10  # equal-mass bins of `expected_calibration_error`
+LOG_LOSS_EPS = 1e-7  # `log_loss` clips probabilities to [eps, 1 - eps]
 
 
 def _binary_labels(
@@ -74,7 +76,9 @@ def roc_auc(labels: npt.ArrayLike, scores: npt.ArrayLike) -> float:
     return u_statistic / (n_pos * n_neg)
 
 
-def log_loss(labels: npt.ArrayLike, probabilities: npt.ArrayLike, eps: float = 1e-7) -> float:
+def log_loss(
+    labels: npt.ArrayLike, probabilities: npt.ArrayLike, eps: float = LOG_LOSS_EPS
+) -> float:
     """Mean binary cross-entropy, -mean(y log p + (1 - y) log(1 - p)).
 
     Args:
@@ -132,28 +136,34 @@ def expected_calibration_error(
     return sum(gaps) / y.size
 
 
-def summary_metrics(labels: npt.ArrayLike, scores: npt.ArrayLike) -> dict[str, float]:
-    """AUC, log loss, mean predicted and observed CTR, their ratio (1.0 = calibrated) and ECE."""
+def summary_metrics(labels: npt.ArrayLike, scores: npt.ArrayLike) -> dict[str, Any]:
+    """AUC, log loss, mean predicted and observed CTR, their ratio (1.0 = calibrated) and ECE,
+    exact. An undefined metric is None (never NaN, which JSON cannot hold): the AUC when
+    `labels` hold one class, the calibration when they hold no positive."""
     y = np.asarray(labels, dtype=np.float64)
     p = np.asarray(scores, dtype=np.float64)
-    observed = float(y.mean())
+    positives = int(y.sum())
+    ratio = calibration(y, p)
     return {
         "rows": int(y.size),
-        "auc": roc_auc(y, p),
+        "auc": roc_auc(y, p) if 0 < positives < y.size else None,
         "logloss": log_loss(y, p),
         "mean_predicted_ctr": float(p.mean()),
-        "observed_ctr": observed,
-        "calibration": calibration(y, p),
+        "observed_ctr": float(y.mean()),
+        "calibration": None if math.isnan(ratio) else ratio,
         "ece": expected_calibration_error(y, p),
     }
 
 
-def calibration_warning(calibration: float, low: float = 0.9, high: float = 1.1) -> str | None:
-    """A one-line warning when mean predicted / observed CTR lies outside [low, high]."""
+def calibration_warning(
+    calibration: float | None, low: float = 0.9, high: float = 1.1
+) -> str | None:
+    """A one-line warning when mean predicted / observed CTR lies outside [low, high], or is
+    undefined (None or NaN: no positive label)."""
+    if calibration is None or math.isnan(calibration):
+        return "calibration (mean predicted / observed CTR) is undefined: no positive label"
     if low <= calibration <= high:
         return None
-    if math.isnan(calibration):
-        return "calibration (mean predicted / observed CTR) is undefined: no positive label"
     return (
         f"calibration (mean predicted / observed CTR) is {calibration:.3f}, outside "
         f"[{low}, {high}]: the scores are {'too high' if calibration > high else 'too low'} "

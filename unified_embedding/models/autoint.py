@@ -1,9 +1,8 @@
-"""AutoInt and AutoInt+ CTR ranking models on TFRS, assembled from injected blocks."""
+"""AutoInt and AutoInt+ CTR ranking models on TFRS, assembled from injected blocks (their
+hyper-parameters: `models.config`)."""
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,79 +12,27 @@ import tf_keras as keras
 
 from unified_embedding.layers.interacting import InteractingLayer
 from unified_embedding.metrics.streaming import Calibration, ExpectedCalibrationError
+from unified_embedding.models.config import (
+    DEFAULT_TRAIN_MODEL,
+    MIN_LABEL_RATE,
+    PRECISIONS,
+    AutoIntConfig,
+    output_bias_for,
+)
+
+__all__ = [
+    "DEFAULT_TRAIN_MODEL",
+    "MIN_LABEL_RATE",
+    "PRECISIONS",
+    "AutoInt",
+    "AutoIntConfig",
+    "InteractingStack",
+    "build_autoint",
+    "output_bias_for",
+    "ranking_task",
+]
 
 Features = Mapping[str, tf.Tensor]
-PRECISIONS = ("float32", "mixed_bfloat16")
-MIN_LABEL_RATE = 1e-6  # `output_bias_for` clips rates to [MIN, 1 - MIN]: a finite logit
-
-
-def output_bias_for(label_rate: float) -> float:
-    """The logit whose sigmoid is `label_rate`: the output bias that predicts the base rate."""
-    if not 0.0 <= label_rate <= 1.0:
-        raise ValueError(f"`label_rate` should be in [0, 1]. Received: `label_rate={label_rate}`")
-    rate = min(max(label_rate, MIN_LABEL_RATE), 1.0 - MIN_LABEL_RATE)
-    return math.log(rate / (1.0 - rate))
-
-
-@dataclasses.dataclass(frozen=True)
-class AutoIntConfig:
-    """Hyper-parameters of AutoInt (defaults: the paper's); non-empty `dnn_units` = AutoInt+.
-
-    Attributes:
-      num_layers, num_heads, head_dim, use_residual, use_scale: see `InteractingLayer`.
-      dnn_units: hidden widths of AutoInt+'s parallel ReLU network; `()` for plain AutoInt.
-      dropout: dropout rate after each hidden layer of that network.
-      precision: `float32`, or `mixed_bfloat16` for bfloat16 matrix work in the interacting
-        layers and the DNN (float32 variables, softmax, logits and loss; ~1.6-2x faster on
-        CPUs with AVX-512 BF16 or AMX, on TPUs and on GPUs from Ampere on).
-      output_bias: initial bias of the logit; `ue train` sets logit(training label rate) so the
-        first predictions are the base rate (`output_bias_for`), not 0.5.
-    """
-
-    num_layers: int = 3
-    num_heads: int = 2
-    head_dim: int = 32
-    use_residual: bool = True
-    use_scale: bool = False
-    dnn_units: tuple[int, ...] = ()
-    dropout: float = 0.0
-    precision: str = "float32"
-    output_bias: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ValueError(
-                f"`precision` should be one of {PRECISIONS}. Received: `precision={self.precision}`"
-            )
-        for name in ("num_layers", "num_heads", "head_dim"):
-            value = getattr(self, name)
-            if value < 1:
-                raise ValueError(f"`{name}` should be >= 1. Received: `{name}={value}`")
-        # Accept a list from a command line or JSON, but store a tuple to stay hashable.
-        object.__setattr__(self, "dnn_units", tuple(self.dnn_units))
-        if any(units < 1 for units in self.dnn_units):
-            raise ValueError(
-                f"`dnn_units` should all be >= 1. Received: `dnn_units={self.dnn_units}`"
-            )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"`dropout` should be in [0, 1). Received: `dropout={self.dropout}`")
-        if not math.isfinite(self.output_bias):
-            raise ValueError(
-                f"`output_bias` should be finite. Received: `output_bias={self.output_bias}`"
-            )
-        if self.dropout and not self.dnn_units:
-            raise ValueError(
-                "`dropout` only applies to the AutoInt+ DNN, so `dnn_units` should be set. "
-                f"Received: `dropout={self.dropout}`, `dnn_units={self.dnn_units}`"
-            )
-
-
-# `ue train`'s model (and `ue demo`'s): AutoInt+ with a (256, 256) DNN and dropout 0.2. Chosen
-# by benchmarks/quality.py's sweep on the validation carve-outs of the Criteo, Avazu and Frappe
-# samples: validation AUC +0.0045 ± 0.0041 (standard error, 5 dataset-seed pairs) over plain
-# AutoInt; Criteo -0.0032, Avazu +0.0125, Frappe +0.0039 (README, "Quality vs peers").
-# `AutoIntConfig()` and `TrainJob` stay the paper's AutoInt, so API users get the paper's model.
-DEFAULT_TRAIN_MODEL = AutoIntConfig(dnn_units=(256, 256), dropout=0.2)
 
 
 @keras.utils.register_keras_serializable(package="unified_embedding")
@@ -249,10 +196,10 @@ def _logit_network(
     return keras.Sequential(layers, name=name)
 
 
-def build_autoint(
-    embedding: keras.layers.Layer, config: AutoIntConfig = AutoIntConfig()
-) -> AutoInt:
-    """AutoInt (or AutoInt+ when `config.dnn_units` is non-empty) on top of `embedding`."""
+def build_autoint(embedding: keras.layers.Layer, config: AutoIntConfig | None = None) -> AutoInt:
+    """AutoInt (or AutoInt+ when `config.dnn_units` is non-empty) on top of `embedding`;
+    without `config`, the paper's AutoInt (`AutoIntConfig()`)."""
+    config = config or AutoIntConfig()
     interaction = InteractingStack(
         num_layers=config.num_layers,
         num_heads=config.num_heads,

@@ -148,11 +148,15 @@ def find_bad_file(
         try:
             blocks.reduce(np.int64(0), lambda n, _: n + 1)
         except tf.errors.DataLossError as e:
-            return RecordsError(f"`{path}` is truncated or corrupt ({_reason(e)}): rerun `ue "
-                                f"preprocess` to write it again")  # fmt: skip
+            return RecordsError(
+                f"`{path}` is truncated or corrupt ({_reason(e)}): rerun `ue "
+                f"preprocess` to write it again"
+            )
         except tf.errors.InvalidArgumentError as e:
-            return RecordsError(f"`{path}` does not hold records of this spec.json "
-                                f"({_reason(e)}): rerun `ue preprocess` for it")  # fmt: skip
+            return RecordsError(
+                f"`{path}` does not hold records of this spec.json "
+                f"({_reason(e)}): rerun `ue preprocess` for it"
+            )
     return None
 
 

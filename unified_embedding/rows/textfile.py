@@ -208,3 +208,11 @@ def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     if first:
         yield first
     yield from rest
+
+
+def text_ends(data: bytes, starts: np.ndarray) -> np.ndarray:
+    """End of each line's text in a block's `data`: before its "\\n", or before "\\r\\n"."""
+    ends = np.append(starts[1:], len(data)) - 1  # the newline
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    crlf = (ends > starts) & (buffer[np.maximum(ends - 1, 0)] == 0x0D)
+    return ends - crlf

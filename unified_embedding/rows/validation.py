@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from unified_embedding.contract.spec import FeatureSpec
 from unified_embedding.rows.cells import split_cells
-from unified_embedding.rows.textfile import LineBlock
+from unified_embedding.rows.textfile import LineBlock, text_ends
 
 REASONS = (
     "undecodable",
@@ -116,7 +116,7 @@ class BlockValidator:
 
     def validate(self, block: LineBlock) -> CheckedBlock:
         starts = block.line_starts()
-        ends = _text_ends(block.data, starts)
+        ends = text_ends(block.data, starts)
         reason = np.zeros(len(starts), dtype=np.int8)  # 0 = valid, else 1 + REASONS index
         details: dict[int, str] = {}
         for line, detail in _undecodable(block.data, starts).items():
@@ -246,14 +246,6 @@ def _mask(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
 def _finite32(values: pa.Array) -> np.ndarray:
     x = np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64)
     return np.abs(x) <= _FLOAT32_MAX  # False for inf and NaN too
-
-
-def _text_ends(data: bytes, starts: np.ndarray) -> np.ndarray:
-    """End of each line's text: before its "\\n", or before "\\r\\n"."""
-    ends = np.append(starts[1:], len(data)) - 1  # the newline
-    buffer = np.frombuffer(data, dtype=np.uint8)
-    crlf = (ends > starts) & (buffer[np.maximum(ends - 1, 0)] == 0x0D)
-    return ends - crlf
 
 
 def _undecodable(data: bytes, starts: np.ndarray) -> dict[int, str]:

@@ -9,9 +9,11 @@ the dataclass field, and `--help` shows that default.
     add_flags(parser, BatchingConfig)            # --max-batch-size, --max-wait-us, ...
     config = from_flags(BatchingConfig, args)    # BatchingConfig(max_batch_size=..., ...)
 
-A field becomes `--field-name` (plus any `names`); its type gives the parsing: `int`, `float`,
-`str`, `Path`, `X | None` (default None), `bool` (`--x` / `--no-x`) and `tuple[X, ...]` (zero or
-more values). Fields without `help` metadata (nested configs, internal settings) get no flag.
+A field becomes `--field-name` (or `flag`, plus any alias in `names`); its type gives the
+parsing: `int`, `float`, `str`, `Path`, `X | None` (default None), `bool` (`--x` / `--no-x`) and
+`tuple[X, ...]` (zero or more values). Fields without `help` metadata (nested configs, internal
+settings) get no flag. A nested config's flags take the enclosing config's values as defaults
+(`defaults=values_of(TrainJob().model)`), and `with_flags` sets them back on that value.
 Nothing here imports TensorFlow or Beam: a wrong flag is refused before either starts.
 """
 
@@ -25,10 +27,14 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from unified_embedding.runtime.helpformat import DefaultsHelpFormatter
+
 HELP = "help"
+FLAG = "flag"
 NAMES = "names"
 CHOICES = "choices"
 METAVAR = "metavar"
+REPEATABLE = "repeatable"
 _MISSING: Any = dataclasses.MISSING
 
 
@@ -36,19 +42,43 @@ def option(
     default: Any = _MISSING,
     help: str = "",
     *,
+    flag: str | None = None,
     names: Sequence[str] = (),
     choices: Sequence[Any] | None = None,
     metavar: str | None = None,
+    repeatable: bool = False,
     default_factory: Callable[[], Any] | None = None,
 ) -> Any:
-    """A dataclass field that is also a command-line flag. No `default`: a required flag."""
-    metadata = {HELP: help, NAMES: tuple(names), CHOICES: choices, METAVAR: metavar}
+    """A dataclass field that is also a command-line flag. No `default`: a required flag.
+    `flag` replaces the name `--field-name` (where the command's context needs another, e.g.
+    `--model-base-path` for `ManagerConfig.base_path`); `names` are further spellings (TF
+    Serving's `--model_base_path`). A `repeatable` tuple takes one value per use of its flag
+    (`--context a=1 --context b=2`) instead of several values after one."""
+    metadata = {
+        HELP: help,
+        FLAG: flag,
+        NAMES: tuple(names),
+        CHOICES: choices,
+        METAVAR: metavar,
+        REPEATABLE: repeatable,
+    }
     if default_factory is not None:
         return dataclasses.field(default_factory=default_factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
 
 
-def flag_name(field: str) -> str:
+def command_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """The parser of one `ue` command (`prog`: `ue train`); `--help` shows each optional flag's
+    default after its help."""
+    return argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=DefaultsHelpFormatter
+    )
+
+
+def flag_name(field: str | dataclasses.Field[Any]) -> str:
+    """The flag that sets `field`: its `flag`, else `--field-name`."""
+    if isinstance(field, dataclasses.Field):
+        return field.metadata.get(FLAG) or flag_name(field.name)
     return "--" + field.replace("_", "-")
 
 
@@ -71,6 +101,12 @@ def flag_fields(cls: type) -> list[dataclasses.Field[Any]]:
     return [f for f in dataclasses.fields(cls) if f.metadata.get(HELP)]
 
 
+def values_of(config: Any) -> dict[str, Any]:
+    """The flag fields' values of a config instance: the defaults of its flags where a command
+    starts from that instance (`TrainJob().model`) rather than the class's defaults."""
+    return {f.name: getattr(config, f.name) for f in flag_fields(type(config))}
+
+
 def _default(field: dataclasses.Field[Any]) -> Any:
     if field.default is not _MISSING:
         return field.default
@@ -80,24 +116,36 @@ def _default(field: dataclasses.Field[Any]) -> Any:
     return _MISSING
 
 
+def field_default(cls: type, name: str) -> Any:
+    """The default of field `name` of dataclass `cls` (its factory's value, if it has one)."""
+    (field,) = [f for f in dataclasses.fields(cls) if f.name == name]
+    return _default(field)
+
+
 def add_flags(
     parser: argparse.ArgumentParser | argparse._ArgumentGroup,
     cls: type,
     *,
     exclude: Iterable[str] = (),
+    only: Iterable[str] | None = None,
     defaults: dict[str, Any] | None = None,
 ) -> None:
-    """Adds a flag for each field of `cls` with help, except `exclude`; `defaults` overrides a
-    field's default for this command (e.g. the demo's smaller data)."""
+    """Adds a flag for each field of `cls` with help (those in `only`, if given), except
+    `exclude`; `defaults` overrides a field's default for this command (e.g. the demo's
+    smaller data; None makes a required field optional). Two flags setting one name (`dest`)
+    are refused: `from_flags` could not tell them apart."""
     hints = typing.get_type_hints(cls)
-    skipped = set(exclude)
+    skipped, kept = set(exclude), None if only is None else set(only)
+    taken = {action.dest for action in parser._actions}
     for field in flag_fields(cls):
-        if field.name in skipped:
+        if field.name in skipped or (kept is not None and field.name not in kept):
             continue
+        if field.name in taken:
+            raise TypeError(f"two flags would set `{field.name}`; exclude one. Received: `{cls}`")
         meta = field.metadata
         kind, optional, repeated = _parts(hints[field.name])
         default = (defaults or {}).get(field.name, _default(field))
-        names = (flag_name(field.name), *meta[NAMES])
+        names = (flag_name(field), *meta[NAMES])
         kwargs: dict[str, Any] = {"help": meta[HELP], "dest": field.name}
         if default is _MISSING:
             kwargs["required"] = True
@@ -107,26 +155,41 @@ def add_flags(
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
             kwargs["type"] = Path if kind is Path else kind
-            if repeated:
+            if repeated and meta[REPEATABLE]:
+                kwargs["action"] = "append"
+            elif repeated:
                 kwargs["nargs"] = "*"
             if meta[CHOICES] is not None:
                 kwargs["choices"] = list(meta[CHOICES])
             if meta[METAVAR] is not None:
                 kwargs["metavar"] = meta[METAVAR]
+            elif meta[FLAG] and meta[CHOICES] is None:  # named after the flag, not the field
+                kwargs["metavar"] = names[0][2:].replace("-", "_").upper()
         if optional and "required" not in kwargs and kwargs.get("default") is None:
             kwargs["default"] = None
         parser.add_argument(*names, **kwargs)
 
 
-def from_flags(cls: type, args: argparse.Namespace, **values: Any) -> Any:
-    """`cls(**values, **{field: args.field for every flag field args has})`."""
+def _flag_values(cls: type, args: argparse.Namespace, skip: Iterable[str]) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
+    skipped = set(skip)
     kwargs: dict[str, Any] = {}
     for field in flag_fields(cls):
-        if field.name in values or not hasattr(args, field.name):
+        if field.name in skipped or not hasattr(args, field.name):
             continue
         value = getattr(args, field.name)
         if _parts(hints[field.name])[2] and value is not None:
             value = tuple(value)
         kwargs[field.name] = value
-    return cls(**kwargs, **values)
+    return kwargs
+
+
+def from_flags(cls: type, args: argparse.Namespace, **values: Any) -> Any:
+    """`cls(**values, **{field: args.field for every flag field args has})`."""
+    return cls(**_flag_values(cls, args, values), **values)
+
+
+def with_flags(config: Any, args: argparse.Namespace, **values: Any) -> Any:
+    """`config` with its flag fields that `args` has (and `values`) replaced."""
+    changes = _flag_values(type(config), args, values)
+    return dataclasses.replace(config, **changes, **values)

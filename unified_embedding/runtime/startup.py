@@ -14,8 +14,9 @@ then replays every held line except those four when no GPU was found. With a GPU
 other line, nothing is hidden; nothing is hidden after start-up either. Listing physical devices
 does not initialize the runtime, so logical devices can still be configured afterwards.
 
-Importing Apache Beam logs `apitools not found, and bigquery client libraries are not available`
-when the optional BigQuery clients are not installed; our jobs read and write files only.
+Apache Beam logs `apitools not found, and bigquery client libraries are not available` when the
+optional BigQuery clients are not installed (our jobs read and write files only), and a note on
+memory use per RunInference model load without torch; `import_beam_quietly` drops both.
 """
 
 from __future__ import annotations
@@ -63,20 +64,23 @@ def import_tensorflow_quietly() -> list[str]:
     return gpus
 
 
+# Apache Beam's notes that say nothing about the job: the optional BigQuery clients are missing
+# (logged at import), and RunInference cannot read its memory use (logged per model load: Beam
+# imports `resource` with torch in one try, so without torch `resource` counts as missing).
 BEAM_NOTE = "apitools not found, and bigquery client libraries are not available"
+BEAM_NOTES = (BEAM_NOTE, "Resource module is not available for current platform")
 
 
-class _DropBeamNote(logging.Filter):
+class _DropBeamNotes(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return BEAM_NOTE not in record.getMessage()
+        message = record.getMessage()
+        return not any(note in message for note in BEAM_NOTES)
 
 
 def import_beam_quietly() -> None:
-    """Imports Apache Beam without its note about the BigQuery clients (logged to the root
-    logger once, at import); every other record passes."""
-    root, note_filter = logging.getLogger(), _DropBeamNote()
-    root.addFilter(note_filter)
-    try:
-        import apache_beam  # noqa: F401
-    finally:
-        root.removeFilter(note_filter)
+    """Imports Apache Beam and keeps its notes in `BEAM_NOTES` off the root logger (where Beam
+    logs them) for the rest of the process; every other record passes."""
+    root = logging.getLogger()
+    if not any(isinstance(f, _DropBeamNotes) for f in root.filters):
+        root.addFilter(_DropBeamNotes())
+    import apache_beam  # noqa: F401

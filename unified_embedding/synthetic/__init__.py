@@ -15,6 +15,7 @@ Rows are produced in fixed blocks of `BLOCK_ROWS`, each with its own RNG derived
     batches.py  `generate`: rows as arrays, cut from fixed seeded blocks
     text.py     Criteo TSV bytes of rows
     writer.py   `write_tsv`: streams rows to a (gzipped) file
+    cli.py      `ue generate`
 """
 
 from unified_embedding.synthetic.batches import BLOCK_ROWS, SyntheticBatch, generate

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from unified_embedding.contract.schemas import criteo
+from unified_embedding.runtime.flags import option
 
 _CRITEO = criteo()
 LABEL_FIELD = _CRITEO.label
@@ -46,14 +47,16 @@ class SyntheticConfig:
       category_missing_rates: per C field probability of an empty value.
     """
 
-    seed: int = 0
+    seed: int = option(0, "random seed of the planted model and the rows")
     min_cardinality: int = 10
     max_cardinality: int = 1_000_000
     zipf_exponent: float = 1.1
-    weighted_top_k: int = 200
+    weighted_top_k: int = option(
+        200, "values per field that carry weight in the planted model (fewer: easier to learn)"
+    )
     latent_dim: int = 4
     label_rate: float = 0.25
-    signal_scale: float = 1.0
+    signal_scale: float = option(1.0, "multiplies the planted weights (0: labels are noise)")
     integer_missing_rates: tuple[float, ...] = DEFAULT_INTEGER_MISSING_RATES
     category_missing_rates: tuple[float, ...] = DEFAULT_CATEGORY_MISSING_RATES
 

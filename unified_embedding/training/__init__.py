@@ -1,9 +1,16 @@
 """`ue train`'s parts, one concept per module; `unified_embedding.training.loop` runs them.
 
-job.py         TrainJob: what the command line asks for, validated
-strategies.py  tf.distribute strategies: mirrored, multi-worker, parameter servers, TPU
-precision.py   bfloat16 where the hardware has it natively
-run.py         the run's files: run.json, the embedding layer's config, best weights
-inputs.py      the train and eval inputs `model.fit` takes under each strategy
-callbacks.py   Keras callbacks of the fit loop
+cli           `ue train`: TrainJob's flags, the JSON result on stdout
+job           TrainJob: what the command line asks for, validated (no TensorFlow)
+config        TrainConfig (the optimisers) and the strategies' names (no TensorFlow)
+loop          the fit loop: `train(job)`
+data          `tf.data` over the pipeline's records, checked against the contract
+eval_rows     the rows training evaluates on, and how many positives they hold
+inputs        the train and eval inputs `model.fit` takes under each strategy
+callbacks     Keras callbacks of the fit loop
+recalibrate   the output bias re-fit on the training rows once training stops
+run           the run's files: run.json, the embedding layer's config, best weights
+strategies    tf.distribute strategies: mirrored, multi-worker, parameter servers, TPU
+precision     bfloat16 where the hardware has it natively
+experiment    one in-memory experiment (a layout at a budget) for the budget study
 """

@@ -1,7 +1,9 @@
-"""Keras callbacks of `ue train`'s fit loop (besides Keras's own)."""
+"""Keras callbacks of `ue train`'s fit loop (besides Keras's own). What they print goes to
+stderr: stdout carries only `ue train`'s JSON result."""
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
@@ -39,7 +41,7 @@ class ResumeLogger(keras.callbacks.Callback):
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.resumed_from_step = int(self.model.optimizer.iterations.numpy())
         if self.resumed_from_step:
-            print(f"resuming from step {self.resumed_from_step}", flush=True)
+            print(f"resuming from step {self.resumed_from_step}", file=sys.stderr, flush=True)
 
 
 class DecayOnPlateau(keras.callbacks.Callback):
@@ -71,5 +73,49 @@ class DecayOnPlateau(keras.callbacks.Callback):
             each.learning_rate.assign(each.learning_rate * self.factor)
         print(
             f"{self.monitor} {value:.4f} not above {self.best:.4f}: learning rates x{self.factor}",
+            file=sys.stderr,
             flush=True,
         )
+
+
+class Progress(keras.callbacks.Callback):
+    """One line on stderr per evaluation, counted in steps and evaluations rather than Keras's
+    epochs (an evaluation period is an epoch to `fit`, and early stopping ends most runs long
+    before the last one):
+
+        step 400/10000 (eval 2): loss 0.4712 | eval auc 0.7101 logloss 0.4655 ... | 9,870 examples/s
+
+    Epoch-level hooks only, as `ExamplesPerSecond`; place it after that callback."""
+
+    def __init__(self, total_steps: int, patience: int) -> None:
+        super().__init__()
+        self._total = total_steps
+        self._patience = patience
+        self._step = 0
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = logs or {}
+        step = self._step = min((epoch + 1) * int(self.params.get("steps") or 0), self._total)
+        parts = [f"step {step}/{self._total} (eval {epoch + 1})"]
+        if "loss" in logs:
+            parts[0] += f": loss {logs['loss']:.4f}"
+        # the evaluation's metrics, not its losses (`val_loss`: `val_logloss` + regularization)
+        evaluated = [
+            f"{k[4:]} {v:.4f}"
+            for k, v in logs.items()
+            if k.startswith("val_") and not k.endswith("_loss")
+        ]
+        if evaluated:
+            parts.append("eval " + " ".join(evaluated))
+        if "examples_per_second" in logs:
+            parts.append(f"{logs['examples_per_second']:,.0f} examples/s")
+        print(" | ".join(parts), file=sys.stderr, flush=True)
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self.model.stop_training:
+            print(
+                f"stopped early at step {self._step}: no AUC gain in the last {self._patience} "
+                "evaluations; keeping the best weights",
+                file=sys.stderr,
+                flush=True,
+            )

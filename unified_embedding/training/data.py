@@ -15,12 +15,10 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from unified_embedding.contract.artifacts import SPEC_FILE, record_glob
+from unified_embedding.contract.artifacts import SPEC_FILE, SPLITS, record_glob
 from unified_embedding.contract.spec import FeatureSpec, SpecError
 from unified_embedding.contract.vocabulary import sorted_unique
 from unified_embedding.rows.records import COMPRESSION, LABEL, find_bad_file, parse_block
-
-RECORD_SPLITS = ("train", "eval")
 
 
 def load_data_spec(data_dir: str | Path, expected_fingerprint: str | None = None) -> FeatureSpec:
@@ -57,7 +55,7 @@ def naming_bad_records(spec: FeatureSpec, data_dir: str | Path) -> Iterator[None
     try:
         yield
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
-        files = sorted(str(p) for s in RECORD_SPLITS for p in Path(data_dir).glob(record_glob(s)))
+        files = sorted(str(p) for s in SPLITS for p in Path(data_dir).glob(record_glob(s)))
         bad = find_bad_file(spec, files, error)
         if bad is None:
             raise
@@ -108,9 +106,7 @@ def training_dataset(
     )
     blocks = records.map(lambda s: parse_block(spec, s), num_parallel_calls=tf.data.AUTOTUNE)
     if keep is not None:
-        blocks = blocks.map(
-            lambda b: _masked(b, keep(b)), num_parallel_calls=tf.data.AUTOTUNE
-        )  # fmt: skip
+        blocks = blocks.map(lambda b: _masked(b, keep(b)), num_parallel_calls=tf.data.AUTOTUNE)
     if shard is not None:
         blocks = blocks.scan(tf.constant(0, tf.int64), _shard_rows(*shard))
     if shuffle:
@@ -148,10 +144,11 @@ def _shard_rows(
 
 def _masked(block: Mapping[str, tf.Tensor], mask: tf.Tensor) -> dict[str, tf.Tensor]:
     return {
-        k: tf.ragged.boolean_mask(v, mask) if isinstance(v, tf.RaggedTensor) else
-        tf.boolean_mask(v, mask)
+        k: tf.ragged.boolean_mask(v, mask)
+        if isinstance(v, tf.RaggedTensor)
+        else tf.boolean_mask(v, mask)
         for k, v in block.items()
-    }  # fmt: skip
+    }
 
 
 def distinct_fingerprints(

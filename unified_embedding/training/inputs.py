@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable
@@ -39,46 +40,71 @@ def fit_inputs(job: TrainJob, spec: FeatureSpec) -> FitInputs:
     faster worker may see some rows twice and another's last rows not at all); the final
     evaluation is exact (`evaluate_weights`).
     """
-    seed = job.optimizer.seed
-
-    static = job.strategy == "tpu"  # XLA on TPUs compiles one program per batch shape
-
-    def train_data(shard: tuple[int, int] | None = None) -> tf.data.Dataset:
-        return training_dataset(
-            spec, job.data_dir, "train", job.batch_size, True, seed, drop_remainder=static,
-            shard=shard, keep=kept_for_training(job.eval_share),
-        ).repeat()  # fmt: skip
-
-    def eval_data(shard: tuple[int, int] | None = None) -> tf.data.Dataset:
-        data = training_dataset(
-            spec, job.data_dir, "eval", EVAL_BATCH, shuffle=False, drop_remainder=static,
-            shard=shard,
-        )  # fmt: skip
-        if not job.eval_share:
-            return data
-        return data.concatenate(training_dataset(  # the train rows `--eval-share` holds out
-            spec, job.data_dir, "train", EVAL_BATCH, shuffle=False, drop_remainder=static,
-            shard=shard, keep=lambda block: held_out(block, job.eval_share),
-        ))  # fmt: skip
-
+    train_data = functools.partial(_train_data, job, spec)
+    eval_data = functools.partial(_eval_data, job, spec)
     first_batch = next(iter(eval_data()))
     if job.strategy == "multi_worker":
         return FitInputs(shard_by_data(train_data()), shard_by_data(eval_data()), None, first_batch)
     if job.strategy != "parameter_server":
         return FitInputs(train_data(), eval_data(), None, first_batch)
-
-    def per_worker(
-        make: Callable[[tuple[int, int]], tf.data.Dataset],
-    ) -> keras.utils.experimental.DatasetCreator:
-        def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
-            return make((context.num_input_pipelines, context.input_pipeline_id)).repeat()
-
-        return keras.utils.experimental.DatasetCreator(dataset_fn)
-
     eval_rows = count_rows(spec, job.data_dir, "eval")
     held_rows = job.eval_share * count_rows(spec, job.data_dir, "train") if job.eval_share else 0
     steps = max(1, math.ceil((eval_rows + held_rows) / EVAL_BATCH))
-    return FitInputs(per_worker(train_data), per_worker(eval_data), steps, first_batch)
+    return FitInputs(_per_worker(train_data), _per_worker(eval_data), steps, first_batch)
+
+
+def _train_data(
+    job: TrainJob, spec: FeatureSpec, shard: tuple[int, int] | None = None
+) -> tf.data.Dataset:
+    return training_dataset(
+        spec,
+        job.data_dir,
+        "train",
+        job.batch_size,
+        True,
+        job.optimizer.seed,
+        drop_remainder=_static_shapes(job),
+        shard=shard,
+        keep=kept_for_training(job.eval_share),
+    ).repeat()
+
+
+def _eval_data(
+    job: TrainJob, spec: FeatureSpec, shard: tuple[int, int] | None = None
+) -> tf.data.Dataset:
+    """The eval split, then the train rows `--eval-share` holds out."""
+    static = _static_shapes(job)
+    data = training_dataset(
+        spec, job.data_dir, "eval", EVAL_BATCH, shuffle=False, drop_remainder=static, shard=shard
+    )
+    if not job.eval_share:
+        return data
+    held = training_dataset(
+        spec,
+        job.data_dir,
+        "train",
+        EVAL_BATCH,
+        shuffle=False,
+        drop_remainder=static,
+        shard=shard,
+        keep=lambda block: held_out(block, job.eval_share),
+    )
+    return data.concatenate(held)
+
+
+def _static_shapes(job: TrainJob) -> bool:
+    return job.strategy == "tpu"  # XLA on TPUs compiles one program per batch shape
+
+
+def _per_worker(
+    make: Callable[[tuple[int, int]], tf.data.Dataset],
+) -> keras.utils.experimental.DatasetCreator:
+    """Each parameter-server worker builds its own pipeline over its shard of the rows."""
+
+    def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        return make((context.num_input_pipelines, context.input_pipeline_id)).repeat()
+
+    return keras.utils.experimental.DatasetCreator(dataset_fn)
 
 
 def check_rows(spec: FeatureSpec, data_dir: str | Path) -> None:

@@ -1,45 +1,92 @@
-"""`TrainJob`: what `ue train` was asked to do, validated before anything runs."""
+"""`TrainJob`: what `ue train` was asked to do, validated before anything runs.
+
+Each field with help is one `ue train` flag (`runtime.flags`), so `TrainJob()`'s defaults are
+the command's: `ue train --help` shows them, and `TrainJob(data_dir, model_dir)` trains what
+`ue train --data ... --model-dir ...` trains. No TensorFlow here: a wrong flag is refused at once.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from unified_embedding.budget.layouts import LAYOUTS
+from unified_embedding.budget.plan import parse_budget
 from unified_embedding.budget.probes import parse_probes
-from unified_embedding.models.autoint import PRECISIONS, AutoIntConfig
-from unified_embedding.training.experiment import TrainConfig
-from unified_embedding.training.strategies import STRATEGIES
+from unified_embedding.models.config import DEFAULT_TRAIN_MODEL, PRECISIONS, AutoIntConfig
+from unified_embedding.runtime.flags import option
+from unified_embedding.training.config import STRATEGIES, TrainConfig
 
 # Learning rates x this after an evaluation without a validation-AUC gain (`ue train
 # --plateau-decay`; 1 turns it off). Chosen by benchmarks/quality.py's protocol on the validation
-# carve-outs (README, "Quality vs peers"): +0.0016 ± 0.0008 AUC over no decay, 9 dataset-seed
-# pairs, never below -0.0002; FuxiCTR, a peer, reduces its learning rate on a plateau too.
+# carve-outs (benchmarks/RESULTS.md, "Quality vs peers"): +0.0016 ± 0.0008 AUC over no decay,
+# 9 dataset-seed pairs, never below -0.0002; FuxiCTR, a peer, reduces its learning rate on a
+# plateau too.
 PLATEAU_DECAY = 0.2
 
 
 @dataclass(frozen=True)
 class TrainJob:
-    data_dir: str
-    model_dir: str
-    layout: str = "unified"
-    budget: str | None = None  # default: stats.json's data_budget_bytes, else spec.json's table
-    probes: str | None = None  # "auto" or a count per hashed field; default: the records'
-    steps: int = 10_000
-    eval_every: int | None = None  # default: one pass over the train split, at most 1,000
-    checkpoint_every: int = 200
-    patience: int = 3
-    plateau_decay: float = PLATEAU_DECAY  # learning rates x this after an eval without gain
-    eval_share: float = 0.0  # of the train split's rows, held out and evaluated (eval_rows.py)
+    data_dir: str = option(help="the output directory of ue preprocess", flag="--data")
+    model_dir: str = option(help="checkpoints, logs, weights (resumes)")
+    layout: str = option(
+        "unified",
+        "embedding layout; collisionless: a row per value seen in the train split (ignores "
+        "--budget)",
+        flag="--embedding",
+        choices=LAYOUTS,
+    )
+    budget: str | None = option(
+        None,
+        "embedding parameter budget with units (200KB, 4MB, 1MiB); None: the table of the "
+        "records' spec.json (ue preprocess's --budget, or sized from the data)",
+    )
+    probes: str | None = option(
+        None,
+        "lookups per hashed field, at most the records' (`ue preprocess --probes`); auto: 1 up "
+        "to 100 distinct values, +1 per factor of 10 beyond, at most 4 (multi-size); None: the "
+        "records'",
+    )
+    steps: int = option(10_000, "training steps (batches)")
+    eval_every: int | None = option(
+        None, "steps between evaluations; None: one pass over the train split, at most 1000"
+    )
+    checkpoint_every: int = option(200, "steps between backups (resume)")
+    patience: int = option(3, "evaluations without AUC gain before training stops")
+    plateau_decay: float = option(
+        PLATEAU_DECAY, "learning rates x this after an evaluation without AUC gain (1: off)"
+    )
+    eval_share: float = option(
+        0.0,
+        "share of the train split's rows held out of training and evaluated with the eval "
+        "split (chosen by a fingerprint of the row: the same rows on every run)",
+    )
     bias_from_label_rate: bool = True  # False: the output bias starts at 0 (a baseline)
     refit_output_bias: bool = True  # after training, on the train rows (recalibrate.py)
-    batch_size: int = 512  # global, split across replicas; beat 1024 on the Frappe sample
-    strategy: str = "default"
-    cpu_devices: int = 1  # >1 splits the CPU into logical devices (multi-device code on CPU)
-    precision: str = "auto"  # or one of model.PRECISIONS; see `resolve_precision`
-    overwrite: bool = False  # a finished run in model_dir: start afresh (else refused)
-    model: AutoIntConfig = dataclasses.field(default_factory=AutoIntConfig)
-    optimizer: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    # Global, split across replicas; beat 1024 on the Frappe sample.
+    batch_size: int = option(512, "rows per training step")
+    strategy: str = option(
+        "default",
+        "mirrored: data-parallel over every GPU (or the logical CPU devices); multi_worker: "
+        "across the hosts in TF_CONFIG; parameter_server: the table sharded across TF_CONFIG's "
+        "ps tasks (run the same command on every task); tpu: TPUStrategy on TPU_NAME",
+        choices=STRATEGIES,
+    )
+    cpu_devices: int = option(
+        1, "split the CPU into N logical devices (to exercise multi-device code on CPU)"
+    )
+    precision: str = option(
+        "auto",
+        "mixed_bfloat16: bfloat16 matrix work, float32 variables and loss; auto picks it where "
+        "the hardware has native bfloat16 (AVX-512 BF16/AMX CPUs, TPUs, Ampere+ GPUs)",
+        choices=("auto", *PRECISIONS),
+    )
+    overwrite: bool = option(
+        False,
+        "start a finished run in --model-dir afresh, removing only what a run writes (without "
+        "it a finished run is refused; an unfinished one resumes)",
+    )
+    model: AutoIntConfig = DEFAULT_TRAIN_MODEL
+    optimizer: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
@@ -53,6 +100,8 @@ class TrainJob:
             raise ValueError(
                 f"`--strategy` should be one of {STRATEGIES}. Received: `{self.strategy}`"
             )
+        if self.budget is not None:
+            parse_budget(self.budget)  # raises naming the value
         parse_probes(self.probes)  # raises naming the value
         if not 0.0 < self.plateau_decay <= 1.0:
             raise ValueError(

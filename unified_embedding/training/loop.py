@@ -1,6 +1,6 @@
 """`ue train`: AutoInt on the pipeline's records, with evaluation, early stopping and resume.
 
-    ue train --data prep/ --model-dir runs/m1 --embedding unified --budget-mb 1 --steps 20000
+    ue train --data prep/ --model-dir runs/m1 --embedding unified --budget 1MB --steps 20000
 
 A run killed at any point (even SIGKILL) and started again with the same command continues
 from its last checkpoint (`keras.callbacks.BackupAndRestore`, every `--checkpoint-every`
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import tempfile
 from collections.abc import Sequence
 from functools import partial
@@ -32,7 +31,13 @@ import tf_keras as keras
 from unified_embedding.budget.layouts import get_layout
 from unified_embedding.contract.artifacts import BACKUP_DIR, LOGS_DIR, SUMMARY_FILE, WEIGHTS
 from unified_embedding.contract.spec import FeatureSpec
-from unified_embedding.training.callbacks import DecayOnPlateau, ExamplesPerSecond, ResumeLogger
+from unified_embedding.models.autoint import AutoInt
+from unified_embedding.training.callbacks import (
+    DecayOnPlateau,
+    ExamplesPerSecond,
+    Progress,
+    ResumeLogger,
+)
 from unified_embedding.training.data import (
     distinct_fingerprints,
     load_data_spec,
@@ -47,11 +52,18 @@ from unified_embedding.training.eval_rows import (
     warn_if_few_positives,
 )
 from unified_embedding.training.experiment import make_optimizer
-from unified_embedding.training.inputs import EVAL_BATCH, check_rows, count_rows, fit_inputs
+from unified_embedding.training.inputs import (
+    EVAL_BATCH,
+    FitInputs,
+    check_rows,
+    count_rows,
+    fit_inputs,
+)
 from unified_embedding.training.job import TrainJob
 from unified_embedding.training.precision import resolve_precision
 from unified_embedding.training.recalibrate import refit_output_bias
 from unified_embedding.training.run import (
+    RunConfig,
     build_model,
     load_trained,
     prepare_model_dir,
@@ -64,11 +76,14 @@ __all__ = ["TrainJob", "load_trained", "train"]
 
 
 def train(
-    job: TrainJob, extra_callbacks: Sequence[keras.callbacks.Callback] = ()
+    job: TrainJob,
+    extra_callbacks: Sequence[keras.callbacks.Callback] = (),
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Runs (or resumes) the job; returns the final evaluation and the best step's metrics.
-    `extra_callbacks` run after `fit`'s own (e.g. a benchmark's timer). A finished run is
-    refused unless `job.overwrite`; unreadable records raise `RecordsError` naming the file."""
+    `extra_callbacks` run after `fit`'s own (e.g. a benchmark's timer); `progress` prints one
+    line per evaluation on stderr (`ue train`). A finished run is refused unless
+    `job.overwrite`; unreadable records raise `RecordsError` naming the file."""
     if job.strategy == "parameter_server" and serve_task():
         return {}
     strategy = make_strategy(job.strategy, job.cpu_devices)
@@ -76,7 +91,7 @@ def train(
     prepare_model_dir(job.model_dir, job.overwrite, remove=chief)  # before anything is written
     data_spec = load_data_spec(job.data_dir)
     with naming_bad_records(data_spec, job.data_dir):
-        return _train(job, strategy, chief, data_spec, extra_callbacks)
+        return _train(job, strategy, chief, data_spec, extra_callbacks, progress)
 
 
 def _train(
@@ -85,6 +100,7 @@ def _train(
     chief: bool,
     data_spec: FeatureSpec,
     extra_callbacks: Sequence[keras.callbacks.Callback],
+    progress: bool,
 ) -> dict[str, Any]:
     check_rows(data_spec, job.data_dir)
     model_dir = Path(job.model_dir)
@@ -102,64 +118,15 @@ def _train(
         run.save(model_dir)
     keras.utils.set_random_seed(job.optimizer.seed)
     inputs = fit_inputs(job, data_spec)
-    # Every worker derives the same vocabularies from the same records; the chief keeps them.
-    fingerprints = None
-    if get_layout(job.layout).needs_vocabulary:
-        fingerprints = distinct_fingerprints(data_spec, job.data_dir, "train")
-    with strategy.scope():
-        model = build_model(run, fingerprints)
-        model(inputs.first_batch)  # build every variable before the optimizers split them
-        if chief:  # what `load_trained` rebuilds the layer from
-            save_embedding(model.embedding, model_dir)
-        # Across workers Keras would SUM every logged value, doubling the (already global)
-        # metrics; "first" keeps them right, and `loss` then shows one worker's share (read
-        # `logloss`, the metric, for the global value).
-        model.compile(optimizer=make_optimizer(model, job.optimizer, run.layout))
-        if job.strategy == "multi_worker":
-            model.distribute_reduction_method = "first"
+    model = _compiled_model(job, run, data_spec, strategy, inputs, model_dir if chief else None)
     eval_every = job.eval_every or evaluation_period(job, data_spec)
-    periods = math.ceil(job.steps / eval_every)
-    callbacks = [
-        keras.callbacks.BackupAndRestore(
-            str(model_dir / BACKUP_DIR), save_freq=job.checkpoint_every
-        ),
-        resume := ResumeLogger(),
-        ExamplesPerSecond(job.batch_size),
-        keras.callbacks.EarlyStopping(
-            "val_auc", mode="max", patience=job.patience, restore_best_weights=True
-        ),
-        DecayOnPlateau(job.plateau_decay),
-        keras.callbacks.TensorBoard(str(write_dir / LOGS_DIR), update_freq=job.checkpoint_every),
-        *extra_callbacks,
-    ]
-    history = model.fit(
-        inputs.train,
-        steps_per_epoch=eval_every,
-        epochs=periods,
-        validation_data=inputs.evaluation,
-        validation_steps=inputs.validation_steps,
-        callbacks=callbacks,
-        verbose=1 if sys.stdout.isatty() else 2,
-    )
-    shift = 0.0
-    if job.refit_output_bias and job.strategy != "tpu":  # see training/recalibrate.py
-        train_split = training_dataset(data_spec, job.data_dir, "train", EVAL_BATCH, shuffle=False,
-                                       keep=kept_for_training(job.eval_share))  # fmt: skip
-        shift = refit_output_bias(model, train_split)
-    model.save_weights(str(write_dir / WEIGHTS))
-    if job.strategy == "parameter_server":  # exact, on the coordinator (see `fit_inputs`)
-        final = evaluate_weights(model_dir, job.data_dir, job.eval_share)
-    else:
-        final = model.evaluate(inputs.evaluation, return_dict=True, verbose=0)
+    history, resume = _fit(job, model, inputs, eval_every, write_dir, extra_callbacks, progress)
+    shift, final = _finish(job, model, inputs, data_spec, write_dir)
     summary = {
         "model_dir": str(model_dir),
         "steps": int(model.optimizer.iterations.numpy()),
         "resumed_from_step": resume.resumed_from_step,
-        "eval": {k: float(v) for k, v in final.items()},
-        "best_val_auc": max(history.history.get("val_auc", [math.nan])),
-        "val_history": {
-            k: [float(x) for x in v] for k, v in history.history.items() if k.startswith("val_")
-        },
+        **_history_summary(final, history),
         "output_bias_shift": shift,
         "eval_share": job.eval_share,
         "eval_positives": eval_positives,
@@ -174,6 +141,99 @@ def _train(
         # Last: its presence marks the run finished (`training.run.is_finished`).
         (model_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _compiled_model(
+    job: TrainJob,
+    run: RunConfig,
+    data_spec: FeatureSpec,
+    strategy: tf.distribute.Strategy,
+    inputs: FitInputs,
+    embedding_dir: Path | None,
+) -> AutoInt:
+    """The model built and compiled under `strategy`; its embedding layer's config saved to
+    `embedding_dir` (the chief's model dir: what `load_trained` rebuilds the layer from)."""
+    # Every worker derives the same vocabularies from the same records; the chief keeps them.
+    fingerprints = None
+    if get_layout(job.layout).needs_vocabulary:
+        fingerprints = distinct_fingerprints(data_spec, job.data_dir, "train")
+    with strategy.scope():
+        model = build_model(run, fingerprints)
+        model(inputs.first_batch)  # build every variable before the optimizers split them
+        if embedding_dir is not None:
+            save_embedding(model.embedding, embedding_dir)
+        # Across workers Keras would SUM every logged value, doubling the (already global)
+        # metrics; "first" keeps them right, and `loss` then shows one worker's share (read
+        # `logloss`, the metric, for the global value).
+        model.compile(optimizer=make_optimizer(model, job.optimizer, run.layout))
+        if job.strategy == "multi_worker":
+            model.distribute_reduction_method = "first"
+    return model
+
+
+def _fit(
+    job: TrainJob,
+    model: AutoInt,
+    inputs: FitInputs,
+    eval_every: int,
+    write_dir: Path,
+    extra_callbacks: Sequence[keras.callbacks.Callback],
+    progress: bool,
+) -> tuple[keras.callbacks.History, ResumeLogger]:
+    """`model.fit` in evaluation periods (Keras's epochs) with backups, early stopping on AUC,
+    the plateau decay, TensorBoard logs and, with `progress`, a line per evaluation."""
+    model_dir = Path(job.model_dir)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(
+            str(model_dir / BACKUP_DIR), save_freq=job.checkpoint_every
+        ),
+        resume := ResumeLogger(),
+        ExamplesPerSecond(job.batch_size),
+        *([Progress(job.steps, job.patience)] if progress else []),
+        keras.callbacks.EarlyStopping(
+            "val_auc", mode="max", patience=job.patience, restore_best_weights=True
+        ),
+        DecayOnPlateau(job.plateau_decay),
+        keras.callbacks.TensorBoard(str(write_dir / LOGS_DIR), update_freq=job.checkpoint_every),
+        *extra_callbacks,
+    ]
+    history = model.fit(
+        inputs.train,
+        steps_per_epoch=eval_every,
+        epochs=math.ceil(job.steps / eval_every),
+        validation_data=inputs.evaluation,
+        validation_steps=inputs.validation_steps,
+        callbacks=callbacks,
+        verbose=0,  # Keras counts epochs; `Progress` counts steps and evaluations
+    )
+    return history, resume
+
+
+def _finish(
+    job: TrainJob, model: AutoInt, inputs: FitInputs, data_spec: FeatureSpec, write_dir: Path
+) -> tuple[float, dict[str, Any]]:
+    """Re-fits the output bias on the train rows, saves the weights and evaluates them:
+    (the bias's shift, the final metrics)."""
+    shift = 0.0
+    if job.refit_output_bias and job.strategy != "tpu":  # see training/recalibrate.py
+        keep = kept_for_training(job.eval_share)
+        rows = training_dataset(data_spec, job.data_dir, "train", EVAL_BATCH, False, keep=keep)
+        shift = refit_output_bias(model, rows)
+    model.save_weights(str(write_dir / WEIGHTS))
+    if job.strategy == "parameter_server":  # exact, on the coordinator (see `fit_inputs`)
+        return shift, evaluate_weights(job.model_dir, job.data_dir, job.eval_share)
+    return shift, model.evaluate(inputs.evaluation, return_dict=True, verbose=0)
+
+
+def _history_summary(final: dict[str, Any], history: keras.callbacks.History) -> dict[str, Any]:
+    """The final evaluation, the best validation AUC and every evaluation's metrics."""
+    return {
+        "eval": {k: float(v) for k, v in final.items()},
+        "best_val_auc": max(history.history.get("val_auc", [math.nan])),
+        "val_history": {
+            k: [float(x) for x in v] for k, v in history.history.items() if k.startswith("val_")
+        },
+    }
 
 
 def evaluation_period(job: TrainJob, spec: FeatureSpec) -> int:

@@ -60,9 +60,11 @@ def prepare_model_dir(model_dir: str | Path, overwrite: bool, remove: bool = Tru
     root = Path(model_dir)
     if not overwrite:
         if is_finished(root):
-            raise FinishedRun(f"`--model-dir {root}` holds a finished run ({SUMMARY_FILE}); "
-                              f"pass `--overwrite` to train it afresh, or use a new "
-                              f"--model-dir")  # fmt: skip
+            raise FinishedRun(
+                f"`--model-dir {root}` holds a finished run ({SUMMARY_FILE}); "
+                f"pass `--overwrite` to train it afresh, or use a new "
+                f"--model-dir"
+            )
         return
     if not remove:
         return
@@ -106,7 +108,6 @@ def run_config(
     """The run `job` asks for on records of `spec`; refuses a model directory trained on
     records of another contract. `label_rate` (of the train split) sets the output bias."""
     stats = read_stats(job.data_dir)
-    budget = parse_budget(job.budget) if job.budget else default_budget(spec, stats)
     model_dir = Path(job.model_dir)
     if (model_dir / RUN_FILE).is_file():  # resuming: the contract must not have changed
         previous = RunConfig.load(model_dir).data_fingerprint
@@ -116,6 +117,8 @@ def run_config(
                 f"{spec.fingerprint}. Use a new --model-dir."
             )
     spec = with_probes(spec, job.probes, distinct_counts(stats), recorded=spec)
+    # without a budget, the records' table (spec.json's), whatever the run's probes
+    budget = parse_budget(job.budget) if job.budget else default_budget(spec)
     sized = spec.replace(table=plan_budget(spec, budget).table)
     model = dataclasses.replace(job.model, precision=precision)
     if label_rate is not None:
@@ -161,8 +164,10 @@ def load_trained(model_dir: str | Path) -> tuple[AutoInt, RunConfig]:
     own saved config; only runs written before `embedding.json` rebuild it from the plan."""
     for name in (RUN_FILE, f"{WEIGHTS}.index"):
         if not (Path(model_dir) / name).is_file():
-            raise FileNotFoundError(f"no trained run in `--model-dir {model_dir}` ({name} is "
-                                    f"missing): train one with `ue train`")  # fmt: skip
+            raise FileNotFoundError(
+                f"no trained run in `--model-dir {model_dir}` ({name} is "
+                f"missing): train one with `ue train`"
+            )
     run = RunConfig.load(model_dir)
     embedding = load_embedding(model_dir)
     if embedding is None:

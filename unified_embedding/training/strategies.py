@@ -120,6 +120,7 @@ def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.with_options(options)
 
 
+# One per name of `training.config.STRATEGIES` (what `--strategy` offers).
 _FACTORIES: dict[str, Callable[[], tf.distribute.Strategy]] = {
     "default": tf.distribute.get_strategy,
     "mirrored": mirrored_strategy,
@@ -127,4 +128,3 @@ _FACTORIES: dict[str, Callable[[], tf.distribute.Strategy]] = {
     "parameter_server": parameter_server_strategy,
     "tpu": tpu_strategy,
 }
-STRATEGIES: tuple[str, ...] = tuple(_FACTORIES)

@@ -53,9 +53,18 @@ def test_commands_refuse_an_impossible_budget_in_one_line(
 ) -> None:
     from ue.cli import main
 
-    flags = {"train": ["--data", str(tmp_path), "--model-dir", str(tmp_path / "m")],
-             "preprocess": ["--input", str(tmp_path / "x.tsv"), "--schema", "criteo",
-                            "--output", str(tmp_path / "out")]}  # fmt: skip
+    (tmp_path / "x.tsv").write_text("0\t1\n")  # the input exists: the budget is what fails
+    flags = {
+        "train": ["--data", str(tmp_path), "--model-dir", str(tmp_path / "m")],
+        "preprocess": [
+            "--input",
+            str(tmp_path / "x.tsv"),
+            "--schema",
+            "criteo",
+            "--output",
+            str(tmp_path / "out"),
+        ],
+    }
     try:
         code = main([command, *flags[command], "--budget", "1e30"])
     except SystemExit as e:  # argparse's error (ue train checks the flag as it parses)
@@ -131,8 +140,9 @@ def test_data_budget_names_fields_without_counts() -> None:
         data_budget(frappe(), {f"f{i}": 5 for i in range(9)})
 
 
-def test_default_budget_is_the_data_rule_when_preprocess_had_no_budget() -> None:
-    spec = frappe()
-    assert default_budget(spec, {"data_budget_bytes": 123_456}) == 123_456
-    assert default_budget(spec, {"rows_read": 10}) == spec.table.params * 4  # a --budget given
-    assert default_budget(spec, None) == spec.table.params * 4
+def test_default_budget_keeps_the_table_of_spec_json() -> None:
+    # spec.json states the table training uses: its --budget's, or the data budget's
+    for spec in (frappe(), criteo()):
+        plan = plan_budget(spec, default_budget(spec))
+        assert plan.table == spec.table
+        assert plan.params.unified == default_budget(spec) // 4

@@ -175,11 +175,20 @@ def test_criteo_columns_match_real_sample() -> None:
 
 def test_short_schema_file(tmp_path: Path) -> None:
     path = tmp_path / "movies.json"
-    path.write_text(json.dumps({
-        "name": "movies", "columns": ["id", "clicked", "age", "genres", "city"],
-        "label": "clicked", "ignore": ["id"], "numeric": {"age": "log1p"},
-        "multi_valued": {"genres": "|"}, "vocabulary": {"city": ["paris", "rome"]}, "probes": 4,
-    }))  # fmt: skip
+    path.write_text(
+        json.dumps(
+            {
+                "name": "movies",
+                "columns": ["id", "clicked", "age", "genres", "city"],
+                "label": "clicked",
+                "ignore": ["id"],
+                "numeric": {"age": "log1p"},
+                "multi_valued": {"genres": "|"},
+                "vocabulary": {"city": ["paris", "rome"]},
+                "probes": 4,
+            }
+        )
+    )
     spec = load_schema(path)
     assert spec.field_names == ("age", "genres", "city")
     assert spec.field("age").transform == "log1p"
@@ -268,14 +277,20 @@ def test_a_multi_valued_column_may_have_a_vocabulary() -> None:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda d: d["fields"].append({"name": "zz", "kind": "categorical"}),
-         r"every field should be an input column. Received fields \['zz'\]"),
-        (lambda d: d["fields"].append({"name": "y", "kind": "numeric"}),
-         r"`label` should not also be a field. Received: `label='y'`"),
-        (lambda d: d.update(label="zz"),
-         r"`label` should be one of the input columns. Received: `label='zz'`"),
+        (
+            lambda d: d["fields"].append({"name": "zz", "kind": "categorical"}),
+            r"every field should be an input column. Received fields \['zz'\]",
+        ),
+        (
+            lambda d: d["fields"].append({"name": "y", "kind": "numeric"}),
+            r"`label` should not also be a field. Received: `label='y'`",
+        ),
+        (
+            lambda d: d.update(label="zz"),
+            r"`label` should be one of the input columns. Received: `label='zz'`",
+        ),
     ],
-)  # fmt: skip
+)
 def test_full_spec_files_naming_an_absent_column_or_the_label_are_refused(
     tmp_path: Path, edit: Any, message: str
 ) -> None:

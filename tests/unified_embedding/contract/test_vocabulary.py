@@ -26,11 +26,18 @@ VALUES = 200_000
 def big_schema(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("vocabulary")
     cities = [f"c{i}" for i in range(VALUES)]
-    schema = {"name": "big", "columns": ["label", "city", "x", "age"], "label": "label",
-              "numeric": ["age"], "vocabulary": {"city": cities}}  # fmt: skip
+    schema = {
+        "name": "big",
+        "columns": ["label", "city", "x", "age"],
+        "label": "label",
+        "numeric": ["age"],
+        "vocabulary": {"city": cities},
+    }
     (root / "schema.json").write_text(json.dumps(schema))
-    rows = ["label,city,x,age", *(f"{i % 2},c{i * 7919 % (2 * VALUES)},x{i % 5},{i}"
-                                  for i in range(200))]  # fmt: skip
+    rows = [
+        "label,city,x,age",
+        *(f"{i % 2},c{i * 7919 % (2 * VALUES)},x{i % 5},{i}" for i in range(200)),
+    ]
     (root / "rows.csv").write_text("\n".join(rows) + "\n")
     return root
 
@@ -49,8 +56,16 @@ def test_a_large_vocabulary_round_trips_and_sizes_its_table(big_schema: Path) ->
 def test_a_large_vocabulary_preprocesses(big_schema: Path, tmp_path: Path) -> None:
     from pipelines.preprocess import run
 
-    stats = run(["--input", str(big_schema / "rows.csv"), "--schema",
-                 str(big_schema / "schema.json"), "--output", str(tmp_path / "out")])  # fmt: skip
+    stats = run(
+        [
+            "--input",
+            str(big_schema / "rows.csv"),
+            "--schema",
+            str(big_schema / "schema.json"),
+            "--output",
+            str(tmp_path / "out"),
+        ]
+    )
     assert stats["rows_read"] == stats["rows_valid"] == 200
     written = FeatureSpec.load(tmp_path / "out" / "spec.json")
     assert (
@@ -69,8 +84,11 @@ def test_repeated_values_are_named() -> None:
 def test_vocabularies_above_the_limit_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fields_module, "MAX_VOCABULARY_VALUES", 3)
     FieldSpec("c", vocabulary=("a", "b", "c"))
-    with pytest.raises(SpecError, match=r"at most 3 values; leave it out to hash a field this "
-                       r"large. Received 4 values for field `c`"):  # fmt: skip
+    with pytest.raises(
+        SpecError,
+        match=r"at most 3 values; leave it out to hash a field this "
+        r"large. Received 4 values for field `c`",
+    ):
         FieldSpec("c", vocabulary=("a", "b", "c", "d"))
 
 

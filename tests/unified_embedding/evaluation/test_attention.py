@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from unified_embedding.evaluation.attention import mean_attention, top_pairs
+from unified_embedding.evaluation.attention import mean_attention, model_attention, top_pairs
 
 
 def test_mean_attention_averages_rows_layers_and_heads() -> None:
@@ -33,12 +33,14 @@ def test_top_pairs_symmetrises_and_orders_by_strength() -> None:
     # c   [ .1   .6   .2   .1 ]      b-d (.3+.2)/2 = .25   c-d (.1+.8)/2 = .45
     # d   [ .0   .2   .8   .0 ]
     m = np.array(
-        [[.1, .6, .2, .1], [.5, .1, .1, .3], [.1, .6, .2, .1], [.0, .2, .8, .0]]
-    )  # fmt: skip
+        [[0.1, 0.6, 0.2, 0.1], [0.5, 0.1, 0.1, 0.3], [0.1, 0.6, 0.2, 0.1], [0.0, 0.2, 0.8, 0.0]]
+    )
     table = top_pairs(m, ["a", "b", "c", "d"], k=3)
     assert list(zip(table["field_a"], table["field_b"], strict=True)) == [
-        ("a", "b"), ("c", "d"), ("b", "c")
-    ]  # fmt: skip
+        ("a", "b"),
+        ("c", "d"),
+        ("b", "c"),
+    ]
     np.testing.assert_allclose(table["strength"], [0.55, 0.45, 0.35])
     np.testing.assert_allclose(table["a_to_b"], [0.6, 0.1, 0.1])
     np.testing.assert_allclose(table["b_to_a"], [0.5, 0.8, 0.6])
@@ -48,3 +50,18 @@ def test_top_pairs_symmetrises_and_orders_by_strength() -> None:
 def test_top_pairs_checks_names_match_matrix() -> None:
     with pytest.raises(ValueError, match="3 field names"):
         top_pairs(np.eye(4), ["a", "b", "c"])
+
+
+def test_model_attention_takes_a_loaded_model_or_a_base(exported_model) -> None:  # type: ignore[no-untyped-def]
+    from unified_embedding.contract.schemas import criteo
+    from unified_embedding.exported.model import ExportedModel
+    from unified_embedding.rows.reader import read_rows
+
+    rows = read_rows(criteo(), exported_model.rows_file)
+    model = ExportedModel.load(exported_model.version)
+    loaded = model_attention(model, rows, max_rows=30, batch_size=16)
+    by_base = model_attention(exported_model.export_base, rows, max_rows=30)
+    fields = len(model.spec.fields)
+    assert loaded.shape[0] == 30 and loaded.shape[-2:] == (fields, fields)
+    np.testing.assert_allclose(loaded, by_base, atol=1e-6)
+    np.testing.assert_allclose(loaded.sum(axis=-1), 1.0, atol=1e-5)  # each head's row: softmax

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from unified_embedding.budget.plan import numeric_params, parse_budget, plan_budget
+from unified_embedding.budget.params import numeric_params
+from unified_embedding.budget.plan import parse_budget, plan_budget
 from unified_embedding.contract.schemas import criteo
 from unified_embedding.evaluation.budget_study import (
     COLLISION_FREE,
@@ -65,12 +66,20 @@ def test_with_probes_rejects_a_probe_count_not_dividing_the_dim() -> None:
 def test_aggregate_means_and_sample_std_match_numpy() -> None:
     auc = {("unified", "10KB"): [0.70, 0.72, 0.74], ("per_feature", "10KB"): [0.66, 0.69, 0.69]}
     records = [
-        {"dataset": "d", "layout": layout, "budget": budget, "budget_bytes": 10_000,
-         "probes": 2, "seed": seed, "embedding_params": 2496, "auc": value,
-         "logloss": 1.0 - value}
+        {
+            "dataset": "d",
+            "layout": layout,
+            "budget": budget,
+            "budget_bytes": 10_000,
+            "probes": 2,
+            "seed": seed,
+            "embedding_params": 2496,
+            "auc": value,
+            "logloss": 1.0 - value,
+        }
         for (layout, budget), values in auc.items()
         for seed, value in enumerate(values)
-    ]  # fmt: skip
+    ]
     points = aggregate(pd.DataFrame.from_records(records)).set_index("layout")
     for (layout, _), values in auc.items():
         assert points.loc[layout, "auc_mean"] == pytest.approx(np.mean(values))
@@ -107,16 +116,21 @@ def distinct_params(data: StudyData) -> int:
 
 def test_tiny_study_has_one_row_per_layout_budget_and_seed(tiny: StudyData) -> None:
     config = StudyConfig(
-        budgets=("20KB",), seeds=(0,), probes=(2, 4), probes_budget="20KB",
-        train=TrainConfig(batch_size=256), model=AutoIntConfig(num_layers=1),
-    )  # fmt: skip
+        budgets=("20KB",),
+        seeds=(0,),
+        probes=(2, 4),
+        probes_budget="20KB",
+        train=TrainConfig(batch_size=256),
+        model=AutoIntConfig(num_layers=1),
+    )
     seen = []
     runs = run_budget_study(tiny, config, progress=seen.append)
     assert len(runs) == len(seen) == 3
     hashed = runs[runs["layout"] != "collisionless"]
     assert sorted(zip(hashed["layout"], hashed["budget"], strict=True)) == [
-        ("per_feature", "20KB"), ("unified", "20KB")
-    ]  # fmt: skip
+        ("per_feature", "20KB"),
+        ("unified", "20KB"),
+    ]
     assert (hashed["embedding_params"] <= hashed["budget_bytes"] // 4).all()
     free = runs[runs["layout"] == "collisionless"].iloc[0]
     assert free["budget"] == COLLISION_FREE
@@ -160,11 +174,19 @@ def test_paired_deltas_difference_runs_of_the_same_seed() -> None:
     # unified auc     0.70  0.75  0.80     per-seed deltas: +0.02, -0.01, +0.03
     # per_feature auc 0.68  0.76  0.77
     records = [
-        {"dataset": "d", "layout": layout, "budget": "10KB", "budget_bytes": 10_000,
-         "probes": 2, "seed": seed, "auc": auc, "logloss": 1.0 - auc}
+        {
+            "dataset": "d",
+            "layout": layout,
+            "budget": "10KB",
+            "budget_bytes": 10_000,
+            "probes": 2,
+            "seed": seed,
+            "auc": auc,
+            "logloss": 1.0 - auc,
+        }
         for layout, aucs in (("unified", [0.70, 0.75, 0.80]), ("per_feature", [0.68, 0.76, 0.77]))
         for seed, auc in enumerate(aucs)
-    ]  # fmt: skip
+    ]
     table = paired_deltas(pd.DataFrame.from_records(records))
     row = table.iloc[0]
     deltas = np.array([0.02, -0.01, 0.03])

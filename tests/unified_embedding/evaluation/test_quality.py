@@ -58,10 +58,31 @@ def test_calibration_table_rejects_bad_arguments() -> None:
 def test_score_histogram_counts_by_label_and_includes_one() -> None:
     scores = np.array([0.0, 0.24, 0.25, 0.5, 0.99, 1.0])
     labels = np.array([0, 1, 0, 1, 1, 0])
-    hist = score_histogram(labels, scores, bins=4)
+    hist = score_histogram(labels, scores, bins=4, zoom=False)
     assert hist["left"].tolist() == [0.0, 0.25, 0.5, 0.75]
     assert hist["negatives"].tolist() == [1, 1, 0, 1]  # 0.0 | 0.25 | - | 1.0
     assert hist["positives"].tolist() == [1, 0, 1, 1]  # 0.24 | - | 0.5 | 0.99
+
+
+def test_score_histogram_zooms_to_the_range_of_low_ctr_scores() -> None:
+    # a low-CTR model: every score under 0.05; bins over [0, 1] would put them all in one
+    rng = np.random.default_rng(4)
+    scores = 0.05 * rng.beta(2, 30, 5000)
+    labels = (rng.random(5000) < scores).astype(int)
+    assert scores.max() < 0.05
+    hist = score_histogram(labels, scores, bins=20)
+    edges = np.linspace(scores.min(), scores.max(), 21)
+    np.testing.assert_allclose(hist["left"], edges[:-1])
+    np.testing.assert_allclose(hist["right"], edges[1:])
+    np.testing.assert_array_equal(hist["negatives"], np.histogram(scores[labels == 0], edges)[0])
+    np.testing.assert_array_equal(hist["positives"], np.histogram(scores[labels == 1], edges)[0])
+    assert hist["negatives"].sum() + hist["positives"].sum() == 5000  # min and max included
+    counts = hist["negatives"] + hist["positives"]
+    assert counts.max() < 0.5 * 5000 and (counts > 0).sum() >= 10  # spread, not one bin
+    whole = score_histogram(labels, scores, bins=20, zoom=False)
+    assert whole["negatives"].iloc[0] + whole["positives"].iloc[0] == 5000  # the old picture
+    (one,) = score_histogram([0, 1], [0.3, 0.3], bins=1).itertuples()
+    assert one.left < 0.3 < one.right and (one.negatives, one.positives) == (1, 1)
 
 
 def test_auc_by_slice_matches_pairwise_oracle_per_value() -> None:
@@ -87,6 +108,17 @@ def test_auc_by_slice_leaves_small_or_one_class_slices_undefined() -> None:
     assert not math.isnan(table.loc["x", "auc"])
     assert math.isnan(table.loc["y", "auc"])  # 5 rows < min_rows
     assert math.isnan(table.loc["z", "auc"])  # positives only
+    assert not table["reliable"].any()  # fewer than 30 rows of the rarer class everywhere
+
+
+def test_auc_by_slice_marks_slices_with_few_of_a_class_unreliable() -> None:
+    # slice a: 40 positives, 60 negatives; b: 29 positives, 71 negatives; c: 70 / 30
+    values = np.array(["a"] * 100 + ["b"] * 100 + ["c"] * 100)
+    labels = np.concatenate([np.arange(100) < 40, np.arange(100) < 29, np.arange(100) < 70])
+    scores = np.random.default_rng(5).random(300)
+    table = auc_by_slice(labels.astype(int), scores, values, top=3).set_index("value")
+    assert table["reliable"].to_dict() == {"a": True, "b": False, "c": True}
+    assert table.loc["b", "positives"] == 29 and not math.isnan(table.loc["b", "auc"])
 
 
 def test_summary_metrics_match_metric_oracles() -> None:

@@ -17,11 +17,15 @@ from unified_embedding.evaluation.runs import (
 
 # Hand-written logs of two runs:  run -> split -> tag -> [(step, value)]
 LOGS = {
-    "unified": {"train": {"epoch_loss": [(0, 0.6), (1, 0.5)]},
-                "validation": {"epoch_auc": [(0, 0.70), (1, 0.75)]}},
-    "per_feature": {"train": {"epoch_loss": [(0, 0.65), (1, 0.55)]},
-                    "validation": {"epoch_auc": [(0, 0.68), (1, 0.71)]}},
-}  # fmt: skip
+    "unified": {
+        "train": {"epoch_loss": [(0, 0.6), (1, 0.5)]},
+        "validation": {"epoch_auc": [(0, 0.70), (1, 0.75)]},
+    },
+    "per_feature": {
+        "train": {"epoch_loss": [(0, 0.65), (1, 0.55)]},
+        "validation": {"epoch_auc": [(0, 0.68), (1, 0.71)]},
+    },
+}
 
 
 def write_run(model_dir: Path, splits: dict) -> None:

@@ -1,5 +1,5 @@
-"""Study data and model lookup: generated ceilings, the user's files with their schema, real
-samples when present, newest version."""
+"""Study data: generated ceilings, the user's files with their schema, real samples when
+present."""
 
 import gzip
 import json
@@ -8,10 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from unified_embedding.evaluation.scoring import resolve_version
+from unified_embedding.evaluation.dataset_entries import REAL_SAMPLES, DatasetError
 from unified_embedding.evaluation.study_data import (
-    REAL_SAMPLES,
-    DatasetSource,
     GeneratedData,
     generated_data,
     load_datasets,
@@ -49,18 +47,6 @@ def test_real_sample_reads_and_splits_the_shared_file(name: str) -> None:
     assert set(np.unique(data.train.labels)) == {0.0, 1.0}
 
 
-def test_resolve_version_picks_the_newest_numeric_version(tmp_path: Path) -> None:
-    for version in ("9", "10", "11"):
-        (tmp_path / version).mkdir()
-    for version in ("9", "10"):  # 11 is incomplete: no saved_model.pb
-        (tmp_path / version / "saved_model.pb").write_bytes(b"")
-    (tmp_path / ".12.partial").mkdir()
-    assert resolve_version(tmp_path) == tmp_path / "10"  # numeric order, not text order
-    assert resolve_version(tmp_path / "9") == tmp_path / "9"
-    with pytest.raises(FileNotFoundError):
-        resolve_version(tmp_path / "11")
-
-
 def write_user_dataset(root: Path, rows: int = 200) -> dict[str, str]:
     """A dataset of the user's: two CSV files (one gzipped) with a header, a label column, a
     row id to ignore, categorical fields and a multi-valued one; no numeric field. Returns the
@@ -75,14 +61,22 @@ def write_user_dataset(root: Path, rows: int = 200) -> dict[str, str]:
     header = "id,clicked,user,genres,city\n"
     half = rows // 2
     (root / "part-0.csv").write_text(header + "\n".join(lines[:half]) + "\n")
-    (root / "part-1.csv.gz").write_bytes(gzip.compress(
-        (header + "\n".join(lines[half:]) + "\n").encode()
-    ))  # fmt: skip
-    schema = {"name": "music", "columns": ["id", "clicked", "user", "genres", "city"],
-              "label": "clicked", "ignore": ["id"], "multi_valued": {"genres": "|"}}  # fmt: skip
+    (root / "part-1.csv.gz").write_bytes(
+        gzip.compress((header + "\n".join(lines[half:]) + "\n").encode())
+    )
+    schema = {
+        "name": "music",
+        "columns": ["id", "clicked", "user", "genres", "city"],
+        "label": "clicked",
+        "ignore": ["id"],
+        "multi_valued": {"genres": "|"},
+    }
     (root / "music_schema.json").write_text(json.dumps(schema))
-    return {"name": "music", "path": str(root / "part-*.csv*"),
-            "schema": str(root / "music_schema.json")}  # fmt: skip
+    return {
+        "name": "music",
+        "path": str(root / "part-*.csv*"),
+        "schema": str(root / "music_schema.json"),
+    }
 
 
 def test_load_datasets_reads_the_users_files_with_their_schema_file(tmp_path: Path) -> None:
@@ -111,17 +105,12 @@ def test_load_datasets_resolves_shared_sample_names_against_shared_data(tmp_path
     assert load_datasets(["frappe"], "").skipped == ["frappe"]  # "" skips the samples
 
 
-def test_dataset_entries_fail_naming_the_bad_value(tmp_path: Path) -> None:
+def test_rows_that_do_not_fit_the_schema_fail_naming_the_dataset_and_line(
+    tmp_path: Path,
+) -> None:
     entry = write_user_dataset(tmp_path)
-    with pytest.raises(FileNotFoundError, match=r"path.*nothing-.*music"):
-        load_datasets([{**entry, "path": str(tmp_path / "nothing-*.csv")}], "")
-    with pytest.raises(ValueError, match="movielens"):
-        load_datasets(["movielens"], tmp_path)
-    with pytest.raises(ValueError, match=r"unknown keys.*'schema_file'"):
-        load_datasets([{"name": "x", "path": "p", "schema_file": "s"}], "")
-    with pytest.raises(ValueError, match=r"name.*'my data'"):
-        DatasetSource("my data", "p", "criteo")
-    with pytest.raises(ValueError, match=r"eval_fraction=1.0"):
-        DatasetSource("mine", "p", "criteo", eval_fraction=1.0)
-    with pytest.raises(ValueError, match="two datasets are named `music`"):
-        load_datasets([entry, entry], "")
+    with pytest.raises(
+        DatasetError,
+        match=r"dataset `music` do not fit `schema=.criteo.`: .*part-0.csv:1: expected 40",
+    ):
+        load_datasets([{**entry, "schema": "criteo"}], "")

@@ -86,9 +86,7 @@ def unified_oracle(layer: UnifiedEmbedding, logical_table: np.ndarray) -> np.nda
         return vector
 
     c = np.stack([hashed("c", v) for v in ["x", "", "y"]])
-    m = np.stack([
-        (hashed("m", "p") + hashed("m", "q")) / 2, hashed("m", ""), hashed("m", "q")
-    ])  # fmt: skip
+    m = np.stack([(hashed("m", "p") + hashed("m", "q")) / 2, hashed("m", ""), hashed("m", "q")])
     table = layer.vocabulary_tables["v"].numpy()
     v = np.stack([table[vocabulary_row("v", ["a", "b"], x)] for x in ["a", "zzz", ""]])
     return np.stack([numeric_oracle(layer), c, m, v], axis=1)
@@ -215,13 +213,15 @@ def test_saved_model_reload_gives_identical_outputs(layout: str, tmp_path: Path)
     module.layer = layer
     module.embed = tf.function(
         lambda features: layer(features),
-        input_signature=[{
-            "n": tf.TensorSpec([None], tf.float32),
-            "c": tf.TensorSpec([None, 2], tf.int64),
-            "m": tf.RaggedTensorSpec([None, None, 2], tf.int64, ragged_rank=1),
-            "v": tf.TensorSpec([None, 2], tf.int64),
-        }],
-    )  # fmt: skip
+        input_signature=[
+            {
+                "n": tf.TensorSpec([None], tf.float32),
+                "c": tf.TensorSpec([None, 2], tf.int64),
+                "m": tf.RaggedTensorSpec([None, None, 2], tf.int64, ragged_rank=1),
+                "v": tf.TensorSpec([None, 2], tf.int64),
+            }
+        ],
+    )
     tf.saved_model.save(module, str(tmp_path / "model"))
     reloaded = tf.saved_model.load(str(tmp_path / "model"))
     np.testing.assert_array_equal(reloaded.embed(encoded(spec)).numpy(), expected)

@@ -134,9 +134,16 @@ def test_ece_matches_the_quality_notebooks_calibration_table() -> None:
 def test_summary_metrics_report_calibration_and_ece() -> None:
     summary = summary_metrics([1, 0, 0, 1, 0, 1], [0.9, 0.1, 0.4, 0.3, 0.2, 0.8])
     assert summary["calibration"] == pytest.approx(0.9)
-    assert summary["ece"] == pytest.approx(expected_calibration_error(
-        [1, 0, 0, 1, 0, 1], [0.9, 0.1, 0.4, 0.3, 0.2, 0.8]
-    ))  # fmt: skip
+    assert summary["ece"] == pytest.approx(
+        expected_calibration_error([1, 0, 0, 1, 0, 1], [0.9, 0.1, 0.4, 0.3, 0.2, 0.8])
+    )
+
+
+def test_summary_metrics_of_one_class_are_null_not_nan() -> None:
+    summary = summary_metrics([0, 0, 0], [0.1, 0.2, 0.3])
+    assert summary["auc"] is None and summary["calibration"] is None
+    assert summary["logloss"] == pytest.approx(log_loss([0, 0, 0], [0.1, 0.2, 0.3]))
+    json.dumps(summary, allow_nan=False)
 
 
 @pytest.mark.parametrize(
@@ -160,6 +167,7 @@ def test_calibration_warning_outside_the_band_only() -> None:
     assert warning is not None and "13.800" in warning and "too high" in warning
     assert "too low" in str(calibration_warning(0.5))
     assert "undefined" in str(calibration_warning(math.nan))
+    assert "undefined" in str(calibration_warning(None))
 
 
 def _streamed(metric: keras.metrics.Metric, labels: np.ndarray, logits: np.ndarray) -> float:
@@ -206,14 +214,21 @@ def test_keras_calibration_metrics_reset_and_round_trip_their_config() -> None:
         ExpectedCalibrationError(bins=0)
 
 
-def test_ue_evaluate_prints_a_warning_line_outside_the_band(monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
-    from ue import cli
-    from unified_embedding.evaluation import evaluate
+def test_ue_evaluate_prints_json_and_a_warning_line_outside_the_band(capsys) -> None:  # type: ignore[no-untyped-def]
+    from unified_embedding.evaluation.evaluate import print_report
 
     for value, warned in ((13.8, True), (1.02, False)):
-        report = {"rows": 10, "auc": 0.7, "logloss": 0.3, "calibration": value, "ece": 0.1}
-        monkeypatch.setattr(evaluate, "evaluate", lambda *args, r=report: r)
-        assert cli.main(["evaluate", "--model", "m", "--input", "rows.tsv"]) == 0
+        report = {
+            "rows": 10,
+            "auc": 0.7,
+            "logloss": 0.3,
+            "observed_ctr": 0.2,
+            "calibration": value,
+            "ece": 0.1,
+        }
+        print_report(report)
         out, err = capsys.readouterr()
         assert json.loads(out) == report
         assert ("ue evaluate: warning: calibration" in err and "13.800" in err) == warned
+    with pytest.raises(ValueError):  # JSON holds no NaN: a NaN metric is a bug, not output
+        print_report({**report, "ece": math.nan})

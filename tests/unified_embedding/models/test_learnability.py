@@ -35,9 +35,13 @@ def test_autoint_unified_recovers_90_percent_of_planted_lift() -> None:
     planted_auc = roc_auc(evaluation.labels, batch.probabilities[-EVAL_ROWS:])
 
     _, result = train_and_evaluate(
-        spec, "unified", train, evaluation, budget_bytes=1_000_000,
+        spec,
+        "unified",
+        train,
+        evaluation,
+        budget_bytes=1_000_000,
         train_config=TrainConfig(epochs=2, seed=0),
-    )  # fmt: skip
+    )
 
     recovered = (result.auc - 0.5) / (planted_auc - 0.5)
     assert planted_auc > 0.8

@@ -26,8 +26,14 @@ from unified_embedding.rows.reader import parse_bytes, read_rows
 from unified_embedding.rows.textfile import file_blocks
 from unified_embedding.rows.validation import BlockValidator
 
-MOVIES = {"name": "movies", "columns": ["id", "clicked", "age", "city"], "label": "clicked",
-          "ignore": ["id"], "numeric": {"age": "log1p"}, "header": True}  # fmt: skip
+MOVIES = {
+    "name": "movies",
+    "columns": ["id", "clicked", "age", "city"],
+    "label": "clicked",
+    "ignore": ["id"],
+    "numeric": {"age": "log1p"},
+    "header": True,
+}
 SPEC = from_short_form(MOVIES)
 TSV = from_short_form({**MOVIES, "delimiter": "\t"})
 ROWS = [
@@ -203,8 +209,16 @@ def test_the_beam_job_fails_before_writing_when_a_file_lacks_a_column(tmp_path: 
     (tmp_path / "schema.json").write_text(json.dumps(MOVIES))
     output = tmp_path / "out"
     with pytest.raises(HeaderError, match=r"b\.csv: the header has no column `clicked`"):
-        run(["--input", str(tmp_path / "in" / "*.csv"), "--schema", str(tmp_path / "schema.json"),
-             "--output", str(output)])  # fmt: skip
+        run(
+            [
+                "--input",
+                str(tmp_path / "in" / "*.csv"),
+                "--schema",
+                str(tmp_path / "schema.json"),
+                "--output",
+                str(output),
+            ]
+        )
     assert not output.exists()
 
 
@@ -229,9 +243,18 @@ def test_the_beam_job_reads_files_of_one_glob_in_different_column_orders(tmp_pat
 
     def records(directory: str) -> list[str]:
         output = tmp_path / f"out_{directory}"
-        stats = run(["--input", str(tmp_path / directory / "*"), "--schema",
-                     str(tmp_path / "schema.json"), "--output", str(output),
-                     "--eval-fraction", "0"])  # fmt: skip
+        stats = run(
+            [
+                "--input",
+                str(tmp_path / directory / "*"),
+                "--schema",
+                str(tmp_path / "schema.json"),
+                "--output",
+                str(output),
+                "--eval-fraction",
+                "0",
+            ]
+        )
         assert stats["rows_read"] == stats["rows_valid"] == 6
         extras.update({p: f.get("extra_columns") for p, f in stats["files"].items()})
         spec = FeatureSpec.load(output / "spec.json")

@@ -4,12 +4,19 @@ config."""
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
-from unified_embedding.runtime.flags import add_flags, from_flags, option
+from unified_embedding.runtime.flags import (
+    add_flags,
+    field_default,
+    from_flags,
+    option,
+    values_of,
+    with_flags,
+)
 from unified_embedding.runtime.helpformat import DefaultsHelpFormatter
 
 
@@ -38,8 +45,20 @@ def test_defaults_come_from_the_fields_and_parse_back() -> None:
 
 
 def test_every_kind_of_field_parses() -> None:
-    argv = ["--data", "d", "--steps", "5", "--rate_alias", "0.1", "--layout", "per_feature",
-            "--budget", "4MB", "--units", "--no-batching"]  # fmt: skip
+    argv = [
+        "--data",
+        "d",
+        "--steps",
+        "5",
+        "--rate_alias",
+        "0.1",
+        "--layout",
+        "per_feature",
+        "--budget",
+        "4MB",
+        "--units",
+        "--no-batching",
+    ]
     toy = from_flags(Toy, parse(argv), internal=3)
     assert toy == Toy(Path("d"), 5, 0.1, "per_feature", "4MB", (), False, 3)
 
@@ -65,3 +84,48 @@ def test_wrong_values_are_refused_naming_the_flag(capsys: pytest.CaptureFixture[
 
 def test_a_command_may_change_a_default() -> None:
     assert from_flags(Toy, parse(["--data", "d"], steps=9)).steps == 9
+
+
+@dataclass(frozen=True)
+class Source:
+    base_path: Path | None = option(None, "a base", flag="--model-base-path", names=("--mbp",))
+    config_file: Path | None = option(None, "a file")
+    pairs: tuple[str, ...] = option((), "NAME=VALUE, one per use", repeatable=True)
+    poll: float = 1.0  # no help: no flag
+
+
+def test_a_flag_may_have_its_own_name_and_aliases() -> None:
+    parser = argparse.ArgumentParser()
+    add_flags(parser, Source)
+    args = parser.parse_args(["--mbp", "e", "--pairs", "a=1", "--pairs", "b=2"])
+    assert from_flags(Source, args) == Source(Path("e"), None, ("a=1", "b=2"))
+    assert "--model-base-path MODEL_BASE_PATH" in parser.format_help()
+    assert "--base-path" not in parser.format_help()
+
+
+def test_only_and_exclude_split_a_config_over_groups() -> None:
+    parser = argparse.ArgumentParser()
+    either = parser.add_mutually_exclusive_group(required=True)
+    add_flags(either, Source, only=("base_path", "config_file"))
+    add_flags(parser, Source, exclude=("base_path", "config_file"))
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--model-base-path", "e", "--config-file", "c"])
+    assert from_flags(Source, parser.parse_args(["--config-file", "c"])).config_file == Path("c")
+
+
+def test_two_flags_for_one_name_are_refused() -> None:
+    parser = argparse.ArgumentParser()
+    add_flags(parser, Toy)
+    with pytest.raises(TypeError, match="two flags would set `steps`"):
+        add_flags(parser, Toy, only=("steps",))
+
+
+def test_a_nested_config_starts_from_the_enclosing_configs_value() -> None:
+    """`TrainJob().model` is not `AutoIntConfig()`: its flags default to the former's values,
+    and `with_flags` changes only what the flags set."""
+    chosen = Toy(data=Path("d"), steps=7, units=(8,))
+    parser = argparse.ArgumentParser()
+    add_flags(parser, Toy, defaults=values_of(chosen))
+    assert with_flags(chosen, parser.parse_args([])) == chosen
+    assert with_flags(chosen, parser.parse_args(["--steps", "9"])) == replace(chosen, steps=9)
+    assert field_default(Source, "pairs") == () and field_default(Toy, "steps") == 100

@@ -124,8 +124,11 @@ def test_a_truncated_shard_is_named(data_dir: Path, tmp_path: Path) -> None:
 def test_records_of_another_spec_are_named_not_misread(data_dir: Path) -> None:
     log1p = dataclasses.replace(SPEC.fields[0], transform="log1p")  # same columns, other meaning
     other = SPEC.replace(fields=(log1p, *SPEC.fields[1:]))
-    with pytest.raises(RecordsError, match=r"train-00000-of-00003.tfrecord.gz` does not hold "
-                       r"records of this spec.json \(.*another spec.json"):  # fmt: skip
+    with pytest.raises(
+        RecordsError,
+        match=r"train-00000-of-00003.tfrecord.gz` does not hold "
+        r"records of this spec.json \(.*another spec.json",
+    ):
         read_all(other, data_dir)
     extra = SPEC.replace(
         input_format=InputFormat(columns=("label", "n", "c", "m", "x")),

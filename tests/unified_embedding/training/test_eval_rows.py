@@ -38,8 +38,9 @@ def prep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     raw = tmp / "rows.tsv"
     raw.write_bytes(generate(ROWS, SyntheticConfig(seed=2, label_rate=0.05)).to_tsv_bytes())
     out = tmp / "prep"
-    preprocess(["--input", str(raw), "--schema", "criteo", "--output", str(out),
-                "--eval-fraction", "0.05"])  # fmt: skip
+    preprocess(
+        ["--input", str(raw), "--schema", "criteo", "--output", str(out), "--eval-fraction", "0.05"]
+    )
     return out
 
 
@@ -75,8 +76,11 @@ def test_held_out_rows_are_evaluated_and_never_trained_on(prep: Path, tmp_path: 
     spec = load_data_spec(prep)
     share = 0.3
     everything = row_keys(training_dataset(spec, prep, "train", 4096, shuffle=False))
-    trained = row_keys(training_dataset(spec, prep, "train", 4096, shuffle=True, seed=1,
-                                        keep=kept_for_training(share)))  # fmt: skip
+    trained = row_keys(
+        training_dataset(
+            spec, prep, "train", 4096, shuffle=True, seed=1, keep=kept_for_training(share)
+        )
+    )
     job = TrainJob(str(prep), str(tmp_path / "m"), eval_share=share)
     evaluated = row_keys(fit_inputs(job, spec).evaluation)
     eval_split = row_keys(training_dataset(spec, prep, "eval", 4096, shuffle=False))
@@ -98,8 +102,10 @@ def test_held_out_is_a_fraction_of_a_fingerprint_independent_of_row_order() -> N
     assert not held_out(block, 0.0).numpy().any()
     # A larger share holds out a superset: rows only move from training into evaluation.
     assert np.all(held_out(block, 0.5).numpy()[mask])
-    ragged = {**block, "m": tf.RaggedTensor.from_row_lengths(tf.ones((4000, 1), tf.int64),
-                                                             tf.fill([2000], 2))}  # fmt: skip
+    ragged = {
+        **block,
+        "m": tf.RaggedTensor.from_row_lengths(tf.ones((4000, 1), tf.int64), tf.fill([2000], 2)),
+    }
     assert held_out(ragged, 0.25).shape == (2000,)
 
 
@@ -116,8 +122,9 @@ def test_few_positives_warn_with_the_count_and_the_flag(caplog: pytest.LogCaptur
 
 def test_eval_share_must_be_a_fraction(tmp_path: Path) -> None:
     for share in (-0.1, 1.0):
-        with pytest.raises(ValueError, match=f"`--eval-share` should be in \\[0, 1\\). "
-                                             f"Received: `{share}`"):  # fmt: skip
+        with pytest.raises(
+            ValueError, match=f"`--eval-share` should be in \\[0, 1\\). Received: `{share}`"
+        ):
             TrainJob("data", str(tmp_path), eval_share=share)
 
 
@@ -127,9 +134,17 @@ def test_train_warns_holds_out_and_starts_from_the_label_rate(
     stats = json.loads((prep / "stats.json").read_text())
     eval_positives = stats["positives_by_split"]["eval"]
     assert eval_positives < MIN_EVAL_POSITIVES
-    job = TrainJob(str(prep), str(tmp_path / "m"), budget="50KB", steps=8, eval_every=4,
-                   checkpoint_every=4, batch_size=256, eval_share=0.4,
-                   model=AutoIntConfig(num_layers=1, num_heads=1, head_dim=8))  # fmt: skip
+    job = TrainJob(
+        str(prep),
+        str(tmp_path / "m"),
+        budget="50KB",
+        steps=8,
+        eval_every=4,
+        checkpoint_every=4,
+        batch_size=256,
+        eval_share=0.4,
+        model=AutoIntConfig(num_layers=1, num_heads=1, head_dim=8),
+    )
     with caplog.at_level(logging.WARNING):
         summary = train(job)
     assert "positives (fewer than 100)" in caplog.text

@@ -46,8 +46,10 @@ def test_split_is_80_10_10_disjoint_and_fixed(quality: ModuleType, tmp_path: Pat
     parts = [first.train, first.validation, first.test]
     assert [len(p) for p in parts] == [800, 100, 100]
     # A row's id: every cell joined (the generated rows are distinct); no row in two parts.
-    ids = [set(map("/".join, zip(*(c.astype(str) for c in p.columns.values()), strict=True)))
-           for p in parts]  # fmt: skip
+    ids = [
+        set(map("/".join, zip(*(c.astype(str) for c in p.columns.values()), strict=True)))
+        for p in parts
+    ]
     assert [len(i) for i in ids] == [800, 100, 100] and len(set.union(*ids)) == 1000
     np.testing.assert_array_equal(first.test.columns["C26"], again.test.columns["C26"])
     assert quality.split("frappe", tmp_path) is None  # absent sample
@@ -99,10 +101,19 @@ def test_peer_quality_skips_without_samples(
 def test_summarise_is_mean_and_sample_std_over_seeds(quality: ModuleType) -> None:
     aucs, calibrations = [0.70, 0.72, 0.74], [0.9, 1.0, 1.2]
     runs = [
-        {"dataset": "criteo", "candidate": "defaults", "seed": s, "embedding_params": 10,
-         "auc": a, "logloss": 0.5, "calibration": c, "ece": 0.01, "best_pass": 3}
+        {
+            "dataset": "criteo",
+            "candidate": "defaults",
+            "seed": s,
+            "embedding_params": 10,
+            "auc": a,
+            "logloss": 0.5,
+            "calibration": c,
+            "ece": 0.01,
+            "best_pass": 3,
+        }
         for s, (a, c) in enumerate(zip(aucs, calibrations, strict=True))
-    ]  # fmt: skip
+    ]
     (row,) = quality.summarise(runs)
     assert row["auc_mean"] == pytest.approx(np.mean(aucs), abs=1e-4)
     assert row["auc_std"] == pytest.approx(np.std(aucs, ddof=1), abs=1e-4)
@@ -157,8 +168,9 @@ def test_decay_on_plateau_scales_every_optimizer_only_after_no_gain(
     from unified_embedding.training.callbacks import DecayOnPlateau
 
     spec = criteo()
-    model = build_autoint(build_embedding("unified", spec, plan_budget(spec, 10_000)),
-                          AutoIntConfig(num_layers=1))  # fmt: skip
+    model = build_autoint(
+        build_embedding("unified", spec, plan_budget(spec, 10_000)), AutoIntConfig(num_layers=1)
+    )
     model(encode(spec, parse_bytes(spec, generate(8).to_tsv_bytes())))
     model.compile(optimizer=make_optimizer(model, TrainConfig(), "unified"))
     table, dense = model.optimizer.optimizers
@@ -174,7 +186,7 @@ def test_decay_on_plateau_scales_every_optimizer_only_after_no_gain(
     assert rates() == pytest.approx((1.0, 5e-3))
     decay.on_epoch_end(2, {"val_auc": 0.72})  # no gain (equal is none)
     assert rates() == pytest.approx((0.2, 1e-3))
-    assert "val_auc 0.7200 not above 0.7200: learning rates x0.2" in capsys.readouterr().out
+    assert "val_auc 0.7200 not above 0.7200: learning rates x0.2" in capsys.readouterr().err
     decay.on_epoch_end(3, {"val_auc": 0.71})
     decay.on_epoch_end(4, {"val_auc": 0.73})  # a gain again: unchanged
     decay.on_epoch_end(5, {"loss": 0.4})  # no evaluation in the logs: unchanged
@@ -218,13 +230,16 @@ def test_rank_pairs_gains_by_dataset_and_seed(quality: ModuleType) -> None:
         return {"dataset": dataset, "candidate": candidate, "seed": seed, "auc": auc}
 
     runs = [
-        run("criteo", "defaults", 0, 0.70), run("criteo", "defaults", 1, 0.72),
+        run("criteo", "defaults", 0, 0.70),
+        run("criteo", "defaults", 1, 0.72),
         run("frappe", "defaults", 0, 0.93),
-        run("criteo", "lr x2", 0, 0.71), run("criteo", "lr x2", 1, 0.74),
+        run("criteo", "lr x2", 0, 0.71),
+        run("criteo", "lr x2", 1, 0.74),
         run("frappe", "lr x2", 0, 0.94),
-        run("criteo", "autoint+", 0, 0.69), run("criteo", "autoint+", 1, 0.73),
+        run("criteo", "autoint+", 0, 0.69),
+        run("criteo", "autoint+", 1, 0.73),
         run("criteo", "no baseline seed", 7, 0.99),
-    ]  # fmt: skip
+    ]
     ranking = quality.rank(runs)
     assert [r["candidate"] for r in ranking] == ["lr x2", "autoint+"]
     gains = np.array([0.01, 0.02, 0.01])
@@ -233,22 +248,3 @@ def test_rank_pairs_gains_by_dataset_and_seed(quality: ModuleType) -> None:
     assert best["standard_error"] == pytest.approx(gains.std(ddof=1) / np.sqrt(3), abs=1e-4)
     assert best["adopted"] and best["gains"] == {"criteo": 0.015, "frappe": 0.01}
     assert not ranking[1]["adopted"]  # gains -0.01 and +0.01: mean 0
-
-
-def test_cli_defaults_are_the_measured_ones() -> None:
-    from ue.cli import build_parser
-    from ue.demo import DemoConfig
-    from unified_embedding.models.autoint import DEFAULT_TRAIN_MODEL
-    from unified_embedding.training.job import PLATEAU_DECAY, TrainJob
-
-    demo, config = build_parser().parse_args(["demo"]), DemoConfig()
-    assert (demo.rows, demo.budget, demo.epochs, tuple(demo.seeds)) == (
-        config.rows, config.budget, config.epochs, config.seeds)  # fmt: skip
-    assert (demo.weighted_top_k, demo.signal_scale) == (
-        config.synthetic.weighted_top_k, config.synthetic.signal_scale)  # fmt: skip
-    # ue train trains the measured model; `--dnn-units` with no value is plain AutoInt.
-    train = build_parser().parse_args(["train", "--data", "d", "--model-dir", "m"])
-    assert tuple(train.dnn_units) == DEFAULT_TRAIN_MODEL.dnn_units == (256, 256)
-    plain = build_parser().parse_args(["train", "--data", "d", "--model-dir", "m", "--dnn-units"])
-    assert plain.dnn_units == []
-    assert train.plateau_decay == PLATEAU_DECAY == TrainJob("d", "m").plateau_decay
