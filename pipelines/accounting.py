@@ -1,8 +1,10 @@
-"""Every matched input file accounted for: its rows as the reader handed them on, and how they
-ended, summed over blocks and workers, checked before `stats.json` is written, and listed
-there per file.
+"""Every row accounted for, in both jobs: rows read, kept (valid when preprocessing, scored when
+scoring) and dead-lettered by reason, in total and per matched input file, summed over blocks
+and workers by one CombineFn, checked before `stats.json` is written, and listed there.
 
-    files["logs/a.tsv"] = FileRows(checked=1000, kept=990, dead=10)   # from the blocks' stats
+    counts = RowCounts.of(checked)            # one validated block
+    counts.merge(other)                       # any grouping: MergeFn(RowCounts) in a pipeline
+    counts.document("rows_valid", read)       # stats.json's counts, after the checks below
     read = FilesRead(matched=("logs/a.tsv",), lines={"logs/a.tsv": 1000})   # from the reader
 
 The blocks' rows per file ride in the jobs' mergeable statistics; the reader's lines per file
@@ -14,11 +16,13 @@ matched, or whose counts differ fails the job, naming it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import apache_beam as beam
+
+from unified_embedding.rows.validation import REASONS, CheckedBlock
 
 _SHOWN = 5  # files a person's summary names
 
@@ -118,8 +122,9 @@ def files_document(
 def notable_files(files: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """A few lines for a person about stats.json's `files`: those with dead rows (most
     first) and those without a row, at most _SHOWN, and how many more there are."""
-    dead = sorted((p for p, f in files.items() if f["rows_dead"]),
-                  key=lambda p: (-files[p]["rows_dead"], p))  # fmt: skip
+    dead = sorted(
+        (p for p, f in files.items() if f["rows_dead"]), key=lambda p: (-files[p]["rows_dead"], p)
+    )
     empty = sorted(p for p, f in files.items() if not f["rows_read"])
     lines = [
         *(f"  {files[p]['rows_dead']:,} of {files[p]['rows_read']:,} rows dead: {p}" for p in dead),
@@ -128,3 +133,85 @@ def notable_files(files: Mapping[str, Mapping[str, Any]]) -> list[str]:
     if len(lines) > _SHOWN:
         lines = [*lines[:_SHOWN], f"  ... {len(lines) - _SHOWN} more (stats.json `files`)"]
     return lines
+
+
+def _reasons() -> dict[str, int]:
+    return dict.fromkeys(REASONS, 0)
+
+
+@dataclass
+class RowCounts:
+    """Rows of one block, or of many merged: `read`, `kept` (valid or scored) and `dead` by
+    reason, in total and per input file."""
+
+    read: int = 0
+    kept: int = 0
+    dead: dict[str, int] = field(default_factory=_reasons)
+    files: dict[str, FileRows] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, checked: CheckedBlock) -> RowCounts:
+        """A validated block's counts: its valid rows are the ones kept."""
+        kept, dead = len(checked.rows), len(checked.dead)
+        return cls(
+            read=checked.lines,
+            kept=kept,
+            dead=checked.dead_counts(),
+            files={checked.block.source: FileRows(checked.lines, kept, dead)},
+        )
+
+    def merge(self, other: RowCounts) -> RowCounts:
+        """Adds `other` (left alone) into these counts and returns them."""
+        self.read += other.read
+        self.kept += other.kept
+        for reason, count in other.dead.items():
+            self.dead[reason] = self.dead.get(reason, 0) + count
+        merge_files(self.files, other.files)
+        return self
+
+    def check(self, kept: str, read: FilesRead | None = None) -> None:
+        """Raises RuntimeError unless every row read was kept or dead-lettered, and, given what
+        the reader `read`, each matched file was read in full (`check_files`). `kept` names the
+        kept rows in the message (`valid`, `scored`)."""
+        dead = sum(self.dead.values())
+        if self.kept + dead != self.read:
+            raise RuntimeError(
+                f"rows lost: {self.read} read but {self.kept} {kept} + {dead} dead-lettered"
+            )
+        if read is not None:
+            check_files(self.files, read, kept)
+
+    def document(self, kept: str, read: FilesRead | None = None) -> dict[str, Any]:
+        """stats.json's counts after `check`: `rows_read`, `rows_<kept>`, `rows_dead`,
+        `dead_by_reason` and `files`."""
+        self.check(kept, read)
+        return {
+            "rows_read": self.read,
+            f"rows_{kept}": self.kept,
+            "rows_dead": sum(self.dead.values()),
+            "dead_by_reason": {r: self.dead.get(r, 0) for r in REASONS},
+            "files": files_document(self.files, f"rows_{kept}", read),
+        }
+
+
+class MergeFn(beam.CombineFn):
+    """Block statistics of one type (any with `merge(other) -> self`, other left alone) ->
+    their sum: a runner adds blocks on each worker, then merges the workers' sums."""
+
+    def __init__(self, empty: Callable[[], Any]) -> None:
+        self._empty = empty  # a fresh, empty instance
+
+    def create_accumulator(self) -> Any:
+        return self._empty()
+
+    def add_input(self, acc: Any, stats: Any) -> Any:
+        return acc.merge(stats)
+
+    def merge_accumulators(self, accumulators: Iterable[Any]) -> Any:
+        total = self._empty()
+        for acc in accumulators:
+            total.merge(acc)
+        return total
+
+    def extract_output(self, acc: Any) -> Any:
+        return acc

@@ -11,13 +11,13 @@ import numpy as np
 import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 
-from pipelines.accounting import FileRows
+from pipelines.accounting import RowCounts
 from pipelines.sketch import HyperLogLog
 from pipelines.stats import BlockStats
+from unified_embedding.contract import artifacts
 from unified_embedding.contract.spec import FeatureSpec
 from unified_embedding.rows.validation import CheckedBlock
 
-SPLITS = ("train", "eval")
 STATS = "stats"
 SPLIT_BUCKETS = 1_000_000
 
@@ -114,15 +114,8 @@ def block_stats(spec: FeatureSpec, checked: CheckedBlock, columns: dict[str, obj
     """Rows read / valid / dead (in total and for the block's file), clicks, missing cells and
     distinct-value sketches of a block."""
     stats = BlockStats(
-        rows_read=checked.lines,
-        rows_valid=len(checked.rows),
-        files={
-            checked.block.source: FileRows(
-                checked=checked.lines, kept=len(checked.rows), dead=len(checked.dead)
-            )
-        },
+        rows=RowCounts.of(checked),
         clicks=float(np.nansum(checked.labels)),
-        dead=checked.dead_counts(),
         missing=np.array(
             [pc.sum(pc.equal(checked.columns[f.name], "")).as_py() or 0 for f in spec.fields],
             dtype=np.int64,
@@ -144,7 +137,7 @@ class EncodeBlockFn(beam.DoFn):
         self._spec_json = spec_json
         self._split_column = split_column
         self._eval_fraction = eval_fraction
-        self._rows = {s: Metrics.counter("encode", f"rows_{s}") for s in SPLITS}
+        self._rows = {s: Metrics.counter("encode", f"rows_{s}") for s in artifacts.SPLITS}
 
     def setup(self) -> None:
         from unified_embedding.runtime.startup import import_tensorflow_quietly
@@ -160,7 +153,7 @@ class EncodeBlockFn(beam.DoFn):
         stats = block_stats(self._spec, checked, columns)
         if len(checked.rows):
             is_eval = eval_rows(checked, self._split_column, self._eval_fraction)
-            for split, rows in zip(SPLITS, (~is_eval, is_eval), strict=True):
+            for split, rows in zip(artifacts.SPLITS, (~is_eval, is_eval), strict=True):
                 count = int(rows.sum())
                 stats.splits[split] = count
                 stats.split_clicks[split] = float(np.nansum(checked.labels[rows]))

@@ -1,19 +1,20 @@
 """Beam's RunInference over an exported SavedModel, one block of rows per model call.
 
     blocks | RunInference(BlockModelHandler(version_path, spec, explain_top_k=0))
-    # -> PredictionResult(example=CheckedBlock, inference=BlockScores)
+    # -> PredictionResult(example=CheckedBlock, inference=BlockPredictions)
 
-The handler loads the SavedModel once per worker process (RunInference keeps it in Beam's
-`Shared` cache, used by all the process's threads) and traces one graph: the valid rows' Arrow
-string columns, packed by `arrow_tensors.pack_strings`, are cut into string tensors, numeric
-fields parsed as `ue evaluate` parses them, and the raw-feature signature `serving_default`
-(and `attention` for explanations) called once per block. No Python runs per row.
+The handler loads the SavedModel once per worker process (`exported.model.ExportedModel`;
+RunInference keeps it in Beam's `Shared` cache, used by all the process's threads) and traces
+one graph: the valid rows' Arrow string columns, packed by `arrow_tensors.pack_strings`, are cut
+into string tensors, numeric fields parsed as `ue evaluate` parses them, and the model's
+`probability` (and its strongest field `pairs` for explanations) computed once per block. No
+Python runs per row. `resolve_model` finds the version a `--model` path names
+(`exported.versions.locate`) on any Beam file system.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,41 +23,46 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
-from unified_embedding.contract import artifacts
+from unified_embedding.contract.artifacts import SAVED_MODEL_FILE, SPEC_ASSET
 from unified_embedding.contract.spec import FeatureSpec
+from unified_embedding.exported.versions import Files, ModelFolder, locate
 from unified_embedding.rows.validation import CheckedBlock
 
-SAVED_MODEL = artifacts.SAVED_MODEL_FILE
+
+def _model_folders(path: str) -> list[str]:
+    found = FileSystems.match([f"{path}/*/{SAVED_MODEL_FILE}"])[0].metadata_list
+    return [m.path[: -len(SAVED_MODEL_FILE) - 1] for m in found]
+
+
+# `versions.locate` through Beam's file systems (local, gs://, ...).
+BEAM_FILES = Files(lambda path: FileSystems.exists(f"{path}/{SAVED_MODEL_FILE}"), _model_folders)
 
 
 @dataclass(frozen=True)
 class ModelVersion:
-    """An exported SavedModel: its folder, its version (the folder's name, a number in the
-    `ue export` layout) and its spec."""
+    """The exported model a job scores with: its folder (path and version) and its spec."""
 
-    path: str
-    version: int | str
+    folder: ModelFolder
     spec: FeatureSpec
+
+    @property
+    def path(self) -> str:
+        return self.folder.path
+
+    def describe(self) -> dict[str, Any]:
+        """stats.json's `model`: the path, the version (the folder's name if not a number)
+        and the spec's fingerprint."""
+        version = self.folder.name if self.folder.version is None else self.folder.version
+        return {"path": self.path, "version": version, "spec_fingerprint": self.spec.fingerprint}
 
 
 def resolve_model(path: str) -> ModelVersion:
-    """`path` itself when it holds a SavedModel, else its newest numeric version folder (the
-    `ue export` layout). Works on any Beam filesystem (local, gs://, ...)."""
-    path = path.rstrip("/")
-    if not FileSystems.exists(f"{path}/{SAVED_MODEL}"):
-        found = FileSystems.match([f"{path}/*/{SAVED_MODEL}"])[0].metadata_list
-        versions = [m.path[: -len(SAVED_MODEL) - 1] for m in found]
-        newest = artifacts.newest_version(versions)
-        if newest is None:
-            raise FileNotFoundError(
-                f"no SavedModel at `--model {path}` nor in numeric version folders under it"
-            )
-        path = newest
-    with FileSystems.open(f"{path}/{artifacts.SPEC_ASSET}") as f:
+    """The version `path` names (an export base: its newest; or a version folder) and its
+    spec, on any Beam file system."""
+    folder = locate(path, BEAM_FILES)
+    with FileSystems.open(f"{folder.path}/{SPEC_ASSET}") as f:
         spec = FeatureSpec.from_json(f.read().decode("utf-8"))
-    name = artifacts.version_name(path)
-    version = artifacts.parse_version(name)
-    return ModelVersion(path, name if version is None else version, spec)
+    return ModelVersion(folder, spec)
 
 
 @dataclass(frozen=True)
@@ -76,36 +82,30 @@ class BlockScorer:
     def __init__(
         self, path: str, spec: FeatureSpec, explain_top_k: int = 0, op_threads: int = 0
     ) -> None:
-        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before TensorFlow is imported
         from unified_embedding.runtime.startup import import_tensorflow_quietly
 
         import_tensorflow_quietly()  # a worker process: no "no GPU here" lines per worker
         import tensorflow as tf
 
-        from serving.predictor import set_op_threads
         from unified_embedding.contract.kinds import kind_of
+        from unified_embedding.exported.model import ExportedModel
+        from unified_embedding.exported.versions import parse_version, version_name
+        from unified_embedding.runtime.threads import set_op_threads
 
         if op_threads and not set_op_threads(op_threads):
             logging.warning("TensorFlow already runs in this process: --op-threads is ignored")
 
         self.spec = spec
-        self._loaded = tf.saved_model.load(path)  # keeps the variables alive
-        serve = self._loaded.signatures["serving_default"]
-        attention = self._loaded.signatures["attention"] if explain_top_k else None
+        folder = ModelFolder(path, parse_version(version_name(path)))
+        model = self._model = ExportedModel(folder, spec, tf.saved_model.load(path))
         fields = len(spec.fields)
-        k = min(explain_top_k, fields * (fields - 1))
 
         def score(data: tf.Tensor, starts: tf.Tensor, lengths: tf.Tensor) -> dict[str, tf.Tensor]:
             cells = tf.reshape(tf.strings.substr(data, starts, lengths), [fields, -1])
             raw = {f.name: kind_of(f).from_text(cells[i]) for i, f in enumerate(spec.fields)}
-            out = {"probability": serve(**raw)["probability"]}
-            if attention is not None:
-                # (rows, layers, heads, fields, fields) -> (rows, fields, fields)
-                weights = tf.reduce_mean(attention(**raw)["attention"], axis=[1, 2])
-                diagonal = tf.fill(tf.shape(weights)[:2], tf.constant(-np.inf, weights.dtype))
-                weights = tf.linalg.set_diag(weights, diagonal)
-                top = tf.math.top_k(tf.reshape(weights, [-1, fields * fields]), k=k)
-                out["pairs"], out["weights"] = top.indices, top.values
+            out = {"probability": model.probability(raw)}
+            if explain_top_k:
+                out["pairs"], out["weights"] = model.pairs(raw, explain_top_k)
             return out
 
         vector = tf.TensorSpec([None], tf.int64)  # fields x rows, one field after another

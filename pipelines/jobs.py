@@ -1,17 +1,44 @@
-"""What every Beam job of this project does alike: the row-rule flags, the local runner
-default, and the checks that fail a finished job (the dead-row limit, an empty input). The
-output directory's rules live in `outputs`, the input's in `read.matched_files`."""
+"""What every Beam job of this project does alike, in one runner and two composite transforms:
+
+    stats = run_job(Job("score", options, input_format, patterns, build, fingerprint), beam_args)
+
+run_job: match the inputs (`read.matched_files`) -> read each file's header (a missing column
+fails here) -> refuse an input that overlaps the output -> own the output directory
+(`outputs.JobOutputs`) -> run the pipeline `build` lays out -> read stats.json -> seal the
+manifest -> fail on too many dead rows or an empty input (the outputs stay for the user).
+
+    rows = pipeline | "Rows" >> ReadRows(spec, inputs, block_rows, output)    # read, validate,
+    rows.valid  # CheckedBlocks                                          # dead letters written
+    stats | "Stats" >> WriteDocuments(MergeFn(...), documents, output, inputs, rows.lines)
+"""
 
 from __future__ import annotations
 
-import argparse
+import json
+import logging
 import os
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+import apache_beam as beam
+from apache_beam.io.filesystem import FileMetadata
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import (
+    DirectOptions,
+    PipelineOptions,
+    StandardOptions,
+    WorkerOptions,
+)
 
+from pipelines.accounting import FilesRead, MergeFilesReadFn
+from pipelines.options import JobOptions
+from pipelines.outputs import JobOutputs
+from pipelines.read import FILES_READ, ReadBlocks, check_headers, matched_files
+from pipelines.validate import DEAD_LETTERS, ValidateBlocks
 from unified_embedding.contract import artifacts
+from unified_embedding.contract.spec import FeatureSpec, InputFormat
+from unified_embedding.rows.headers import header_of
 
 # Local inputs at least this big run on one worker thread per core by default. Threads, not
 # processes: the heavy work (pyarrow parsing, the TensorFlow graph, zlib) releases the GIL,
@@ -19,46 +46,18 @@ from unified_embedding.contract import artifacts
 # 1M rows, 2 cores: 55k rows/s with 2 threads, 45k in one thread, 34k with 2 processes.
 LOCAL_PARALLEL_BYTES = 64 << 20
 
-# Matched once at the start; every match must be a readable file (`read.matched_files`).
-INPUT_HELP = "file glob (CSV/TSV; .gz, .bz2, .xz ok)"
 
-
-def add_row_rule_flags(parser: argparse.ArgumentParser, block_help: str) -> None:
-    """The flags every job reading raw rows shares: blocks, row limits, fail-loud rules."""
-    parser.add_argument("--block-rows", type=int, default=4096, help=block_help)
-    parser.add_argument(
-        "--max-dead-fraction",
-        type=float,
-        default=0.01,
-        help="fail the job when more of the rows read are dead-lettered (outputs still written)",
-    )
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help=f"remove the files an earlier run wrote in --output first (those its "
-        f"{artifacts.MANIFEST_FILE} names; the job never removes anything else)",
-    )
-    parser.add_argument(
-        "--allow-empty",
-        action="store_true",
-        help="succeed when the input holds no row (by default a job that reads 0 rows fails)",
-    )
-
-
-def check_row_rule_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if not 0.0 <= args.max_dead_fraction <= 1.0:
-        parser.error(
-            f"`--max-dead-fraction` should be in [0, 1]. Received: {args.max_dead_fraction}"
-        )
-    if args.block_rows < 1:
-        parser.error(f"`--block-rows` should be positive. Received: {args.block_rows}")
-
-
-def default_runner(beam_args: Sequence[str], input_bytes: int = 0) -> PipelineOptions:
+def default_runner(
+    beam_args: Sequence[str], input_bytes: int = 0, verbose: bool = False
+) -> PipelineOptions:
     """The FnApiRunner unless a runner is given (Beam's DirectRunner default, Prism, downloads
     a binary; the FnApiRunner ships in the wheel), with one worker thread per core for
-    inputs of LOCAL_PARALLEL_BYTES or more unless --direct_num_workers says otherwise."""
+    inputs of LOCAL_PARALLEL_BYTES or more unless --direct_num_workers says otherwise. Worker
+    processes log warnings only, unless `verbose` or --default_sdk_harness_log_level."""
     options = PipelineOptions(beam_args)
+    workers = options.view_as(WorkerOptions)
+    if not verbose and workers.default_sdk_harness_log_level is None:
+        workers.default_sdk_harness_log_level = "WARNING"
     if options.view_as(StandardOptions).runner is not None:
         return options
     options.view_as(StandardOptions).runner = "FnApiRunner"
@@ -103,3 +102,149 @@ def check_not_empty(stats: Mapping[str, Any], allow_empty: bool, pattern: str) -
         f"read 0 rows from the {len(files)} files `--input {pattern}` matches ({shown}): "
         f"empty, or a header only; pass --allow-empty to accept an empty input"
     )
+
+
+@dataclass(frozen=True)
+class JobInputs:
+    """The files matched once at the start (the job reads what it checked, never a file that
+    appears later, such as its own outputs) and each one's header columns the format lacks."""
+
+    files: tuple[FileMetadata, ...]
+    extra_columns: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return tuple(f.path for f in self.files)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size_in_bytes for f in self.files)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run of a job: `build(pipeline, inputs)` lays out its steps; `outputs`: the file-name
+    globs it writes in `options.output` (its manifest names them); `fingerprint`: the spec
+    fingerprint the manifest records, from the finished job's stats.json."""
+
+    name: str
+    options: JobOptions
+    input_format: InputFormat
+    outputs: tuple[str, ...]
+    build: Callable[[beam.Pipeline, JobInputs], None]
+    fingerprint: Callable[[Mapping[str, Any]], str]
+
+
+def run_job(job: Job, beam_args: Sequence[str]) -> dict[str, Any]:
+    """Runs the job to completion and returns stats.json's contents; raises when rows would
+    be lost, an input cannot be read, input and output overlap, the output directory holds
+    files no manifest names, too many rows are dead-lettered, or none was read."""
+    options = job.options
+    output = options.output.rstrip("/")
+    files = tuple(matched_files(options.input))
+    outputs = JobOutputs(job.name, output, job.outputs)
+    outputs.check_input(options.input, files)
+    inputs = JobInputs(files, check_headers(files, job.input_format))  # a missing column fails
+    pipeline_options = default_runner(beam_args, inputs.total_bytes, options.verbose)
+    stats: dict[str, Any] = {}
+    with outputs.writing(options.overwrite, lambda: job.fingerprint(stats)):
+        with beam.Pipeline(options=pipeline_options) as pipeline:
+            job.build(pipeline, inputs)
+        with FileSystems.open(outputs.path(artifacts.STATS_FILE)) as f:
+            stats.update(json.loads(f.read().decode("utf-8")))
+    logging.info(
+        "%s: %d rows read, %d dead-lettered %s",
+        job.name,
+        stats["rows_read"],
+        stats["rows_dead"],
+        {k: v for k, v in stats["dead_by_reason"].items() if v},
+    )
+    check_dead_fraction(stats, options.max_dead_fraction, output)
+    check_not_empty(stats, options.allow_empty, options.input)
+    return stats
+
+
+class Rows(NamedTuple):
+    valid: beam.PCollection  # CheckedBlocks (also those without a valid row: they carry counts)
+    lines: beam.PCollection  # one {file: lines read} (a side input for the accounting)
+
+
+class ReadRows(beam.PTransform):
+    """The inputs' lines, validated against `spec` (`label_required=False`: an empty label cell
+    is allowed), the dead rows written as dead letters under `output`: `Rows`."""
+
+    def __init__(
+        self,
+        spec: FeatureSpec,
+        inputs: JobInputs,
+        block_rows: int,
+        output: str,
+        label_required: bool = True,
+    ) -> None:
+        super().__init__()
+        self._spec = spec
+        self._inputs = inputs
+        self._block_rows = block_rows
+        self._output = output.rstrip("/")
+        self._label_required = label_required
+
+    def expand(self, pipeline: beam.pvalue.PBegin) -> Rows:
+        header = header_of(self._spec.input_format)
+        files, total = list(self._inputs.files), self._inputs.total_bytes
+        read = pipeline | "Read" >> ReadBlocks(files, header, self._block_rows, total)
+        checked = read.blocks | "Validate" >> ValidateBlocks(self._spec, self._label_required)
+        _ = checked[DEAD_LETTERS] | "WriteDeadLetters" >> beam.io.WriteToText(
+            f"{self._output}/{artifacts.DEAD_LETTERS_PREFIX}",
+            file_name_suffix=artifacts.DEAD_LETTERS_SUFFIX,
+        )
+        lines = read[FILES_READ] | "MergeFilesRead" >> beam.CombineGlobally(MergeFilesReadFn())
+        return Rows(checked.valid, lines)
+
+
+class WriteDocumentsFn(beam.DoFn):
+    """The merged statistics -> the job's documents (stats.json, ...) under `output`; the
+    documents check that no row was lost and each matched file was read in full."""
+
+    def __init__(
+        self,
+        documents: Callable[[Any, FilesRead], dict[str, str]],
+        output: str,
+        inputs: JobInputs,
+    ) -> None:
+        self._documents = documents
+        self._output = output.rstrip("/")
+        self._matched = inputs.paths
+        self._extra_columns = dict(inputs.extra_columns)
+
+    def process(self, total: Any, lines: Mapping[str, int]) -> Any:
+        read = FilesRead(self._matched, lines, self._extra_columns)
+        for name, text in self._documents(total, read).items():
+            path = f"{self._output}/{name}"
+            with FileSystems.create(path) as f:
+                f.write(text.encode("utf-8"))
+            yield path
+
+
+class WriteDocuments(beam.PTransform):
+    """Block statistics -> their sum (`merge`: a CombineFn, e.g. `accounting.MergeFn`) ->
+    `documents(total, files read)`, each `{file name: text}` written under `output`."""
+
+    def __init__(
+        self,
+        merge: beam.CombineFn,
+        documents: Callable[[Any, FilesRead], dict[str, str]],
+        output: str,
+        inputs: JobInputs,
+        lines: beam.PCollection,
+    ) -> None:
+        super().__init__()
+        self._merge = merge
+        self._write = WriteDocumentsFn(documents, output, inputs)
+        self._lines = lines
+
+    def expand(self, stats: beam.PCollection) -> beam.PCollection:
+        return (
+            stats
+            | "Merge" >> beam.CombineGlobally(self._merge)
+            | "Write" >> beam.ParDo(self._write, beam.pvalue.AsSingleton(self._lines))
+        )

@@ -4,7 +4,7 @@ keep a job from deleting or reading what it did not write.
     outputs = JobOutputs("preprocess", "out/", ("spec.json", "train-*.tfrecord.gz", ...))
     outputs.check_input("logs/*.tsv", files)   # input and output must not overlap
     with outputs.writing(overwrite=False, fingerprint=spec.fingerprint):
-        ...                                    # write, run the pipeline
+        ...                                    # run the pipeline
     # out/manifest.json now names every file the job wrote
 
 - A directory holding anything that no manifest names is refused, with or without
@@ -24,7 +24,7 @@ import fnmatch
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -72,8 +72,11 @@ class Manifest:
     files: tuple[str, ...]
 
     def to_json(self) -> str:
-        document = {"job": self.job, "spec_fingerprint": self.spec_fingerprint,
-                    "files": list(self.files)}  # fmt: skip
+        document = {
+            "job": self.job,
+            "spec_fingerprint": self.spec_fingerprint,
+            "files": list(self.files),
+        }
         return json.dumps(document, indent=2) + "\n"
 
     @classmethod
@@ -86,9 +89,13 @@ class Manifest:
         except (ValueError, KeyError, TypeError):
             manifest = None
         plain = manifest is not None and all(
-            isinstance(f, str) and f and "/" not in f and "\\" not in f
-            and f not in (".", "..", MANIFEST_FILE) for f in manifest.files
-        )  # fmt: skip
+            isinstance(f, str)
+            and f
+            and "/" not in f
+            and "\\" not in f
+            and f not in (".", "..", MANIFEST_FILE)
+            for f in manifest.files
+        )
         if manifest is None or not plain:
             raise ValueError(
                 f"`{path}` is not a manifest of a `ue` job (a JSON object with `job`, "
@@ -120,10 +127,12 @@ class JobOutputs:
         local = is_local(self.root) and is_local(pattern)
         roots = _local_forms(self.root) if local else {self.root}
         inside = [
-            f.path for f in files
-            if any(_under(p, r) for p in (_local_forms(f.path) if local else {f.path})
-                   for r in roots)
-        ]  # fmt: skip
+            f.path
+            for f in files
+            if any(
+                _under(p, r) for p in (_local_forms(f.path) if local else {f.path}) for r in roots
+            )
+        ]
         if inside:
             raise ValueError(
                 f"`--input {pattern}` reads {_count(len(inside), 'file', 'files')} inside "
@@ -217,9 +226,9 @@ class JobOutputs:
         """After a failed run (which started in an empty directory): removes what it wrote,
         Beam's staging folders included."""
         ours = (*self.patterns, BEAM_TEMP, MANIFEST_FILE)
-        self._remove([
-            n for n in self.entries() if any(fnmatch.fnmatchcase(n.rstrip("/"), p) for p in ours)
-        ])  # fmt: skip
+        self._remove(
+            [n for n in self.entries() if any(fnmatch.fnmatchcase(n.rstrip("/"), p) for p in ours)]
+        )
 
     def _remove(self, names: Sequence[str]) -> None:
         paths = []
@@ -233,13 +242,14 @@ class JobOutputs:
             FileSystems.delete(paths)
 
     @contextmanager
-    def writing(self, overwrite: bool, fingerprint: str) -> Iterator[None]:
-        """`prepare`, then the body; `seal` when it succeeds, `discard` when it (or `seal`)
+    def writing(self, overwrite: bool, fingerprint: str | Callable[[], str]) -> Iterator[None]:
+        """`prepare`, then the body; `seal` when it succeeds (with `fingerprint`, or what it
+        returns then: a job may know its spec only once it ran), `discard` when it (or `seal`)
         raises."""
         self.prepare(overwrite)
         try:
             yield
-            self.seal(fingerprint)
+            self.seal(fingerprint if isinstance(fingerprint, str) else fingerprint())
         except BaseException:
             try:
                 self.discard()

@@ -13,95 +13,47 @@ Parquet shards. Statistics are merged per block; no step groups or reshuffles ro
 
 Outputs under --output: `scores-*.csv` or `scores-*.parquet`, `dead_letters-*.jsonl`,
 `stats.json` (rows read / scored / dead by reason, in total and per input file, the model
-version, and AUC, log loss and calibration over the rows that carry a label), and
-`manifest.json` naming them (the job owns the directory: see `outputs`).
+version, and over the rows that carry a label the metrics `ue evaluate` reports: AUC, log
+loss, calibration, ECE), and `manifest.json` naming them (the job owns the directory: see
+`outputs`).
+
+This module imports neither Beam nor TensorFlow until the flags are parsed (`main`, `run`).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import logging
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, cast
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-import apache_beam as beam
-from apache_beam.io.filesystem import FileMetadata
-from apache_beam.io.filesystems import FileSystems
-from apache_beam.ml.inference.base import PredictionResult, RunInference
-
-from pipelines.accounting import FilesRead, MergeFilesReadFn, check_files, files_document
-from pipelines.inference import BlockModelHandler, BlockPredictions, ModelVersion, resolve_model
-from pipelines.jobs import (
-    INPUT_HELP,
-    add_row_rule_flags,
-    check_dead_fraction,
-    check_not_empty,
-    check_row_rule_flags,
-    default_runner,
-)
-from pipelines.outputs import JobOutputs
-from pipelines.read import FILES_READ, ReadBlocks, check_headers, matched_files
-from pipelines.score_output import DEFAULT_KEYS, FORMATS, ScoreTable, WriteTables
-from pipelines.score_stats import BlockScores, MergeScoreStatsFn, ScoreStats
-from pipelines.validate import DEAD_LETTERS, ValidateBlocks
+from pipelines.options import ScoreOptions, check_local_input, parse, quiet_logging
 from unified_embedding.contract import artifacts
 from unified_embedding.contract.schemas import load_schema
 from unified_embedding.contract.spec import FeatureSpec, SpecError
-from unified_embedding.rows.headers import header_of
-from unified_embedding.rows.validation import CheckedBlock
-from unified_embedding.runtime.helpformat import DefaultsHelpFormatter
+from unified_embedding.exported.versions import locate
+from unified_embedding.runtime.command import run_command
 
-STATS = "stats"
+if TYPE_CHECKING:
+    import apache_beam as beam
+
+    from pipelines.inference import ModelVersion
+    from pipelines.jobs import JobInputs
+
+PROG = "ue score"
+SUMMARY_KEYS = ("rows_read", "rows_scored", "rows_dead", "dead_by_reason", "metrics")
 
 
-def outputs_of(output: str, file_format: str) -> JobOutputs:
+def parse_args(argv: Sequence[str] | None) -> tuple[ScoreOptions, list[str]]:
+    return parse(ScoreOptions, PROG, __doc__.split("\n")[0], argv)
+
+
+def outputs(file_format: str) -> tuple[str, ...]:
     """The files the job writes: stats.json, score shards of `file_format`, dead letters."""
+    from pipelines.score_output import FORMATS
+
     scores = f"{artifacts.SCORES_PREFIX}-*{FORMATS[file_format].suffix}"
-    return JobOutputs("score", output, (artifacts.STATS_FILE, scores, artifacts.DEAD_LETTERS_GLOB))
-
-
-def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(
-        prog="ue score",
-        description=__doc__.split("\n")[0],
-        formatter_class=DefaultsHelpFormatter,
-    )
-    parser.add_argument(
-        "--model", required=True, help="an export base (its newest version) or a version folder"
-    )
-    parser.add_argument("--input", required=True, help=INPUT_HELP)
-    parser.add_argument("--output", required=True, help="output directory (local or remote)")
-    parser.add_argument(
-        "--schema",
-        default=None,
-        help="input format: criteo | avazu | frappe | FILE.json; None: the model's spec.json",
-    )
-    parser.add_argument(
-        "--key-columns",
-        default=",".join(DEFAULT_KEYS),
-        help="comma-separated output keys: input columns, or `source` (the file) and `offset` "
-        "(the row's byte offset in it)",
-    )
-    parser.add_argument("--format", default="csv", choices=sorted(FORMATS), help="score shards")
-    parser.add_argument(
-        "--explain-top-k", type=int, default=0, help="add each row's K strongest attention pairs"
-    )
-    parser.add_argument(
-        "--op-threads",
-        type=int,
-        default=0,
-        help="TensorFlow threads per worker process (0: its default); 1 with a worker per core",
-    )
-    add_row_rule_flags(parser, "rows per model call")
-    args, beam_args = parser.parse_known_args(argv)
-    check_row_rule_flags(parser, args)
-    if args.op_threads < 0:
-        parser.error(f"`--op-threads` should be non-negative. Received: {args.op_threads}")
-    if args.explain_top_k < 0:
-        parser.error(f"`--explain-top-k` should be non-negative. Received: {args.explain_top_k}")
-    args.key_columns = [c.strip() for c in args.key_columns.split(",") if c.strip()]
-    return args, beam_args
+    return (artifacts.STATS_FILE, scores, artifacts.DEAD_LETTERS_GLOB)
 
 
 def input_spec(model: ModelVersion, schema: str | None) -> FeatureSpec:
@@ -116,153 +68,96 @@ def input_spec(model: ModelVersion, schema: str | None) -> FeatureSpec:
     return model.spec.replace(input_format=data.input_format, label=data.label)
 
 
-class SummarizeBlockFn(beam.DoFn):
-    """PredictionResult(CheckedBlock, BlockPredictions) -> the block's output table (main,
-    when it has rows) and its BlockScores (`stats`)."""
-
-    def __init__(self, table: ScoreTable) -> None:
-        self._table = table
-
-    def process(self, result: PredictionResult) -> Iterator[Any]:
-        checked = cast(CheckedBlock, result.example)
-        predictions = cast(BlockPredictions, result.inference)
-        counts = checked.dead_counts()
-        yield beam.pvalue.TaggedOutput(
-            STATS,
-            BlockScores.of(
-                checked.lines, counts, checked.labels, predictions.probability, checked.block.source
-            ),
-        )
-        if len(checked.rows):
-            yield self._table.table(checked, predictions)
-
-
-class WriteStatsFn(beam.DoFn):
-    """The merged ScoreStats -> stats.json, after checking that no row was lost and that each
-    of the `matched` input files was read in full."""
-
-    def __init__(
-        self,
-        path: str,
-        header: dict[str, Any],
-        matched: Sequence[str],
-        extra_columns: Mapping[str, tuple[str, ...]] | None = None,
-    ) -> None:
-        self._path = path
-        self._header = header
-        self._matched = tuple(matched)
-        self._extra_columns = dict(extra_columns or {})
-
-    def process(self, total: ScoreStats, lines: Mapping[str, int]) -> Iterator[str]:
-        read = FilesRead(self._matched, lines, self._extra_columns)
-        stats = build_stats(total, self._header, read)
-        with FileSystems.create(self._path) as f:
-            f.write((json.dumps(stats, indent=2) + "\n").encode("utf-8"))
-        yield self._path
-
-
-def build_stats(
-    total: ScoreStats, header: dict[str, Any], read: FilesRead | None = None
-) -> dict[str, Any]:
-    """The stats.json document; raises if scored + dead-lettered rows != rows read, and, given
-    what the reader `read`, unless each matched file was read in full (`accounting`)."""
-    total.check_rows()
-    t = total.totals
-    if read is not None:
-        check_files(t.files, read, "scored")
-    return {
-        "rows_read": t.rows_read,
-        "rows_scored": t.rows_scored,
-        "rows_dead": sum(t.dead.values()),
-        "dead_by_reason": dict(t.dead),
-        "rows_labelled": t.labelled,
-        "mean_probability": t.sum_probability / t.rows_scored if t.rows_scored else None,
-        "metrics": total.metrics(),
-        **header,
-        "files": files_document(t.files, "rows_scored", read),
-    }
-
-
 def build_pipeline(
     pipeline: beam.Pipeline,
     model: ModelVersion,
     spec: FeatureSpec,
-    args: argparse.Namespace,
-    files: Sequence[FileMetadata],
-    extra_columns: Mapping[str, tuple[str, ...]] | None = None,
+    options: ScoreOptions,
+    inputs: JobInputs,
 ) -> None:
-    output = args.output.rstrip("/")
-    table = ScoreTable(spec, args.key_columns, args.explain_top_k)
+    import apache_beam as beam
+    from apache_beam.ml.inference.base import RunInference
+
+    from pipelines.accounting import MergeFn
+    from pipelines.inference import BlockModelHandler
+    from pipelines.jobs import ReadRows, WriteDocuments
+    from pipelines.score_output import STATS, ScoreTable, SummarizeBlockFn, WriteTables
+    from pipelines.score_stats import ScoreDocuments, ScoreStats
+
+    output = options.output.rstrip("/")
+    table = ScoreTable(spec, options.keys, options.explain_top_k)
     header = {
-        "model": {"path": model.path, "version": model.version,
-                  "spec_fingerprint": model.spec.fingerprint},
-        "output": {"format": args.format, "columns": table.schema.names},
-    }  # fmt: skip
-    total_bytes = sum(f.size_in_bytes for f in files)
-    read = pipeline | "Read" >> ReadBlocks(
-        files, header_of(spec.input_format), args.block_rows, total_bytes
+        "model": model.describe(),
+        "output": {"format": options.format, "columns": table.schema.names},
+    }
+    rows = pipeline | "Rows" >> ReadRows(
+        spec, inputs, options.block_rows, output, label_required=False
     )
-    checked = read.blocks | "Validate" >> ValidateBlocks(spec, label_required=False)
-    handler = BlockModelHandler(model.path, model.spec, args.explain_top_k, args.op_threads)
+    handler = BlockModelHandler(model.path, model.spec, options.explain_top_k, options.op_threads)
     scored = (
-        checked.valid
+        rows.valid
         | "Score" >> RunInference(handler)
         | "Summarize" >> beam.ParDo(SummarizeBlockFn(table)).with_outputs(STATS, main="tables")
     )
     _ = scored.tables | "WriteScores" >> WriteTables(
-        f"{output}/{artifacts.SCORES_PREFIX}", args.format, table.schema
+        f"{output}/{artifacts.SCORES_PREFIX}", options.format, table.schema
     )
-    _ = checked[DEAD_LETTERS] | "WriteDeadLetters" >> beam.io.WriteToText(
-        f"{output}/{artifacts.DEAD_LETTERS_PREFIX}", file_name_suffix=artifacts.DEAD_LETTERS_SUFFIX
+    _ = scored[STATS] | "Stats" >> WriteDocuments(
+        MergeFn(ScoreStats), ScoreDocuments(header), output, inputs, rows.lines
     )
-    lines = read[FILES_READ] | "MergeFilesRead" >> beam.CombineGlobally(MergeFilesReadFn())
-    stats_path, matched = f"{output}/{artifacts.STATS_FILE}", [f.path for f in files]
-    _ = (
-        scored[STATS]
-        | "MergeStats" >> beam.CombineGlobally(MergeScoreStatsFn())
-        | "WriteStats"
-        >> beam.ParDo(
-            WriteStatsFn(stats_path, header, matched, extra_columns),
-            beam.pvalue.AsSingleton(lines),
-        )
+
+
+def run_options(options: ScoreOptions, beam_args: Sequence[str]) -> dict[str, Any]:
+    """Runs the job (`jobs.run_job`) and returns stats.json's contents."""
+    from pipelines.inference import resolve_model
+    from pipelines.jobs import Job, run_job
+    from pipelines.score_output import ScoreTable
+
+    model = resolve_model(options.model)
+    spec = input_spec(model, options.schema)
+    ScoreTable(spec, options.keys, options.explain_top_k)  # bad flags fail before the job
+    job = Job(
+        "score",
+        options,
+        spec.input_format,
+        outputs(options.format),
+        lambda pipeline, inputs: build_pipeline(pipeline, model, spec, options, inputs),
+        lambda stats: model.spec.fingerprint,
     )
+    return run_job(job, beam_args)
 
 
 def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Runs the job to completion and returns stats.json's contents; raises when rows would
-    be lost, an input cannot be read, input and output overlap, the output directory holds
-    files no manifest names, too many rows are dead-lettered, or none was read."""
-    args, beam_args = parse_args(argv)
-    model = resolve_model(args.model)
-    spec = input_spec(model, args.schema)
-    ScoreTable(spec, args.key_columns, args.explain_top_k)  # bad flags fail before the job
-    files = matched_files(args.input)
-    output = args.output.rstrip("/")
-    outputs = outputs_of(output, args.format)
-    outputs.check_input(args.input, files)
-    extra_columns = check_headers(files, spec.input_format)  # a missing column fails here
-    options = default_runner(beam_args, sum(f.size_in_bytes for f in files))
-    with (
-        outputs.writing(args.overwrite, model.spec.fingerprint),
-        beam.Pipeline(options=options) as pipeline,
-    ):
-        build_pipeline(pipeline, model, spec, args, files, extra_columns)
-    with FileSystems.open(f"{output}/{artifacts.STATS_FILE}") as f:
-        stats: dict[str, Any] = json.loads(f.read().decode("utf-8"))
-    logging.info(
-        "score: model version %s; %d rows read, %d scored, %d dead-lettered %s; metrics %s",
-        stats["model"]["version"],
-        stats["rows_read"],
-        stats["rows_scored"],
-        stats["rows_dead"],
-        {k: v for k, v in stats["dead_by_reason"].items() if v},
-        stats["metrics"],
-    )
-    check_dead_fraction(stats, args.max_dead_fraction, output)
-    check_not_empty(stats, args.allow_empty, args.input)
-    return stats
+    """Parses the flags, runs the job to completion and returns stats.json's contents; raises
+    when rows would be lost, an input cannot be read, input and output overlap, the output
+    directory holds files no manifest names, too many rows are dead-lettered, or none was
+    read."""
+    return run_options(*parse_args(argv))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`ue score`: one JSON line on stdout (the model's version, the rows, the metrics), a
+    warning on stderr for each metric not to be read as usual."""
+
+    def work() -> int:
+        options, beam_args = parse_args(sys.argv[1:] if argv is None else argv)
+        check_local_input(options.input)
+        if "://" not in options.model:
+            locate(options.model)  # a local model path that names no model fails here
+        quiet_logging(options.verbose)
+        from unified_embedding.metrics.summary import metric_warnings
+        from unified_embedding.runtime.startup import import_beam_quietly
+
+        import_beam_quietly()
+        stats = run_options(options, beam_args)
+        line = {"model_version": stats["model"]["version"]}
+        print(json.dumps({**line, **{k: stats[k] for k in SUMMARY_KEYS}}, allow_nan=False))
+        for warning in metric_warnings(stats["metrics"]):
+            print(f"{PROG}: warning: {warning}", file=sys.stderr)
+        return 0
+
+    return run_command(PROG, work)
 
 
 if __name__ == "__main__":
-    logging.getLogger().setLevel(logging.INFO)
-    run()
+    sys.exit(main())

@@ -11,9 +11,9 @@ Columns:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import apache_beam as beam
 import pyarrow as pa
@@ -22,12 +22,15 @@ from apache_beam.io import filebasedsink
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.iobase import Write
+from apache_beam.ml.inference.base import PredictionResult
 
 from pipelines.inference import BlockPredictions
+from pipelines.score_stats import ScoreStats
 from unified_embedding.contract.spec import FeatureSpec
 from unified_embedding.rows.validation import CheckedBlock
 
 PROBABILITY = "probability"
+STATS = "stats"  # SummarizeBlockFn's tagged output
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,6 @@ ROW_KEYS: dict[str, RowKey] = {
     "source": RowKey(pa.string(), lambda c: pa.repeat(pa.scalar(c.block.source), len(c.rows))),
     "offset": RowKey(pa.int64(), lambda c: pa.array(c.offsets(), pa.int64())),
 }
-DEFAULT_KEYS = ("source", "offset")
 
 
 def check_key_columns(spec: FeatureSpec, names: Sequence[str]) -> None:
@@ -138,6 +140,7 @@ class ParquetFormat(TableFormat):
         return pq.ParquetWriter(stream, schema, compression="snappy")
 
 
+# `options.SCORE_FORMATS` lists these names for `--format` (Beam-free, for a fast refusal).
 FORMATS: dict[str, TableFormat] = {"csv": CsvFormat(), "parquet": ParquetFormat()}
 
 
@@ -195,3 +198,18 @@ class WriteTables(beam.PTransform):
 
     def expand(self, tables: beam.PCollection) -> beam.pvalue.PDone:
         return tables | Write(self._sink)
+
+
+class SummarizeBlockFn(beam.DoFn):
+    """PredictionResult(CheckedBlock, BlockPredictions) -> the block's output table (main,
+    when it has rows) and its ScoreStats (`stats`)."""
+
+    def __init__(self, table: ScoreTable) -> None:
+        self._table = table
+
+    def process(self, result: PredictionResult) -> Iterator[Any]:
+        checked = cast(CheckedBlock, result.example)
+        predictions = cast(BlockPredictions, result.inference)
+        yield beam.pvalue.TaggedOutput(STATS, ScoreStats.of(checked, predictions.probability))
+        if len(checked.rows):
+            yield self._table.table(checked, predictions)

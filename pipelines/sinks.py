@@ -50,7 +50,9 @@ class _GzipHandle:
 
     def __init__(self, raw: BinaryIO) -> None:
         self._raw = raw
-        self._gzip = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=GZIP_LEVEL, mtime=0)
+        self._gzip = gzip.GzipFile(
+            filename="", fileobj=raw, mode="wb", compresslevel=GZIP_LEVEL, mtime=0
+        )  # no name, no time: equal records write equal bytes
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gzip")
         self._pending: deque[Future[int]] = deque()
 

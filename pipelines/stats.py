@@ -1,46 +1,47 @@
-"""Dataset statistics written to `stats.json`: partial statistics per block, merged by one
-CombineFn on any number of workers, and the rows-in = rows-out invariant, in total and per
-input file (`accounting`)."""
+"""The preprocessing job's statistics: counts per block (rows, clicks, splits, missing cells,
+distinct-value sketches), merged by `accounting.MergeFn` on any number of workers, and the two
+documents written from their sum once the distinct counts are known: `stats.json`, and
+`spec.json` with the shared table `ue train` will use.
+
+Without `--budget` the table is sized from the data (`budget.data_budget` of the distinct
+counts); either way spec.json states the table, and stats.json's `table` and
+`spec_fingerprint` are spec.json's. The records hold fingerprints, which no table size moves.
+"""
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import apache_beam as beam
 import numpy as np
 
-from pipelines.accounting import FileRows, FilesRead, check_files, files_document, merge_files
+from pipelines.accounting import FilesRead, RowCounts
 from pipelines.sketch import HyperLogLog
-from unified_embedding.budget.plan import split_rows_equally
+from unified_embedding.budget.params import split_rows_equally
+from unified_embedding.budget.plan import DATA_BUDGET, data_budget, plan_budget
+from unified_embedding.contract import artifacts
 from unified_embedding.contract.spec import FeatureSpec
-from unified_embedding.rows.validation import REASONS
 
 
 @dataclass
 class BlockStats:
     """Counts of one block (or of many, merged). `split_clicks`: the label sum per split;
-    `missing` is per field in spec order; `distinct` holds one sketch per categorical field;
-    `files`: rows per input file."""
+    `missing` is per field in spec order; `distinct` holds one sketch per categorical field."""
 
-    rows_read: int = 0
-    rows_valid: int = 0
+    rows: RowCounts = field(default_factory=RowCounts)
     clicks: float = 0.0
-    dead: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
     splits: dict[str, int] = field(default_factory=dict)
     split_clicks: dict[str, float] = field(default_factory=dict)
     missing: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     distinct: dict[str, HyperLogLog] = field(default_factory=dict)
-    files: dict[str, FileRows] = field(default_factory=dict)
 
     def merge(self, other: BlockStats) -> BlockStats:
-        self.rows_read += other.rows_read
-        self.rows_valid += other.rows_valid
+        """Adds `other` (left alone) into these counts and returns them."""
+        self.rows.merge(other.rows)
         self.clicks += other.clicks
-        for reason, count in other.dead.items():
-            self.dead[reason] = self.dead.get(reason, 0) + count
         for split, count in other.splits.items():
             self.splits[split] = self.splits.get(split, 0) + count
         for split, clicks in other.split_clicks.items():
@@ -54,27 +55,10 @@ class BlockStats:
                 self.distinct[name].merge(sketch)
             else:
                 self.distinct[name] = HyperLogLog(sketch.precision, sketch.registers.copy())
-        merge_files(self.files, other.files)
         return self
 
-
-class MergeStatsFn(beam.CombineFn):
-    """BlockStats -> their sum (distinct-value sketches merged)."""
-
-    def create_accumulator(self) -> BlockStats:
-        return BlockStats()
-
-    def add_input(self, acc: BlockStats, stats: BlockStats) -> BlockStats:
-        return acc.merge(stats)
-
-    def merge_accumulators(self, accumulators: Iterable[BlockStats]) -> BlockStats:
-        total = BlockStats()
-        for acc in accumulators:
-            total.merge(acc)
-        return total
-
-    def extract_output(self, acc: BlockStats) -> BlockStats:
-        return acc
+    def distinct_counts(self) -> dict[str, int]:
+        return {name: sketch.estimate() for name, sketch in self.distinct.items()}
 
 
 def collision_rates(spec: FeatureSpec, distinct: Mapping[str, int]) -> dict[str, dict[str, Any]]:
@@ -106,32 +90,25 @@ def collision_rates(spec: FeatureSpec, distinct: Mapping[str, int]) -> dict[str,
     return out
 
 
-def check_rows(total: BlockStats) -> None:
-    """Raises unless every row read is valid or dead-lettered, and every valid row is in a split."""
-    dead = sum(total.dead.values())
-    if total.rows_valid + dead != total.rows_read:
-        raise RuntimeError(
-            f"rows lost: {total.rows_read} read but {total.rows_valid} valid + {dead} dead-lettered"
-        )
-    if total.splits and sum(total.splits.values()) != total.rows_valid:
-        raise RuntimeError(
-            f"rows lost in the split: {dict(total.splits)} from {total.rows_valid} valid rows"
-        )
+def sized_by_data(spec: FeatureSpec, distinct: Mapping[str, int]) -> tuple[FeatureSpec, int]:
+    """`spec` with the shared table of `budget.data_budget` (the budget when none is given),
+    and that budget in bytes. A field without a sketch (no valid row) has no distinct value."""
+    counts = {f.name: distinct.get(f.name, 0) for f in spec.categorical_fields if f.is_hashed}
+    budget = data_budget(spec, counts)
+    return spec.replace(table=plan_budget(spec, budget).table), budget
 
 
 def build_stats(
-    spec: FeatureSpec,
-    total: BlockStats,
-    splits: Iterable[str],
-    read: FilesRead | None = None,
+    spec: FeatureSpec, total: BlockStats, read: FilesRead | None = None
 ) -> dict[str, Any]:
-    """The stats.json document; raises if valid + dead-lettered rows != rows read, and, given
-    what the reader `read`, unless each matched file was read in full (`accounting`)."""
-    check_rows(total)
-    if read is not None:
-        check_files(total.files, read, "valid")
-    valid = total.rows_valid
-    distinct = {name: sketch.estimate() for name, sketch in total.distinct.items()}
+    """The stats.json document of records written under `spec` (its final table); raises if
+    valid + dead-lettered rows != rows read or a valid row is in no split, and, given what the
+    reader `read`, unless each matched file was read in full (`accounting`)."""
+    counts = total.rows.document("valid", read)
+    valid = total.rows.kept
+    if total.splits and sum(total.splits.values()) != valid:
+        raise RuntimeError(f"rows lost in the split: {dict(total.splits)} from {valid} valid rows")
+    distinct = total.distinct_counts()
     collisions = collision_rates(spec, distinct)
     missing = total.missing if len(total.missing) else np.zeros(len(spec.fields), np.int64)
     fields = {}
@@ -144,16 +121,35 @@ def build_stats(
             entry["approx_distinct"] = distinct.get(f.name, 0)
             entry.update(collisions[f.name])
         fields[f.name] = entry
+    files = counts.pop("files")
     return {
-        "rows_read": total.rows_read,
-        "rows_valid": valid,
-        "rows_dead": sum(total.dead.values()),
-        "dead_by_reason": {r: total.dead.get(r, 0) for r in REASONS},
-        "rows_by_split": {s: total.splits.get(s, 0) for s in splits},
-        "positives_by_split": {s: total.split_clicks.get(s, 0.0) for s in splits},
+        **counts,
+        "rows_by_split": {s: total.splits.get(s, 0) for s in artifacts.SPLITS},
+        "positives_by_split": {s: total.split_clicks.get(s, 0.0) for s in artifacts.SPLITS},
         "label_rate": total.clicks / valid if valid else 0.0,
         "table": spec.table.to_dict(),
         "spec_fingerprint": spec.fingerprint,
         "fields": fields,
-        "files": files_document(total.files, "rows_valid", read),
+        "files": files,
     }
+
+
+@dataclass(frozen=True)
+class PreprocessDocuments:
+    """The merged BlockStats -> spec.json and stats.json (`jobs.WriteDocuments`). With
+    `size_table` (no `--budget`), spec.json's table is sized from the distinct counts and
+    stats.json also carries the budget it came from (`data_budget_bytes`)."""
+
+    spec_json: str
+    size_table: bool
+
+    def __call__(self, total: BlockStats, read: FilesRead) -> dict[str, str]:
+        spec = FeatureSpec.from_json(self.spec_json)
+        sized: dict[str, int] = {}
+        if self.size_table:
+            spec, sized[DATA_BUDGET] = sized_by_data(spec, total.distinct_counts())
+        stats = {**build_stats(spec, total, read), **sized}
+        return {
+            artifacts.SPEC_FILE: spec.to_json(),
+            artifacts.STATS_FILE: json.dumps(stats, indent=2, allow_nan=False) + "\n",
+        }

@@ -23,6 +23,8 @@ from pipelines.accounting import (
     FileRows,
     FilesRead,
     MergeFilesReadFn,
+    MergeFn,
+    RowCounts,
     check_files,
     files_document,
 )
@@ -31,7 +33,7 @@ from pipelines.jobs import EmptyInputError
 from pipelines.outputs import JobOutputs
 from pipelines.preprocess import run, summary
 from pipelines.read import UnreadableInput, matched_files
-from pipelines.stats import BlockStats, MergeStatsFn
+from pipelines.stats import BlockStats
 from unified_embedding.contract.spec import FeatureSpec
 from unified_embedding.rows.textfile import CorruptInput
 from unified_embedding.synthetic import SyntheticConfig, generate
@@ -96,8 +98,11 @@ def test_overwrite_removes_exactly_the_earlier_manifests_files(tmp_path: Path, r
     (output / "notes.txt").write_text("mine")
     before = listing(output)
     for extra in ([], ["--overwrite"]):
-        with pytest.raises(FileExistsError, match=r"holds 2 entries that no manifest.json names "
-                           r"\(notes.txt, train-00007-of-00009.tfrecord.gz\)"):  # fmt: skip
+        with pytest.raises(
+            FileExistsError,
+            match=r"holds 2 entries that no manifest.json names "
+            r"\(notes.txt, train-00007-of-00009.tfrecord.gz\)",
+        ):
             preprocess(rows, output, *extra)
         assert listing(output) == before  # nothing touched
     (output / "train-00007-of-00009.tfrecord.gz").unlink()
@@ -122,14 +127,19 @@ def test_a_directory_of_files_no_manifest_names_is_refused_listing_a_few(
     (output / "sub").mkdir()
     before = listing(output)
     for extra in ([], ["--overwrite"]):
-        with pytest.raises(FileExistsError, match=r"holds 9 entries .*\(stats0.json, stats1.json, "
-                           r"stats2.json, stats3.json, stats4.json and 4 more\)"):  # fmt: skip
+        with pytest.raises(
+            FileExistsError,
+            match=r"holds 9 entries .*\(stats0.json, stats1.json, "
+            r"stats2.json, stats3.json, stats4.json and 4 more\)",
+        ):
             preprocess(rows, output, *extra)
     assert listing(output) == before
 
 
-@pytest.mark.parametrize("tampered", ["not json", '{"job": "preprocess", "spec_fingerprint": '
-                                      '"x", "files": ["../data/rows.tsv"]}'])  # fmt: skip
+@pytest.mark.parametrize(
+    "tampered",
+    ["not json", '{"job": "preprocess", "spec_fingerprint": "x", "files": ["../data/rows.tsv"]}'],
+)
 def test_a_manifest_naming_files_elsewhere_is_refused(
     tmp_path: Path, rows: Path, tampered: str
 ) -> None:
@@ -187,8 +197,18 @@ def test_a_failed_job_leaves_no_temporary_folders_nor_outputs(
     output = tmp_path / "out"
     preprocess(rows, output)  # an earlier run, replaced by --overwrite
     capsys.readouterr()
-    code = main(["preprocess", "--input", f"{rows.parent}/*", "--schema", "criteo", "--output",
-                 str(output), "--overwrite"])  # fmt: skip
+    code = main(
+        [
+            "preprocess",
+            "--input",
+            f"{rows.parent}/*",
+            "--schema",
+            "criteo",
+            "--output",
+            str(output),
+            "--overwrite",
+        ]
+    )
     assert code == 1
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("ue ")]
     assert len(errors) == 1
@@ -248,8 +268,13 @@ def test_a_zero_byte_compressed_file_fails_as_corrupt(
 
 
 def test_no_row_read_fails_unless_allow_empty(tmp_path: Path) -> None:
-    schema = {"name": "movies", "columns": ["clicked", "city"], "label": "clicked",
-              "delimiter": ",", "header": True}  # fmt: skip
+    schema = {
+        "name": "movies",
+        "columns": ["clicked", "city"],
+        "label": "clicked",
+        "delimiter": ",",
+        "header": True,
+    }
     (tmp_path / "movies.json").write_text(json.dumps(schema))
     (tmp_path / "header_only.csv").write_text("clicked,city\n")
     (tmp_path / "empty.csv").write_bytes(b"")
@@ -259,8 +284,10 @@ def test_no_row_read_fails_unless_allow_empty(tmp_path: Path) -> None:
     assert manifest(tmp_path / "out")["files"]  # its stats.json says which files were empty
     stats = run([*args, "--output", str(tmp_path / "out2"), "--allow-empty"])
     assert stats["rows_read"] == 0
-    assert stats["files"] == {str(tmp_path / n): {"rows_read": 0, "rows_valid": 0, "rows_dead": 0}
-                              for n in ("empty.csv", "header_only.csv")}  # fmt: skip
+    assert stats["files"] == {
+        str(tmp_path / n): {"rows_read": 0, "rows_valid": 0, "rows_dead": 0}
+        for n in ("empty.csv", "header_only.csv")
+    }
 
 
 def test_stats_list_every_input_file_with_rows_read_valid_and_dead(
@@ -277,10 +304,16 @@ def test_stats_list_every_input_file_with_rows_read_valid_and_dead(
     (data / "d.tsv.xz").write_bytes(lzma.compress(b""))  # an empty stream: valid, no row
     (data / "e.tsv").write_bytes(b"")
     monkeypatch.setattr(pipelines.read, "SPLIT_BYTES", 40_000)  # a.tsv in several ranges
-    stats = preprocess(f"{data}/*", tmp_path / "out", "--block-rows", "64",
-                       "--max-dead-fraction", "1")  # fmt: skip
-    expected = {"a.tsv": (1007, 1000, 7), "b.tsv.gz": (200, 200, 0), "c.tsv.bz2": (1, 0, 1),
-                "d.tsv.xz": (0, 0, 0), "e.tsv": (0, 0, 0)}  # fmt: skip
+    stats = preprocess(
+        f"{data}/*", tmp_path / "out", "--block-rows", "64", "--max-dead-fraction", "1"
+    )
+    expected = {
+        "a.tsv": (1007, 1000, 7),
+        "b.tsv.gz": (200, 200, 0),
+        "c.tsv.bz2": (1, 0, 1),
+        "d.tsv.xz": (0, 0, 0),
+        "e.tsv": (0, 0, 0),
+    }
     assert stats["files"] == {
         str(data / name): {"rows_read": r, "rows_valid": v, "rows_dead": d}
         for name, (r, v, d) in expected.items()
@@ -306,19 +339,25 @@ def test_a_file_whose_rows_do_not_add_up_fails_naming_it() -> None:
     with pytest.raises(RuntimeError, match=r"rows lost in a.tsv: .* 8 valid \+ 1 dead"):
         check_files(short, FilesRead(matched, lines), "valid")
     assert files_document(files, "rows_valid", FilesRead(matched, lines))["e.tsv"] == {
-        "rows_read": 0, "rows_valid": 0, "rows_dead": 0}  # fmt: skip
+        "rows_read": 0,
+        "rows_valid": 0,
+        "rows_dead": 0,
+    }
 
 
 def test_per_file_rows_and_lines_read_merge_in_any_grouping() -> None:
-    parts = [BlockStats(files={"a": FileRows(3, 2, 1)}), BlockStats(files={"b": FileRows(1, 1)}),
-             BlockStats(files={"a": FileRows(4, 4)})]  # fmt: skip
-    combine = MergeStatsFn()
+    parts = [
+        BlockStats(RowCounts(files={"a": FileRows(3, 2, 1)})),
+        BlockStats(RowCounts(files={"b": FileRows(1, 1)})),
+        BlockStats(RowCounts(files={"a": FileRows(4, 4)})),
+    ]
+    combine = MergeFn(BlockStats)
     halves = [combine.create_accumulator(), combine.create_accumulator()]
     for i, part in enumerate(parts):
         combine.add_input(halves[i % 2], part)
     total = combine.merge_accumulators(halves)
-    assert total.files == {"a": FileRows(7, 6, 1), "b": FileRows(1, 1, 0)}
-    assert parts[0].files["a"] == FileRows(3, 2, 1)  # inputs left alone
+    assert total.rows.files == {"a": FileRows(7, 6, 1), "b": FileRows(1, 1, 0)}
+    assert parts[0].rows.files["a"] == FileRows(3, 2, 1)  # inputs left alone
     reports = MergeFilesReadFn()
     left, right = reports.create_accumulator(), reports.create_accumulator()
     for i, report in enumerate([("a", 3), ("b", 1), ("e", 0), ("a", 4)]):
@@ -327,12 +366,19 @@ def test_per_file_rows_and_lines_read_merge_in_any_grouping() -> None:
 
 
 def test_the_summary_names_a_few_files_not_thousands() -> None:
-    files = {f"logs/part-{i:05d}.tsv": {"rows_read": 100, "rows_valid": 100 - i % 3,
-                                        "rows_dead": i % 3} for i in range(5000)}  # fmt: skip
+    files = {
+        f"logs/part-{i:05d}.tsv": {"rows_read": 100, "rows_valid": 100 - i % 3, "rows_dead": i % 3}
+        for i in range(5000)
+    }
     files["logs/part-00000.tsv"]["rows_read"] = 0
-    stats = {"rows_read": 500_000, "rows_valid": 495_000, "rows_dead": 5_000,
-             "dead_by_reason": {"bad_label": 5_000}, "rows_by_split": {"train": 495_000},
-             "files": files}  # fmt: skip
+    stats = {
+        "rows_read": 500_000,
+        "rows_valid": 495_000,
+        "rows_dead": 5_000,
+        "dead_by_reason": {"bad_label": 5_000},
+        "rows_by_split": {"train": 495_000},
+        "files": files,
+    }
     lines = summary(stats, "out").splitlines()
     assert len(lines) < 20
     assert any("input files" in line and "5,000" in line for line in lines)
@@ -440,8 +486,11 @@ def test_the_rules_hold_on_a_file_system_without_folders() -> None:
     with outputs.writing(overwrite=False, fingerprint="f1"):
         write("spec.json", "train-00000-of-00001.tfrecord.gz")
     written = json.loads(store["objects://b/out/manifest.json"])
-    assert written == {"job": "preprocess", "spec_fingerprint": "f1",
-                       "files": ["spec.json", "train-00000-of-00001.tfrecord.gz"]}  # fmt: skip
+    assert written == {
+        "job": "preprocess",
+        "spec_fingerprint": "f1",
+        "files": ["spec.json", "train-00000-of-00001.tfrecord.gz"],
+    }
     with pytest.raises(FileExistsError, match=r"files of an earlier run"):
         outputs.prepare(overwrite=False)
     with pytest.raises(RuntimeError, match="boom"), outputs.writing(True, "f2"):

@@ -13,10 +13,12 @@ from apache_beam.io.restriction_trackers import OffsetRange
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipelines.encode import SPLITS, STATS, EncodeBlockFn, eval_rows
+from pipelines.accounting import MergeFn, RowCounts
+from pipelines.encode import STATS, EncodeBlockFn, eval_rows
 from pipelines.read import FileRanges, ReadBlocksFn
-from pipelines.stats import BlockStats, MergeStatsFn, build_stats, collision_rates
+from pipelines.stats import BlockStats, build_stats, collision_rates
 from pipelines.validate import DEAD_LETTERS, ValidateBlocks
+from unified_embedding.contract.artifacts import SPLITS
 from unified_embedding.contract.hashing import fingerprint
 from unified_embedding.contract.schemas import from_short_form
 from unified_embedding.rows.headers import header_of
@@ -164,9 +166,11 @@ def test_encode_block_hashes_with_the_shared_function_and_splits_by_content() ->
             | beam.ParDo(EncodeBlockFn(SPEC.to_json(), None, 0.0)).with_outputs(STATS, *SPLITS)
         )
         blocks = out.train | beam.Map(
-            lambda s: {k: v.numpy().tolist() if not isinstance(v, tf.RaggedTensor)
-                       else v.to_list() for k, v in parse_block(SPEC, tf.constant(s)).items()}
-        )  # fmt: skip
+            lambda s: {
+                k: v.numpy().tolist() if not isinstance(v, tf.RaggedTensor) else v.to_list()
+                for k, v in parse_block(SPEC, tf.constant(s)).items()
+            }
+        )
         expected_c = fingerprint(tf.constant(["x", ""]), "c", 2).numpy().tolist()
         expected_m = [
             fingerprint(tf.constant(["a", "b"]), "m", 2).numpy().tolist(),
@@ -181,7 +185,7 @@ def test_encode_block_hashes_with_the_shared_function_and_splits_by_content() ->
 
         assert_that(blocks, check, label="Blocks")
         assert_that(out.eval, equal_to([]), label="NoEval")
-        counts = out[STATS] | beam.Map(lambda s: (s.rows_read, s.rows_valid, s.splits["train"]))
+        counts = out[STATS] | beam.Map(lambda s: (s.rows.read, s.rows.kept, s.splits["train"]))
         assert_that(counts, equal_to([(2, 2, 2)]), label="Stats")
 
 
@@ -205,11 +209,11 @@ def test_stats_merge_across_blocks_and_check_the_invariant() -> None:
             p
             | beam.Create([validator.validate(b) for b in blocks])
             | beam.ParDo(EncodeBlockFn(SPEC.to_json(), None, 0.5)).with_outputs(STATS, *SPLITS)
-        )[STATS] | beam.CombineGlobally(MergeStatsFn())
+        )[STATS] | beam.CombineGlobally(MergeFn(BlockStats))
 
         def check(found: list[BlockStats]) -> None:
             (total,) = found
-            document = build_stats(SPEC, total, SPLITS)
+            document = build_stats(SPEC, total)
             assert document["rows_read"] == 10 and document["rows_valid"] == 4
             assert document["dead_by_reason"] == {r: 1 for r in BAD}
             assert sum(document["rows_by_split"].values()) == 4
@@ -223,11 +227,12 @@ def test_stats_merge_across_blocks_and_check_the_invariant() -> None:
 
 
 def test_lost_rows_fail_the_stats() -> None:
-    total = BlockStats(rows_read=6, rows_valid=3, dead={"bad_label": 2}, splits={"train": 3})
+    total = BlockStats(RowCounts(read=6, kept=3, dead={"bad_label": 2}), splits={"train": 3})
     with pytest.raises(RuntimeError, match="rows lost: 6 read but 3 valid"):
-        build_stats(SPEC, total, SPLITS)
-    rates = collision_rates(SPEC.replace(table=SPEC.table.__class__(rows=100, width=8)),
-                            {"c": 50, "m": 50})  # fmt: skip
+        build_stats(SPEC, total)
+    rates = collision_rates(
+        SPEC.replace(table=SPEC.table.__class__(rows=100, width=8)), {"c": 50, "m": 50}
+    )
     draws = 50 * 2 + 50 * 2
     assert rates["c"]["unified_probe_collision_rate"] == pytest.approx(
         1 - np.exp(-(draws - 1) / 100)
@@ -259,8 +264,11 @@ def read_range_blocks(
 
 def read_ranges(path: Path, split_bytes: int, split_after: int | None = None) -> list[bytes]:
     """The lines of `read_range_blocks`."""
-    return [line for b in read_range_blocks(path, split_bytes, split_after)
-            for line in b.data.splitlines()]  # fmt: skip
+    return [
+        line
+        for b in read_range_blocks(path, split_bytes, split_after)
+        for line in b.data.splitlines()
+    ]
 
 
 def test_one_file_read_in_byte_ranges_equals_the_whole_file(tmp_path: Path) -> None:
@@ -272,9 +280,17 @@ def test_one_file_read_in_byte_ranges_equals_the_whole_file(tmp_path: Path) -> N
     for split_bytes in (997, 4096, 10_000):
         ranges = read_ranges(path, split_bytes)
         assert sorted(ranges) == sorted(rows) and len(ranges) == len(rows)
-        assert len(list(FileRanges(split_bytes).split(
-            FileMetadata(str(path), path.stat().st_size), OffsetRange(0, path.stat().st_size)
-        ))) > 1  # fmt: skip
+        assert (
+            len(
+                list(
+                    FileRanges(split_bytes).split(
+                        FileMetadata(str(path), path.stat().st_size),
+                        OffsetRange(0, path.stat().st_size),
+                    )
+                )
+            )
+            > 1
+        )
     dynamic = read_ranges(path, 8192, split_after=2)
     assert sorted(dynamic) == sorted(rows) and len(dynamic) == len(rows)
 
