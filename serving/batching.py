@@ -17,41 +17,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from serving.config import BatchingConfig
 from serving.predictor import PackedBatch, Predictor
 
 
 class QueueFull(RuntimeError):
     """The batching queue is full: the caller should back off."""
-
-
-@dataclass(frozen=True)
-class BatchingConfig:
-    """Args:
-    enabled: merge concurrent requests; off runs each request as its own model call.
-    max_batch_size: rows per model call (a larger request runs alone).
-    max_wait_us: how long a batch waits for more requests once the model is free; 0 takes
-        what is queued (batches still grow under load: they fill while the model runs).
-    max_queued_requests: queue bound; beyond it requests get RESOURCE_EXHAUSTED.
-    max_concurrent_batches: model calls in flight at once (one per core with single-threaded
-        TensorFlow ops, see `predictor.set_op_threads`).
-    """
-
-    enabled: bool = True
-    max_batch_size: int = 512
-    max_wait_us: int = 0
-    max_queued_requests: int = 1024
-    max_concurrent_batches: int = 2
-
-    def __post_init__(self) -> None:
-        for name in ("max_batch_size", "max_queued_requests", "max_concurrent_batches"):
-            if getattr(self, name) < 1:
-                raise ValueError(
-                    f"`{name}` should be >= 1. Received: `{name}={getattr(self, name)}`"
-                )
-        if self.max_wait_us < 0:
-            raise ValueError(
-                f"`max_wait_us` should be >= 0. Received: `max_wait_us={self.max_wait_us}`"
-            )
 
 
 @dataclass
@@ -74,7 +45,7 @@ class Batcher:
         self._executor = executor
         self._on_batch = on_batch
         self._queue: asyncio.Queue[_Item] = asyncio.Queue(config.max_queued_requests)
-        self._slots = asyncio.Semaphore(config.max_concurrent_batches)
+        self._slots = asyncio.Semaphore(config.batch_threads)
         self._pending: _Item | None = None  # taken from the queue, belongs to the next batch
         self._task: asyncio.Task[None] | None = None
         self._calls: set[asyncio.Task[None]] = set()

@@ -1,10 +1,12 @@
 """TensorFlow Serving's `--batching_parameters_file` (a `BatchingParameters` text proto) as
 changes to our `BatchingConfig`:
 
-    max_batch_size { value: 128 }          -> max_batch_size          rows per model call
-    batch_timeout_micros { value: 1000 }   -> max_wait_us             wait for more rows
-    num_batch_threads { value: 2 }         -> max_concurrent_batches  (and the model threads)
-    max_enqueued_batches { value: 100 }    -> max_queued_requests     our queue counts requests
+    max_batch_size { value: 128 }          -> max_batch_size       rows per model call
+    batch_timeout_micros { value: 1000 }   -> max_wait_us          wait for more rows
+    num_batch_threads { value: 2 }         -> batch_threads        model calls at once
+    max_enqueued_batches { value: 100 }    -> max_queued_requests  our queue counts requests
+
+This table is the one place TF Serving's batching names meet ours.
 
 Any other field the file sets (`allowed_batch_sizes`, `pad_variable_length_inputs`, ...) is
 logged once as ignored, by name. Nothing here imports TensorFlow or gRPC: `ue serve --workers N`
@@ -26,7 +28,7 @@ log = logging.getLogger(__name__)
 FIELDS: dict[str, tuple[str, int]] = {
     "max_batch_size": ("max_batch_size", 1),
     "batch_timeout_micros": ("max_wait_us", 0),
-    "num_batch_threads": ("max_concurrent_batches", 1),
+    "num_batch_threads": ("batch_threads", 1),
     "max_enqueued_batches": ("max_queued_requests", 1),
 }
 
@@ -46,13 +48,16 @@ def read_batching_parameters(path: str | Path) -> dict[str, int]:
     changes = {}
     for field, value in parameters.ListFields():
         if field.name not in FIELDS:
-            log.warning("batching parameters file %s: `%s` is not supported; ignored",
-                        path, field.name)  # fmt: skip
+            log.warning(
+                "batching parameters file %s: `%s` is not supported; ignored", path, field.name
+            )
             continue
         name, least = FIELDS[field.name]
         if value.value < least:
-            raise ValueError(f"batching parameters file {path}: `{field.name}` should be >= "
-                             f"{least}. Received: `{field.name}={value.value}`")  # fmt: skip
+            raise ValueError(
+                f"batching parameters file {path}: `{field.name}` should be >= {least}. "
+                f"Received: `{field.name}={value.value}`"
+            )
         changes[name] = int(value.value)
     return changes
 

@@ -27,6 +27,7 @@ from unified_embedding.contract.raw_values import raw_type
 from unified_embedding.contract.schemas import load_schema
 from unified_embedding.contract.spec import FeatureSpec
 from unified_embedding.rows.reader import read_rows
+from unified_embedding.runtime.flags import option
 
 Response = TypeVar("Response")
 RowValues = Mapping[str, str | float]
@@ -44,12 +45,12 @@ class ClientConfig:
     max_rows_per_request: `predict` splits larger inputs into requests of this many rows.
     """
 
-    timeout_seconds: float = 5.0
-    retries: int = 3
+    timeout_seconds: float = option(5.0, "the deadline of each request")
+    retries: int = option(3, "further attempts after UNAVAILABLE")
     backoff_seconds: float = 0.1
-    model_name: str = ""
+    model_name: str = option("", "the model to score with; empty: the server's")
     root_certificate: bytes | None = None
-    max_rows_per_request: int = 1024
+    max_rows_per_request: int = option(1024, "rows per request")
 
 
 def row_proto(row: RowValues) -> prediction_pb2.Row:
@@ -110,8 +111,9 @@ def rows_from_file(
     path: str | Path, schema: str | None, info: prediction_pb2.ModelInfo
 ) -> list[RowValues]:
     """The model's fields of each row of `path` as `{field: str | float}` (the row form)."""
-    columns = {name: values.tolist() for name, values in columns_from_file(path, schema,
-               info).items()}  # fmt: skip
+    columns = {
+        name: values.tolist() for name, values in columns_from_file(path, schema, info).items()
+    }
     count = len(next(iter(columns.values()), []))
     return [{name: values[i] for name, values in columns.items()} for i in range(count)]
 

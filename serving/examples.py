@@ -40,11 +40,15 @@ def _number(field: FieldSpec, feature: feature_pb2.Feature, where: str) -> float
         return math.nan
     values = getattr(feature, kind).value
     if kind not in _NUMBER_LISTS:
-        raise InvalidRequest(f"{where}feature `{field.name}`: expected a float_list or an "
-                             f"int64_list, received a {kind} {_describe(values)}")  # fmt: skip
+        raise InvalidRequest(
+            f"{where}feature `{field.name}`: expected a float_list or an "
+            f"int64_list, received a {kind} {_describe(values)}"
+        )
     if len(values) > 1:
-        raise InvalidRequest(f"{where}feature `{field.name}`: expected one number, received "
-                             f"{len(values)}: {_describe(values)}")  # fmt: skip
+        raise InvalidRequest(
+            f"{where}feature `{field.name}`: expected one number, received "
+            f"{len(values)}: {_describe(values)}"
+        )
     return float(values[0]) if values else math.nan
 
 
@@ -54,13 +58,17 @@ def _string(field: FieldSpec, feature: feature_pb2.Feature, where: str) -> bytes
         return b""
     values = getattr(feature, kind).value
     if kind != "bytes_list":
-        raise InvalidRequest(f"{where}feature `{field.name}`: expected a bytes_list, received "
-                             f"a {kind} {_describe(values)}")  # fmt: skip
+        raise InvalidRequest(
+            f"{where}feature `{field.name}`: expected a bytes_list, received "
+            f"a {kind} {_describe(values)}"
+        )
     if len(values) <= 1:
         return values[0] if values else b""
     if field.separator is None:
-        raise InvalidRequest(f"{where}feature `{field.name}`: expected one value, received "
-                             f"{len(values)}: {_describe(values)}")  # fmt: skip
+        raise InvalidRequest(
+            f"{where}feature `{field.name}`: expected one value, received "
+            f"{len(values)}: {_describe(values)}"
+        )
     return field.separator.encode().join(values)
 
 
@@ -77,8 +85,9 @@ def examples_of(
         listed = request_input.example_list_with_context
         examples, context = listed.examples, listed.context
     else:
-        raise InvalidRequest("`input` is empty: give an `example_list` or an "
-                             "`example_list_with_context`")  # fmt: skip
+        raise InvalidRequest(
+            "`input` is empty: give an `example_list` or an `example_list_with_context`"
+        )
     if not examples:
         raise InvalidRequest(f"`input.{kind}` has no examples; send at least one")
     prefix = b"" if context is None else context.SerializeToString()

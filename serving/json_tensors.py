@@ -55,8 +55,9 @@ def _bytes(obj: dict[str, Any]) -> Any:
     try:
         return base64.b64decode(value, validate=True)
     except binascii.Error:
-        raise InvalidRequest(f"`b64` value {_describe(value)} is not base64 (the standard "
-                             "alphabet, padded with `=`)") from None  # fmt: skip
+        raise InvalidRequest(
+            f"`b64` value {_describe(value)} is not base64 (the standard alphabet, padded with `=`)"
+        ) from None
 
 
 def parse_body(body: bytes) -> dict[str, Any]:
@@ -68,12 +69,16 @@ def parse_body(body: bytes) -> dict[str, Any]:
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise InvalidRequest(f"the body is not valid JSON: {e}") from None
     except RecursionError:
-        raise InvalidRequest("the body is not valid JSON: it nests arrays or objects deeper "
-                             f"than {sys.getrecursionlimit()} levels") from None  # fmt: skip
+        raise InvalidRequest(
+            "the body is not valid JSON: it nests arrays or objects deeper "
+            f"than {sys.getrecursionlimit()} levels"
+        ) from None
     except ValueError:  # int(): Python's int-str limit, before any float conversion
-        raise InvalidRequest(f"the body holds an integer of more than "
-                             f"{sys.get_int_max_str_digits()} digits; numbers must be finite "
-                             "float32 values") from None  # fmt: skip
+        raise InvalidRequest(
+            f"the body holds an integer of more than "
+            f"{sys.get_int_max_str_digits()} digits; numbers must be finite "
+            "float32 values"
+        ) from None
     if not isinstance(request, dict):
         raise InvalidRequest(f"the body should be a JSON object. Received: {_describe(request)}")
     return request
@@ -82,8 +87,9 @@ def parse_body(body: bytes) -> dict[str, Any]:
 def _signature(request: Mapping[str, Any], served: tuple[str, ...]) -> str:
     name = request.get("signature_name", "")
     if not isinstance(name, str) or name not in served:
-        raise InvalidRequest(f"unknown `signature_name` {_describe(name)}; served: "
-                             f"{[s for s in served if s]}")  # fmt: skip
+        raise InvalidRequest(
+            f"unknown `signature_name` {_describe(name)}; served: {[s for s in served if s]}"
+        )
     return name
 
 
@@ -100,8 +106,10 @@ def _array(name: str, values: Any, raw: RawType, shape: tuple[int, ...]) -> np.n
         flat = np.asarray(values, dtype=object).ravel().tolist()
         i = next((i for i, v in enumerate(flat) if _overflows(v)), 0)
         row = i // shape[1] if len(shape) == 2 and shape[1] else i
-        raise InvalidRequest(f"input `{name}`: row {row}: received {_describe(flat[i])}; "
-                             "numbers must be finite float32 values") from None  # fmt: skip
+        raise InvalidRequest(
+            f"input `{name}`: row {row}: received {_describe(flat[i])}; "
+            "numbers must be finite float32 values"
+        ) from None
     return array
 
 
@@ -119,40 +127,45 @@ def column(name: str, values: Any, raw: RawType | None) -> np.ndarray:
     """A JSON list of numbers or of strings/bytes as one 1-D array of their raw type; an empty
     list as an empty array of the field's raw type `raw` (None: an unknown field)."""
     if not isinstance(values, list):
-        raise InvalidRequest(f"input `{name}`: expected a list of values, received "
-                             f"{_describe(values)}")  # fmt: skip
+        raise InvalidRequest(
+            f"input `{name}`: expected a list of values, received {_describe(values)}"
+        )
     kinds = _types(values)
     for candidate in (raw or NUMBERS, STRINGS, NUMBERS):
         if kinds <= _JSON_TYPES[candidate.name]:
             return _array(name, values, candidate, (len(values),))
-    raise InvalidRequest(f"input `{name}`: expected all numbers or all strings, received "
-                         f"{sorted(k.__name__ for k in kinds)}")  # fmt: skip
+    raise InvalidRequest(
+        f"input `{name}`: expected all numbers or all strings, received "
+        f"{sorted(k.__name__ for k in kinds)}"
+    )
 
 
 def _matrix(name: str, rows: Any, raw: RawType) -> np.ndarray:
     """A `packed` signature input: a list of rows of equal length, values of type `raw`."""
     cells = np.empty(0, dtype=object)
     if isinstance(rows, list) and all(type(r) is list for r in rows):
-        cells = np.empty((len(rows), len(rows[0]) if rows else 0), dtype=object)
-        try:
+        width = len(rows[0]) if rows else 0
+        if all(len(r) == width for r in rows):
+            cells = np.empty((len(rows), width), dtype=object)
             cells[:] = rows
-        except ValueError:  # rows of different lengths
-            cells = np.empty(0, dtype=object)
     if cells.ndim != 2:
-        raise InvalidRequest(f"input `{name}`: expected a list of rows of equal length, "
-                             f"received {_describe(rows)}")  # fmt: skip
+        raise InvalidRequest(
+            f"input `{name}`: expected a list of rows of equal length, received {_describe(rows)}"
+        )
     kinds = _types(cells.ravel())
     if not kinds <= _JSON_TYPES[raw.name]:
-        raise InvalidRequest(f"input `{name}`: expected {raw.name}, received "
-                             f"{sorted(k.__name__ for k in kinds)}")  # fmt: skip
+        raise InvalidRequest(
+            f"input `{name}`: expected {raw.name}, received {sorted(k.__name__ for k in kinds)}"
+        )
     return _array(name, cells, raw, cells.shape)
 
 
 def _packed(predictor: Predictor, inputs: Mapping[str, Any]) -> PackedBatch:
     widths = predictor.packed_widths
     if set(inputs) != set(widths):
-        raise InvalidRequest(f"signature `packed` takes inputs {sorted(widths)}; received "
-                             f"{sorted(inputs)}")  # fmt: skip
+        raise InvalidRequest(
+            f"signature `packed` takes inputs {sorted(widths)}; received {sorted(inputs)}"
+        )
     raws = {raw.packed_input: raw for raw in (NUMBERS, STRINGS)}
     return predictor.check_packed(
         **{name: _matrix(name, inputs[name], raws[name]) for name in widths}
@@ -163,8 +176,10 @@ def _single_input(predictor: Predictor, what: str) -> str:
     """The one input a bare value list feeds (TF Serving's form for one-input signatures)."""
     names = predictor.spec.field_names
     if len(names) != 1:
-        raise InvalidRequest(f"`{what}` without input names fits a signature of one input; this "
-                             f"one takes {len(names)}: give objects of field -> value")  # fmt: skip
+        raise InvalidRequest(
+            f"`{what}` without input names fits a signature of one input; this "
+            f"one takes {len(names)}: give objects of field -> value"
+        )
     return names[0]
 
 
@@ -173,22 +188,27 @@ def predict_batch(predictor: Predictor, request: Mapping[str, Any]) -> tuple[Pac
     format, `outputs` for the columnar one)."""
     signature = _signature(request, ("", *SIGNATURES))
     if ("instances" in request) == ("inputs" in request):
-        raise InvalidRequest("give either `instances` (row format) or `inputs` (columnar "
-                             "format), exactly one of them")  # fmt: skip
+        raise InvalidRequest(
+            "give either `instances` (row format) or `inputs` (columnar "
+            "format), exactly one of them"
+        )
     if "instances" in request:
         instances = request["instances"]
         if not isinstance(instances, list) or not instances:
-            raise InvalidRequest(f"`instances` should be a non-empty list. Received: "
-                                 f"{_describe(instances)}")  # fmt: skip
+            raise InvalidRequest(
+                f"`instances` should be a non-empty list. Received: {_describe(instances)}"
+            )
         if not all(type(i) is dict for i in instances):
             if signature == "packed" or any(type(i) is dict for i in instances):
                 raise InvalidRequest("`instances` should be a list of objects of input -> value")
-            return predictor.pack_rows([{_single_input(predictor, "instances"): v}
-                                        for v in instances]), "predictions"  # fmt: skip
+            return predictor.pack_rows(
+                [{_single_input(predictor, "instances"): v} for v in instances]
+            ), "predictions"
         if signature == "packed":
             names = {k for i in instances for k in i}
-            return _packed(predictor, {k: [i.get(k) for i in instances]
-                                       for k in names}), "predictions"  # fmt: skip
+            return _packed(
+                predictor, {k: [i.get(k) for i in instances] for k in names}
+            ), "predictions"
         return predictor.pack_rows(instances), "predictions"
     inputs = request["inputs"]
     if not isinstance(inputs, dict):
@@ -196,8 +216,9 @@ def predict_batch(predictor: Predictor, request: Mapping[str, Any]) -> tuple[Pac
     if signature == "packed":
         return _packed(predictor, inputs), "outputs"
     fields = set(predictor.spec.field_names)
-    columns = {k: column(k, v, predictor.raw_type(k) if k in fields else None)
-               for k, v in inputs.items()}  # fmt: skip
+    columns = {
+        k: column(k, v, predictor.raw_type(k) if k in fields else None) for k, v in inputs.items()
+    }
     return predictor.pack_columns(columns), "outputs"
 
 
@@ -214,16 +235,20 @@ def _feature(where: str, name: str, value: Any) -> feature_pb2.Feature:
             return feature_pb2.Feature(float_list=feature_pb2.FloatList(value=values))
         except OverflowError:  # an int beyond float64
             bad = next((v for v in values if _overflows(v)), values[0])
-            raise InvalidRequest(f"{where}feature `{name}`: received {_describe(bad)}; numbers "
-                                 "must be finite float32 values") from None  # fmt: skip
-    raise InvalidRequest(f"{where}feature `{name}`: expected numbers or strings, received "
-                         f"{_describe(value)}")  # fmt: skip
+            raise InvalidRequest(
+                f"{where}feature `{name}`: received {_describe(bad)}; numbers "
+                "must be finite float32 values"
+            ) from None
+    raise InvalidRequest(
+        f"{where}feature `{name}`: expected numbers or strings, received {_describe(value)}"
+    )
 
 
 def _features(where: str, values: Any) -> feature_pb2.Features:
     if type(values) is not dict:
-        raise InvalidRequest(f"{where}expected an object of feature -> value, received "
-                             f"{_describe(values)}")  # fmt: skip
+        raise InvalidRequest(
+            f"{where}expected an object of feature -> value, received {_describe(values)}"
+        )
     return feature_pb2.Features(feature={k: _feature(where, k, v) for k, v in values.items()})
 
 
@@ -233,15 +258,19 @@ def examples_input(request: Mapping[str, Any]) -> input_pb2.Input:
     own feature winning, an absent feature missing)."""
     examples, context = request.get("examples"), request.get("context")
     if not isinstance(examples, list) or not examples:
-        raise InvalidRequest(f"`examples` should be a non-empty list of objects. Received: "
-                             f"{_describe(examples)}")  # fmt: skip
-    listed = [example_pb2.Example(features=_features(f"example {i}: ", e))
-              for i, e in enumerate(examples)]  # fmt: skip
+        raise InvalidRequest(
+            f"`examples` should be a non-empty list of objects. Received: {_describe(examples)}"
+        )
+    listed = [
+        example_pb2.Example(features=_features(f"example {i}: ", e)) for i, e in enumerate(examples)
+    ]
     if context is None:
         return input_pb2.Input(example_list=input_pb2.ExampleList(examples=listed))
-    return input_pb2.Input(example_list_with_context=input_pb2.ExampleListWithContext(
-        examples=listed, context=example_pb2.Example(features=_features("context: ", context))
-    ))  # fmt: skip
+    return input_pb2.Input(
+        example_list_with_context=input_pb2.ExampleListWithContext(
+            examples=listed, context=example_pb2.Example(features=_features("context: ", context))
+        )
+    )
 
 
 __all__ = ["SIGNATURES", "column", "examples_input", "parse_body", "predict_batch"]

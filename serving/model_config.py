@@ -94,17 +94,21 @@ def _model(config: model_server_config_pb2.ModelConfig, where: str) -> ModelConf
     if not config.base_path:
         raise ModelConfigError(f"{where}: model `{name}` has no `base_path`")
     if config.model_platform not in ("", PLATFORM):
-        raise ModelConfigError(f"{where}: model `{name}`: `model_platform` should be "
-                               f"{PLATFORM!r}. Received: {config.model_platform!r}")  # fmt: skip
+        raise ModelConfigError(
+            f"{where}: model `{name}`: `model_platform` should be "
+            f"{PLATFORM!r}. Received: {config.model_platform!r}"
+        )
     policy = _policy(config)
     if policy.versions is not None and not policy.versions:
         raise ModelConfigError(f"{where}: model `{name}`: a `specific` policy lists no versions")
     labels = dict(config.version_labels)
     for label, version in sorted(labels.items()):
         if policy.versions is not None and version not in policy.versions:
-            raise ModelConfigError(f"{where}: model `{name}`: label `{label}` points to version "
-                                   f"{version}, which its policy ({policy.describe()}) does "
-                                   "not serve")  # fmt: skip
+            raise ModelConfigError(
+                f"{where}: model `{name}`: label `{label}` points to version "
+                f"{version}, which its policy ({policy.describe()}) does "
+                "not serve"
+            )
     return ModelConfig(name, Path(config.base_path), policy, MappingProxyType(labels))
 
 
@@ -116,8 +120,9 @@ def parse_model_config(text: str, where: str = "<model config>") -> tuple[ModelC
     except text_format.ParseError as e:
         raise ModelConfigError(f"{where}: not a ModelServerConfig in text format: {e}") from None
     if proto.WhichOneof("config") == "custom_model_config":
-        raise ModelConfigError(f"{where}: `custom_model_config` is not supported; "
-                               "use `model_config_list`")  # fmt: skip
+        raise ModelConfigError(
+            f"{where}: `custom_model_config` is not supported; use `model_config_list`"
+        )
     models = tuple(_model(c, where) for c in proto.model_config_list.config)
     seen: set[str] = set()
     for model in models:

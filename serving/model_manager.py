@@ -26,10 +26,10 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from serving.model_config import ModelConfig, ModelConfigError, VersionPolicy, load_model_config
+from serving.config import ManagerConfig
+from serving.model_config import ModelConfig, ModelConfigError
 from serving.model_versions import (
     ModelNotFound,
     ModelUnavailable,
@@ -39,49 +39,10 @@ from serving.model_versions import (
     load_and_warm_up,
     scan_versions,
 )
-from serving.predictor import Predictor, PredictorConfig
+from serving.predictor import Predictor
 
 log = logging.getLogger(__name__)
 _MISSING, _UNREADABLE, _EMPTY, _FOUND = "missing", "unreadable", "empty", "found"
-
-
-@dataclass(frozen=True)
-class ManagerConfig:
-    """Args:
-    base_path: the export base of the one-model shortcut; versions are its numeric sub-folders.
-    model_name: the name clients address that model by (TF Serving's default: `default`).
-    version: pin this version instead of following the newest.
-    poll_seconds: how often to look for new versions.
-    predictor: request limits of every loaded version.
-    config_file: a ModelServerConfig in text format naming several models (instead of
-        `base_path`, `model_name` and `version`).
-    config_poll_seconds: how often to re-read `config_file` (0: read once, at start).
-    """
-
-    base_path: Path | None = None
-    model_name: str = "default"
-    version: int | None = None
-    poll_seconds: float = 1.0
-    predictor: PredictorConfig = field(default_factory=PredictorConfig)
-    config_file: Path | None = None
-    config_poll_seconds: float = 60.0
-
-    def __post_init__(self) -> None:
-        if (self.base_path is None) == (self.config_file is None):
-            raise ValueError("give either `base_path` or `config_file`. Received: "
-                             f"`base_path={self.base_path}`, "
-                             f"`config_file={self.config_file}`")  # fmt: skip
-        if self.config_poll_seconds < 0:
-            raise ValueError("`config_poll_seconds` should be >= 0. Received: "
-                             f"`config_poll_seconds={self.config_poll_seconds}`")  # fmt: skip
-
-    def models(self) -> tuple[ModelConfig, ...]:
-        """The configured models: the file's, or the one-model shortcut (latest 1 or pinned)."""
-        if self.config_file is not None:
-            return load_model_config(self.config_file)
-        assert self.base_path is not None
-        pinned = None if self.version is None else (self.version,)
-        return (ModelConfig(self.model_name, self.base_path, VersionPolicy(versions=pinned)),)
 
 
 def _base_path_state(path: Path) -> str:
@@ -156,8 +117,12 @@ class ModelManager:
             current = old.get(config.name)
             if current is None:
                 models[config.name] = ModelVersions(config, self.config.predictor, self._executor)
-                log.info("model %s added (%s, %s)", config.name, config.base_path,
-                         config.policy.describe())  # fmt: skip
+                log.info(
+                    "model %s added (%s, %s)",
+                    config.name,
+                    config.base_path,
+                    config.policy.describe(),
+                )
             elif current.config.base_path != config.base_path:
                 self._moving[config.name] = ModelVersions(
                     config, self.config.predictor, self._executor
@@ -226,16 +191,27 @@ class ModelManager:
             if self._base_paths.get(path, _FOUND) == state:
                 continue
             if state == _MISSING:
-                log.warning("model %s: base path %s does not exist; no versions found (looking "
-                            "again every %gs)", versions.name, path,
-                            self.config.poll_seconds)  # fmt: skip
+                log.warning(
+                    "model %s: base path %s does not exist; no versions found (looking "
+                    "again every %gs)",
+                    versions.name,
+                    path,
+                    self.config.poll_seconds,
+                )
             elif state == _UNREADABLE:
-                log.warning("model %s: base path %s cannot be listed (permissions?); no "
-                            "versions found", versions.name, path)  # fmt: skip
+                log.warning(
+                    "model %s: base path %s cannot be listed (permissions?); no versions found",
+                    versions.name,
+                    path,
+                )
             elif state == _EMPTY:
-                log.warning("model %s: no versions found under base path %s; a version is a "
-                            "folder named by a number, e.g. %s", versions.name, path,
-                            path / "1")  # fmt: skip
+                log.warning(
+                    "model %s: no versions found under base path %s; a version is a "
+                    "folder named by a number, e.g. %s",
+                    versions.name,
+                    path,
+                    path / "1",
+                )
             else:
                 log.info("model %s: versions found under base path %s", versions.name, path)
         self._base_paths = seen

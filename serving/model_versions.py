@@ -4,9 +4,10 @@
                          assets.extra/tf_serving_warmup_requests (optional)
 
 `await poll()` lists the version folders by the rule `ue export` follows too
-(`artifacts.scan_versions`: ASCII digits without leading zeros, within int64). Any other folder
+(`exported.versions`: ASCII digits without leading zeros, within int64). Any other folder
 (`²`, `99999999999999999999`, `v2`) is logged once and ignored; hidden staging folders
-(`.export-*.partial`) silently. Each version the policy wants and
+(`.export-*.partial`) silently. A base path that is itself a version folder (`export/17`) serves
+that one version. Each version the policy wants and
 that is not loaded yet is loaded in the loader thread, its warm-up requests replayed (or a
 synthesized request when the export has none), and only then published with one assignment of a
 new `{version: Predictor}` map: requests in flight finish on the version they started with, new
@@ -28,7 +29,7 @@ from pathlib import Path
 from serving.model_config import ModelConfig
 from serving.predictor import Predictor, PredictorConfig
 from serving.tensors import batch_from_request, warmup_requests
-from unified_embedding.contract.artifacts import MAX_VERSION, scan_versions
+from unified_embedding.exported.versions import MAX_VERSION, scan_versions, split_version
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,9 @@ class VersionStatus:
 
 
 def list_versions(base_path: Path) -> list[int]:
-    """The version folders of `base_path`, oldest first."""
-    return scan_versions(base_path)[0]
+    """The version folders of `base_path`, oldest first; [v] for a version folder `v`."""
+    base, version = split_version(base_path)
+    return [version] if version is not None else scan_versions(base).versions
 
 
 def _stamp(folder: Path) -> float:
@@ -93,6 +95,11 @@ class ModelVersions:
         return self.config.name
 
     @property
+    def _base(self) -> Path:
+        """The export base the versions are read from (a version folder's parent)."""
+        return split_version(self.config.base_path)[0]
+
+    @property
     def rejected(self) -> set[int]:
         """Versions that failed to load and are skipped until their folder changes."""
         return set(self._rejected)
@@ -106,8 +113,10 @@ class ModelVersions:
         loaded = self._loaded
         if label:
             if label not in self.config.labels:
-                raise ModelNotFound(f"model `{self.name}` has no version label `{label}`; its "
-                                    f"labels are {sorted(self.config.labels)}")  # fmt: skip
+                raise ModelNotFound(
+                    f"model `{self.name}` has no version label `{label}`; its "
+                    f"labels are {sorted(self.config.labels)}"
+                )
             version = self.config.labels[label]
         if not loaded:
             raise ModelUnavailable(f"model `{self.name}` has no version loaded yet")
@@ -115,8 +124,10 @@ class ModelVersions:
             return loaded[max(loaded)]
         if version not in loaded:
             via = f" (label `{label}`)" if label else ""
-            raise ModelNotFound(f"model `{self.name}` version {version}{via} is not loaded; "
-                                f"loaded versions: {sorted(loaded)}")  # fmt: skip
+            raise ModelNotFound(
+                f"model `{self.name}` version {version}{via} is not loaded; "
+                f"loaded versions: {sorted(loaded)}"
+            )
         return loaded[version]
 
     def status(self, version: int = 0, label: str = "") -> list[VersionStatus]:
@@ -136,12 +147,19 @@ class ModelVersions:
         self._states = {**self._states, version: VersionStatus(version, state, error)}
 
     def _available(self) -> list[int]:
-        versions, others = scan_versions(self.config.base_path)
+        base, only = split_version(self.config.base_path)
+        if only is not None:  # a version folder: that version alone
+            return [] if self._is_rejected(only) else [only]
+        versions, others = scan_versions(base)
         for name in sorted(set(others) - self._ignored):
             self._ignored.add(name)
-            log.warning("ignoring folder %r under %s: a version folder is ASCII digits without "
-                        "leading zeros, at most %d", name, self.config.base_path,
-                        MAX_VERSION)  # fmt: skip
+            log.warning(
+                "ignoring folder %r under %s: a version folder is ASCII digits without "
+                "leading zeros, at most %d",
+                name,
+                base,
+                MAX_VERSION,
+            )
         return [v for v in versions if not self._is_rejected(v)]
 
     def _is_rejected(self, version: int) -> bool:
@@ -149,12 +167,12 @@ class ModelVersions:
         if stamp is None:
             return False
         try:
-            return _stamp(self.config.base_path / str(version)) == stamp
+            return _stamp(self._base / str(version)) == stamp
         except OSError:
             return True
 
     async def _load(self, version: int) -> bool:
-        path = self.config.base_path / str(version)
+        path = self._base / str(version)
         self._set_state(version, "LOADING")
         loop = asyncio.get_running_loop()
         try:
@@ -170,8 +188,13 @@ class ModelVersions:
             return False
         self._loaded = {**self._loaded, version: predictor}  # the swap: one assignment
         self._set_state(version, "AVAILABLE")
-        log.info("model %s version %d serving (spec %s, %d warm-up requests replayed)",
-                 self.name, version, predictor.fingerprint, replayed)  # fmt: skip
+        log.info(
+            "model %s version %d serving (spec %s, %d warm-up requests replayed)",
+            self.name,
+            version,
+            predictor.fingerprint,
+            replayed,
+        )
         return True
 
     async def poll(self) -> bool:

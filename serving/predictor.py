@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from unified_embedding.contract.artifacts import SPEC_ASSET, parse_version
+from serving.config import PredictorConfig
 from unified_embedding.contract.raw_values import (
     NUMBERS,
     STRINGS,
@@ -43,29 +43,17 @@ from unified_embedding.contract.raw_values import (
     raw_type,
 )
 from unified_embedding.contract.spec import FeatureSpec, SpecError
-
-REQUIRED_SIGNATURES = ("packed", "serving_default", "attention")
+from unified_embedding.exported.model import (
+    ExportedModel,
+    InconsistentModel,
+    check_signatures,
+    top_pairs,
+)
+from unified_embedding.exported.versions import ModelFolder, parse_version
 
 
 class InvalidRequest(ValueError):
     """A request the model cannot take; the message names the field and the value."""
-
-
-class InconsistentModel(ValueError):
-    """A SavedModel whose signatures do not match its own spec.json."""
-
-
-@dataclass(frozen=True)
-class PredictorConfig:
-    """Args:
-    max_rows: the most rows one request may carry (more is an invalid request).
-    """
-
-    max_rows: int = 4096
-
-    def __post_init__(self) -> None:
-        if self.max_rows < 1:
-            raise ValueError(f"`max_rows` should be >= 1. Received: `max_rows={self.max_rows}`")
 
 
 @dataclass(frozen=True)
@@ -126,8 +114,9 @@ def _check_finite(numeric: np.ndarray, names: Sequence[str], where: str = "") ->
     bad = np.isinf(numeric)
     if bad.any():
         r, c = (int(i) for i in np.argwhere(bad)[0])
-        raise InvalidRequest(f"{where}row {r}: field `{names[c]}`: received {numeric[r, c]}; "
-                             f"{_FINITE}")  # fmt: skip
+        raise InvalidRequest(
+            f"{where}row {r}: field `{names[c]}`: received {numeric[r, c]}; {_FINITE}"
+        )
 
 
 def _chars(cell: str | bytes) -> int:
@@ -139,8 +128,10 @@ def _chars(cell: str | bytes) -> int:
 
 
 def _too_long(at: str, name: str, cell: str | bytes, limit: int) -> InvalidRequest:
-    return InvalidRequest(f"{at}field `{name}` has {_chars(cell)} characters; at most {limit} "
-                          "are allowed (the model's `max_field_chars`)")  # fmt: skip
+    return InvalidRequest(
+        f"{at}field `{name}` has {_chars(cell)} characters; at most {limit} "
+        "are allowed (the model's `max_field_chars`)"
+    )
 
 
 def _check_lengths(cells: np.ndarray, names: Sequence[str], limit: int, where: str = "") -> None:
@@ -159,8 +150,9 @@ def _check_lengths(cells: np.ndarray, names: Sequence[str], limit: int, where: s
     for i, cell in enumerate(flat.tolist()):
         r, c = divmod(i, columns)
         if not isinstance(cell, str | bytes):
-            raise InvalidRequest(f"{where}row {r}: field `{names[c]}`: expected a string, "
-                                 f"received {_describe(cell)}")  # fmt: skip
+            raise InvalidRequest(
+                f"{where}row {r}: field `{names[c]}`: expected a string, received {_describe(cell)}"
+            )
         if len(cell) > limit and _chars(cell) > limit:
             raise _too_long(f"{where}row {r}: ", names[c], cell, limit)
 
@@ -199,13 +191,16 @@ def _value(raw: RawType, name: str, value: Value, at: str) -> float | str | byte
         return raw.value(value)
     except TypeError as e:
         if value is None:
-            raise InvalidRequest(f"{at}field `{name}`: received no value ({raw.missing_text} = "
-                                 "missing)") from None  # fmt: skip
-        raise InvalidRequest(f"{at}field `{name}`: expected {e}, received "
-                             f"{_describe(value)}") from None  # fmt: skip
+            raise InvalidRequest(
+                f"{at}field `{name}`: received no value ({raw.missing_text} = missing)"
+            ) from None
+        raise InvalidRequest(
+            f"{at}field `{name}`: expected {e}, received {_describe(value)}"
+        ) from None
     except OverflowError:  # an int beyond float64 (JSON 1e400 is inf, 10**400 an int)
-        raise InvalidRequest(f"{at}field `{name}`: received {_describe(value)}; "
-                             f"{_FINITE}") from None  # fmt: skip
+        raise InvalidRequest(
+            f"{at}field `{name}`: received {_describe(value)}; {_FINITE}"
+        ) from None
 
 
 class Predictor:
@@ -232,17 +227,23 @@ class Predictor:
             self._slots.update({f.name: _Slot(raw_type(f), i) for i, f in enumerate(fields)})
 
     @classmethod
-    def load(cls, path: str | Path, config: PredictorConfig = PredictorConfig()) -> Predictor:
-        """Loads `<base>/<version>`; raises SpecError or InconsistentModel when the version's
-        spec.json is invalid or disagrees with its signatures (and TF's errors when unloadable)."""
+    def load(
+        cls,
+        path: str | Path,
+        config: PredictorConfig = PredictorConfig(),  # noqa: B008 (frozen)
+    ) -> Predictor:
+        """Loads `<base>/<version>` (`ExportedModel.load_folder`); raises SpecError or
+        InconsistentModel when the version's spec.json is invalid or disagrees with its
+        signatures (and TF's errors when unloadable)."""
         path = Path(path)
-        if parse_version(path.name) is None:
-            raise InconsistentModel(f"a version folder is a number within int64 (ASCII digits, "
-                                    f"no leading zeros). Received: `{path.name}`")  # fmt: skip
-        spec = FeatureSpec.load(path / SPEC_ASSET)
-        loaded = tf.saved_model.load(str(path))
-        check_signatures(spec, loaded.signatures)
-        return cls(path, spec, loaded, config)
+        version = parse_version(path.name)
+        if version is None:
+            raise InconsistentModel(
+                f"a version folder is a number within int64 (ASCII digits, no leading zeros). "
+                f"Received: `{path.name}`"
+            )
+        model = ExportedModel.load_folder(ModelFolder(str(path), version))
+        return cls(path, model.spec, model.loaded, config)
 
     @property
     def packed_widths(self) -> Mapping[str, int]:
@@ -263,8 +264,10 @@ class Predictor:
         missing), numeric fields numbers (NaN = missing); every field exactly once."""
         _check_rows(len(rows), self.config.max_rows)
         packing = _Packing(len(rows), self._widths)
-        targets = {name: (packing.arrays[slot.raw.packed_input], slot.column, slot.raw.value)
-                   for name, slot in self._slots.items()}  # fmt: skip
+        targets = {
+            name: (packing.arrays[slot.raw.packed_input], slot.column, slot.raw.value)
+            for name, slot in self._slots.items()
+        }
         with np.errstate(over="ignore"):  # beyond float32 is inf, refused below by name
             for r, row in enumerate(rows):
                 if len(row) != len(targets) or not all(k in targets for k in row):
@@ -295,21 +298,25 @@ class Predictor:
         """
         both = sorted(set(context) & set(candidates))
         if both:
-            raise InvalidRequest(f"field `{both[0]}` is given in both context and candidates; "
-                                 "give it in one of them")  # fmt: skip
+            raise InvalidRequest(
+                f"field `{both[0]}` is given in both context and candidates; give it in one of them"
+            )
         for part, names in (("context: ", context), (where, candidates)):
             unknown = sorted(set(names) - set(self._slots))
             if unknown:
-                raise InvalidRequest(f"{part}unknown field `{unknown[0]}`; the model's fields "
-                                     f"are {list(self.spec.field_names)}")  # fmt: skip
+                raise InvalidRequest(
+                    f"{part}unknown field `{unknown[0]}`; the model's fields "
+                    f"are {list(self.spec.field_names)}"
+                )
         missing = [n for n in self.spec.field_names if n not in context and n not in candidates]
         if missing:
             raise InvalidRequest(f"missing field `{missing[0]}`")
         for name, array in candidates.items():  # one 1-D column per field, of its raw type
             raw = self._slots[name].raw
             if array is None or array.ndim != 1 or not raw.accepts(array):
-                raise InvalidRequest(f"{where}field `{name}`: expected {raw.name}, received "
-                                     f"{_kind_of(array)}")  # fmt: skip
+                raise InvalidRequest(
+                    f"{where}field `{name}`: expected {raw.name}, received {_kind_of(array)}"
+                )
         sizes = {name: len(array) for name, array in candidates.items() if array is not None}
         if len(set(sizes.values())) > 1:
             raise InvalidRequest(f"{where}fields have different numbers of rows: {sizes}")
@@ -374,66 +381,28 @@ class Predictor:
 
     def explain(self, batch: PackedBatch, top_k: int) -> list[list[FieldPair]]:
         """Per row, the `top_k` (source, target) field pairs with the largest attention weight,
-        averaged over interacting layers and heads; a field attending to itself is left out."""
-        raw = {n: tf.constant(batch.categorical[:, i], tf.string)
-               for i, n in enumerate(self.categorical_names)}  # fmt: skip
+        averaged over interacting layers and heads; a field attending to itself is left out
+        (`exported.model.top_pairs`)."""
+        raw = {
+            n: tf.constant(batch.categorical[:, i], tf.string)
+            for i, n in enumerate(self.categorical_names)
+        }
         raw.update({n: tf.constant(batch.numeric[:, i]) for i, n in enumerate(self.numeric_names)})
-        weights = self._attention(**raw)["attention"].numpy().mean(axis=(1, 2))  # (rows, F, F)
-        fields = len(self.spec.fields)
-        weights[:, np.arange(fields), np.arange(fields)] = -math.inf
-        names = self.spec.field_names
-        top = np.argsort(-weights.reshape(len(batch), -1), axis=1)[:, :top_k]
+        pairs, weights = top_pairs(self._attention(**raw)["attention"], top_k)
+        names, fields = self.spec.field_names, len(self.spec.fields)
         return [
-            [FieldPair(names[k // fields], names[k % fields], float(w[k // fields, k % fields]))
-             for k in row]
-            for row, w in zip(top, weights, strict=True)
-        ]  # fmt: skip
+            [
+                FieldPair(names[k // fields], names[k % fields], float(w))
+                for k, w in zip(row_pairs, row_weights, strict=True)
+            ]
+            for row_pairs, row_weights in zip(
+                pairs.numpy().tolist(), weights.numpy().tolist(), strict=True
+            )
+        ]
 
     def missing_row(self) -> dict[str, Value]:
         """A valid row with every value missing (warm-up, health probes)."""
         return missing_row(self.spec.fields)
-
-
-def set_op_threads(threads: int | None) -> bool:
-    """TensorFlow's intra- and inter-op thread pools, before the runtime starts (False after).
-
-    One thread each is the fastest for small batches on a few cores: a batch-1 call of a 39-field
-    model took ~0.7-0.8 ms instead of 2-3.5 ms with the defaults on a loaded 2-core machine, and
-    batch-64 throughput rose too. Concurrency then comes from several model calls at once.
-    """
-    if threads is None:
-        return True
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError:  # the runtime is already initialized (e.g. a server inside a test)
-        return False
-    return True
-
-
-def check_signatures(spec: FeatureSpec, signatures: Mapping[str, Any]) -> None:
-    """Raises InconsistentModel unless the signatures take exactly the fields of `spec`."""
-    absent = [s for s in REQUIRED_SIGNATURES if s not in signatures]
-    if absent:
-        raise InconsistentModel(f"the SavedModel lacks the signatures {absent}")
-    _, packed = signatures["packed"].structured_input_signature
-    shapes = {k: v.shape.as_list() for k, v in packed.items()}
-    expected = {"categorical": [None, len(spec.categorical_fields)],
-                "numeric": [None, len(spec.numeric_fields)]}  # fmt: skip
-    if shapes != expected:
-        raise InconsistentModel(
-            f"signature `packed` takes {shapes}; spec.json (fingerprint {spec.fingerprint}) "
-            f"needs {expected}"
-        )
-    _, raw = signatures["serving_default"].structured_input_signature
-    inputs = {k: v.dtype for k, v in raw.items()}
-    wanted = {f.name: tf.as_dtype(raw_type(f).tf_dtype) for f in spec.fields}
-    if inputs != wanted:
-        diff = sorted(set(inputs.items()) ^ set(wanted.items()), key=str)[:4]
-        raise InconsistentModel(
-            f"signature `serving_default` disagrees with spec.json (fingerprint "
-            f"{spec.fingerprint}) on {diff}"
-        )
 
 
 __all__ = [
@@ -445,5 +414,4 @@ __all__ = [
     "PredictorConfig",
     "SpecError",
     "check_signatures",
-    "set_op_threads",
 ]

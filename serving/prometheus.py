@@ -35,14 +35,26 @@ class Metrics:
     def __post_init__(self) -> None:
         r = self.registry
         self.requests = Counter("ue_requests", "RPCs received", ["method"], registry=r)
-        self.errors = Counter("ue_errors", "RPCs answered with an error", ["method", "code"],
-                              registry=r)  # fmt: skip
-        self.latency = Histogram("ue_request_latency_seconds", "RPC handler latency", ["method"],
-                                 buckets=_LATENCY_BUCKETS, registry=r)  # fmt: skip
-        self.batch_rows = Histogram("ue_batch_rows", "rows per model call",
-                                    buckets=_BATCH_BUCKETS, registry=r)  # fmt: skip
-        self.version = Gauge("ue_model_version", "version being served", ["model"], registry=r,
-                             multiprocess_mode="liveall")  # fmt: skip
+        self.errors = Counter(
+            "ue_errors", "RPCs answered with an error", ["method", "code"], registry=r
+        )
+        self.latency = Histogram(
+            "ue_request_latency_seconds",
+            "RPC handler latency",
+            ["method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_rows = Histogram(
+            "ue_batch_rows", "rows per model call", buckets=_BATCH_BUCKETS, registry=r
+        )
+        self.version = Gauge(
+            "ue_model_version",
+            "version being served",
+            ["model"],
+            registry=r,
+            multiprocess_mode="liveall",
+        )
 
     @contextlib.contextmanager
     def track(self, method: str) -> Iterator[None]:

@@ -119,8 +119,9 @@ def metadata_json(name: str, predictor: Predictor) -> dict[str, Any]:
     """GetModelMetadataResponse as TF Serving writes it: the signature defs unpacked."""
     spec = model_pb2.ModelSpec(name=name)
     spec.version.value = predictor.version
-    defs = json_format.MessageToDict(signature_defs(predictor.path),
-                                     preserving_proto_field_name=True)  # fmt: skip
+    defs = json_format.MessageToDict(
+        signature_defs(predictor.path), preserving_proto_field_name=True
+    )
     return {
         "model_spec": json_format.MessageToDict(
             spec, always_print_fields_with_no_presence=True, preserving_proto_field_name=True
@@ -182,8 +183,11 @@ class RestApi:
     async def post(self, request: web.Request) -> web.Response:
         target = parse_target(request.path)
         if target is None or target.verb not in ("predict", "classify", "regress"):
-            return error_response(404, f"no such resource: POST {request.path}; the verbs are "
-                                  ":predict, :classify and :regress")  # fmt: skip
+            return error_response(
+                404,
+                f"no such resource: POST {request.path}; the verbs are "
+                ":predict, :classify and :regress",
+            )
         body = await request.read()
         verb = {"predict": self._predict, "classify": self._classify, "regress": self._regress}
         return await self._run(target.verb, lambda: verb[target.verb](target, body))
@@ -224,8 +228,9 @@ class RestApi:
 
     async def _classify(self, target: Target, body: bytes) -> dict[str, Any]:
         result = classification(await self._scores(target, body, CLASSIFY))
-        return {"result": [[[c.label, c.score] for c in one.classes]
-                           for one in result.classifications]}  # fmt: skip
+        return {
+            "result": [[[c.label, c.score] for c in one.classes] for one in result.classifications]
+        }
 
 
 @web.middleware
@@ -241,8 +246,13 @@ async def _json_errors(
             raise
         return error_response(e.status, f"{e.reason}: {request.method} {request.path}")
     except ConnectionError as e:
-        log.info("client %s closed the connection before its request was read: %s %s (%s)",
-                 request.remote, request.method, request.path, _one_line(e))  # fmt: skip
+        log.info(
+            "client %s closed the connection before its request was read: %s %s (%s)",
+            request.remote,
+            request.method,
+            request.path,
+            _one_line(e),
+        )
         return error_response(499, "the client closed the connection")
 
 

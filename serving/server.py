@@ -36,8 +36,6 @@ import signal
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -47,14 +45,15 @@ from grpc_reflection.v1alpha import reflection
 from tensorflow_serving.apis import model_service_pb2, prediction_service_pb2
 
 from protos import prediction_pb2
-from serving.batching import Batcher, BatchingConfig
+from serving.batching import Batcher
+from serving.config import ServerConfig, TlsConfig
 from serving.logs import configure_logging
-from serving.model_manager import ManagerConfig, ModelManager
-from serving.predictor import set_op_threads
+from serving.model_manager import ModelManager
 from serving.prometheus import Metrics
 from serving.rest import RestApi, start_rest
 from serving.servicer import RankingServicer, add_service, add_to_server
 from serving.tf_serving import ModelServiceServicer, PredictionServiceServicer
+from unified_embedding.runtime.threads import set_op_threads
 
 log = logging.getLogger(__name__)
 RANKING = prediction_pb2.DESCRIPTOR.services_by_name["Ranking"].full_name
@@ -67,55 +66,6 @@ MODEL_SERVICE = model_service_pb2.DESCRIPTOR.services_by_name["ModelService"]
 _QUIET_SECONDS = 0.05
 _SETTLE_SECONDS = 0.5
 WaitForTurn = Callable[[], Awaitable[int]]  # a spare's wait for the worker index it takes over
-
-
-@dataclass(frozen=True)
-class TlsConfig:
-    certificate: Path  # PEM certificate chain
-    private_key: Path  # PEM private key
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    """Args:
-    models: where the versions are and how to follow them.
-    port: gRPC port (0 picks a free one).
-    host: interface to bind; loopback by default, `0.0.0.0` to serve the network.
-    metrics_port: Prometheus `/metrics` over HTTP on `host` (None: off, 0: a free port).
-    rest_api_port: TF Serving's REST API on `host` (None: off, 0: a free port), its metrics at
-        `/monitoring/prometheus/metrics`.
-    rest_api_timeout_seconds: a REST request not answered within it gets 504 (TF Serving's
-        `--rest_api_timeout_in_ms`).
-    batching: how concurrent requests merge into model calls.
-    tls: serve TLS with this certificate and key (plaintext when None).
-    max_message_bytes: largest request or response.
-    max_concurrent_rpcs: RPCs in progress at once; beyond it RESOURCE_EXHAUSTED.
-    grace_seconds: how long stopping waits for RPCs in flight (`--grace-period-seconds`).
-    model_threads: model calls that may run at once (threads).
-    op_threads: TensorFlow intra- and inter-op threads, set by `serve()` before TensorFlow
-        starts (None: TensorFlow's default, one per core).
-    reuse_port: bind with SO_REUSEPORT, so several server processes share `port` and the
-        kernel spreads connections over them (`serving.workers`), and only once the models
-        serve; off, a port in use fails.
-    worker: this process's index among the workers (ModelInfo.worker, logs); -1 for a spare
-        until `start(turn)` learns the index it takes over.
-    """
-
-    models: ManagerConfig
-    port: int = 8500
-    host: str = "127.0.0.1"
-    metrics_port: int | None = None
-    rest_api_port: int | None = None
-    rest_api_timeout_seconds: float = 30.0
-    batching: BatchingConfig = field(default_factory=BatchingConfig)
-    tls: TlsConfig | None = None
-    max_message_bytes: int = 16 * 1024 * 1024
-    max_concurrent_rpcs: int = 2048
-    grace_seconds: float = 10.0
-    model_threads: int = 2
-    op_threads: int | None = 1
-    reuse_port: bool = False
-    worker: int = 0
 
 
 class _InFlight(grpc.aio.ServerInterceptor):
@@ -187,7 +137,9 @@ class PredictionServer:
         self.rest_api_port: int | None = None
         self.rest: RestApi | None = None
         self._serving = asyncio.Event()
-        self._executor = ThreadPoolExecutor(config.model_threads, thread_name_prefix="model")
+        self._executor = ThreadPoolExecutor(
+            config.batching.batch_threads, thread_name_prefix="model"
+        )
         self._loader = ThreadPoolExecutor(1, thread_name_prefix="loader")
         self.models = ModelManager(config.models, self._loader, on_version=self._on_version)
         self.batcher = Batcher(
@@ -215,8 +167,11 @@ class PredictionServer:
         task.add_done_callback(self._tasks.discard)
 
     async def _set_health(self, serving: bool) -> None:
-        status = (health_pb2.HealthCheckResponse.SERVING if serving
-                  else health_pb2.HealthCheckResponse.NOT_SERVING)  # fmt: skip
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
         for service in ("", RANKING, PREDICTION_SERVICE):
             await self.health.set(service, status)
 
@@ -242,8 +197,11 @@ class PredictionServer:
             ("grpc.max_send_message_length", config.max_message_bytes),
             ("grpc.so_reuseport", int(config.reuse_port)),
         ]
-        server = grpc.aio.server(options=limits, interceptors=[self._in_flight],
-                                 maximum_concurrent_rpcs=config.max_concurrent_rpcs)  # fmt: skip
+        server = grpc.aio.server(
+            options=limits,
+            interceptors=[self._in_flight],
+            maximum_concurrent_rpcs=config.max_concurrent_rpcs,
+        )
         add_to_server(
             RankingServicer(self.models, self.batcher, self.metrics, config.worker), server
         )
@@ -253,8 +211,9 @@ class PredictionServer:
             PredictionServiceServicer(self.models, self.batcher, self.metrics),
             self.metrics,
         )
-        add_service(server, MODEL_SERVICE, ModelServiceServicer(self.models, self.metrics),
-                    self.metrics)  # fmt: skip
+        add_service(
+            server, MODEL_SERVICE, ModelServiceServicer(self.models, self.metrics), self.metrics
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         if not self._serving.is_set():
             await self._set_health(serving=False)
@@ -273,7 +232,7 @@ class PredictionServer:
             self.port = server.add_insecure_port(address)
         else:
             credentials = grpc.ssl_server_credentials(
-                [(config.tls.private_key.read_bytes(), config.tls.certificate.read_bytes())]
+                [(config.tls.key.read_bytes(), config.tls.certificate.read_bytes())]
             )
             self.port = server.add_secure_port(address, credentials)
         await server.start()
@@ -286,16 +245,29 @@ class PredictionServer:
             self._http = self.metrics.serve_http(config.metrics_port, config.host)
             self.metrics_port = int(self._http.server_address[1])
         if config.rest_api_port is not None:
-            self.rest = RestApi(self.models, self.batcher, self.metrics,
-                                config.rest_api_timeout_seconds)  # fmt: skip
+            self.rest = RestApi(
+                self.models, self.batcher, self.metrics, config.rest_api_timeout_seconds
+            )
             self._rest, self.rest_api_port = await start_rest(
-                self.rest.application(config.max_message_bytes), config.host,
-                config.rest_api_port, config.reuse_port, config.grace_seconds,
-            )  # fmt: skip
-        log.info("listening", extra={"fields": {"address": f"{config.host}:{self.port}",
-                 "tls": config.tls is not None, "metrics_port": self.metrics_port,
-                 "rest_api_port": self.rest_api_port,
-                 "models": self.models.names, "worker": config.worker}})  # fmt: skip
+                self.rest.application(config.max_message_bytes),
+                config.host,
+                config.rest_api_port,
+                config.reuse_port,
+                config.grace_seconds,
+            )
+        log.info(
+            "listening",
+            extra={
+                "fields": {
+                    "address": f"{config.host}:{self.port}",
+                    "tls": config.tls is not None,
+                    "metrics_port": self.metrics_port,
+                    "rest_api_port": self.rest_api_port,
+                    "models": self.models.names,
+                    "worker": config.worker,
+                }
+            },
+        )
 
     async def wait_until_serving(self, timeout: float) -> None:
         await asyncio.wait_for(self._serving.wait(), timeout)
@@ -324,8 +296,16 @@ class PredictionServer:
             self._http.server_close()
         self._executor.shutdown(wait=True)
         self._loader.shutdown(wait=True)
-        log.info("stopped", extra={"fields": {"port": self.port, "worker": self.config.worker,
-                 "refused_while_stopping": self._in_flight.refused}})  # fmt: skip
+        log.info(
+            "stopped",
+            extra={
+                "fields": {
+                    "port": self.port,
+                    "worker": self.config.worker,
+                    "refused_while_stopping": self._in_flight.refused,
+                }
+            },
+        )
 
     async def _settle(self, seconds: float) -> None:
         """Until the event loop has turned for _QUIET_SECONDS without an RPC starting, at most
@@ -382,6 +362,8 @@ def serve(config: ServerConfig, turn: WaitForTurn | None = None) -> None:
     if not set_op_threads(config.op_threads):
         log.warning("TensorFlow already started: `op_threads` left at its current setting")
     asyncio.run(_serve(config, turn))
+    for signum in (signal.SIGINT, signal.SIGTERM):  # stopped: a second signal must not kill
+        signal.signal(signum, signal.SIG_IGN)  # the exit (status -15 instead of 0)
     # The interpreter's last garbage collections walk TensorFlow's object graph (~1 s here);
     # nothing left needs them, so the process exits at once.
     gc.freeze()

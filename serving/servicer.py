@@ -75,8 +75,9 @@ async def answer(
             return await asyncio.wait_for(call(), timeout)
         except asyncio.CancelledError:
             metrics.error(method, grpc.StatusCode.CANCELLED)
-            log.info("%s cancelled: the client went away, cancelled or the server is stopping",
-                     method)  # fmt: skip
+            log.info(
+                "%s cancelled: the client went away, cancelled or the server is stopping", method
+            )
             raise
         except Exception as e:
             code, message = status_of(e, method)
@@ -125,8 +126,10 @@ def batch_of(predictor: Predictor, request: prediction_pb2.ScoreRequest) -> Pack
     if not request.candidates and not request.HasField("context"):
         return predictor.pack_rows(rows_of(request))
     if request.rows:
-        raise InvalidRequest("give either `rows` or `context` + `candidates`, not both. Received "
-                             f"{len(request.rows)} rows and a ranking request")  # fmt: skip
+        raise InvalidRequest(
+            "give either `rows` or `context` + `candidates`, not both. Received "
+            f"{len(request.rows)} rows and a ranking request"
+        )
     context = {k: _value(v) for k, v in request.context.features.items()}
     candidates = {k: column_array(v) for k, v in request.candidates.items()}
     return predictor.pack_ranking(context, candidates)
@@ -155,15 +158,21 @@ class RankingServicer(prediction_pb2_grpc.RankingServicer):
         predictor = versions.get(request.model_spec.version)
         top_k = request.explain_top_k
         if not 0 <= top_k <= MAX_EXPLAIN_TOP_K:
-            raise InvalidRequest(f"`explain_top_k` should be in [0, {MAX_EXPLAIN_TOP_K}]. "
-                                 f"Received: `explain_top_k={top_k}`")  # fmt: skip
+            raise InvalidRequest(
+                f"`explain_top_k` should be in [0, {MAX_EXPLAIN_TOP_K}]. "
+                f"Received: `explain_top_k={top_k}`"
+            )
         if top_k and len(request.rows) > MAX_EXPLAIN_ROWS:
-            raise InvalidRequest(f"explanations are given for at most {MAX_EXPLAIN_ROWS} rows per "
-                                 f"request. Received {len(request.rows)} rows")  # fmt: skip
+            raise InvalidRequest(
+                f"explanations are given for at most {MAX_EXPLAIN_ROWS} rows per "
+                f"request. Received {len(request.rows)} rows"
+            )
         batch = batch_of(predictor, request)
         if top_k and len(batch) > MAX_EXPLAIN_ROWS:
-            raise InvalidRequest(f"explanations are given for at most {MAX_EXPLAIN_ROWS} rows per "
-                                 f"request. Received {len(batch)} candidates")  # fmt: skip
+            raise InvalidRequest(
+                f"explanations are given for at most {MAX_EXPLAIN_ROWS} rows per "
+                f"request. Received {len(batch)} candidates"
+            )
         scores = await self.batcher.predict(predictor, batch)
         response = prediction_pb2.ScoreResponse(
             model_spec=model_spec(versions.name, predictor),
@@ -173,10 +182,12 @@ class RankingServicer(prediction_pb2_grpc.RankingServicer):
             loop = asyncio.get_running_loop()
             explained = await loop.run_in_executor(None, predictor.explain, batch, top_k)
             for pairs in explained:
-                response.explanations.add(pairs=[
-                    prediction_pb2.FieldPair(source=p.source, target=p.target, weight=p.weight)
-                    for p in pairs
-                ])  # fmt: skip
+                response.explanations.add(
+                    pairs=[
+                        prediction_pb2.FieldPair(source=p.source, target=p.target, weight=p.weight)
+                        for p in pairs
+                    ]
+                )
         return response
 
     async def GetModelInfo(
@@ -249,5 +260,6 @@ def add_service(
 
 
 def add_to_server(servicer: RankingServicer, server: grpc.aio.Server) -> None:
-    add_service(server, prediction_pb2.DESCRIPTOR.services_by_name["Ranking"], servicer,
-                servicer.metrics)  # fmt: skip
+    add_service(
+        server, prediction_pb2.DESCRIPTOR.services_by_name["Ranking"], servicer, servicer.metrics
+    )

@@ -62,19 +62,26 @@ def to_array(
         content = tensor.tensor_content
         if content:
             if len(content) != count * _FLOAT32.itemsize:
-                raise InvalidRequest(f"field `{name}`: shape {dims} needs {count * 4} bytes of "
-                                     f"tensor_content, received {len(content)}")  # fmt: skip
+                raise InvalidRequest(
+                    f"field `{name}`: shape {dims} needs {count * 4} bytes of "
+                    f"tensor_content, received {len(content)}"
+                )
             return np.frombuffer(content, _FLOAT32).reshape(dims)
         if len(tensor.float_val) != count:
-            raise InvalidRequest(f"field `{name}`: shape {dims} needs {count} float_val values, "
-                                 f"received {len(tensor.float_val)}")  # fmt: skip
+            raise InvalidRequest(
+                f"field `{name}`: shape {dims} needs {count} float_val values, "
+                f"received {len(tensor.float_val)}"
+            )
         return np.array(tensor.float_val, np.float32).reshape(dims)
     if tensor.tensor_content:
-        raise InvalidRequest(f"field `{name}`: send DT_STRING values in string_val, "
-                             "not tensor_content")  # fmt: skip
+        raise InvalidRequest(
+            f"field `{name}`: send DT_STRING values in string_val, not tensor_content"
+        )
     if len(tensor.string_val) != count:
-        raise InvalidRequest(f"field `{name}`: shape {dims} needs {count} string_val values, "
-                             f"received {len(tensor.string_val)}")  # fmt: skip
+        raise InvalidRequest(
+            f"field `{name}`: shape {dims} needs {count} string_val values, "
+            f"received {len(tensor.string_val)}"
+        )
     array = np.empty(count, dtype=object)
     array[:] = tensor.string_val
     return array.reshape(dims)
@@ -93,8 +100,10 @@ def batch_from_request(predictor: Predictor, request: predict_pb2.PredictRequest
         for name in widths:
             if name not in inputs:
                 raise InvalidRequest(f"missing input `{name}` of signature `packed`")
-        arrays = {name: to_array(name, inputs[name], _PACKED_DTYPES[name], (None, width),
-                                 max_rows) for name, width in widths.items()}  # fmt: skip
+        arrays = {
+            name: to_array(name, inputs[name], _PACKED_DTYPES[name], (None, width), max_rows)
+            for name, width in widths.items()
+        }
         return predictor.check_packed(**arrays)
     if signature != "serving_default":
         raise InvalidRequest(f"unknown signature `{signature}`; served: {list(SIGNATURES)}")

@@ -92,8 +92,10 @@ def _model_spec(name: str, predictor: Predictor, signature: str = "") -> model_p
 def example_signature(method: str, spec: model_pb2.ModelSpec) -> str:
     signature = spec.signature_name or "serving_default"
     if signature not in EXAMPLE_SIGNATURES[method]:
-        raise InvalidRequest(f"signature `{signature}` does not answer {method.split('/')[-1]}; "
-                             f"use one of {list(EXAMPLE_SIGNATURES[method])}")  # fmt: skip
+        raise InvalidRequest(
+            f"signature `{signature}` does not answer {method.split('/')[-1]}; "
+            f"use one of {list(EXAMPLE_SIGNATURES[method])}"
+        )
     return signature
 
 
@@ -101,10 +103,12 @@ def classification(scores: np.ndarray) -> classification_pb2.ClassificationResul
     """Per example, class "0" scored 1 - p and class "1" scored p (a binary estimator's)."""
     result = classification_pb2.ClassificationResult()
     for p in scores.tolist():
-        result.classifications.add().classes.extend([
-            classification_pb2.Class(label="0", score=1.0 - p),
-            classification_pb2.Class(label="1", score=p),
-        ])  # fmt: skip
+        result.classifications.add().classes.extend(
+            [
+                classification_pb2.Class(label="0", score=1.0 - p),
+                classification_pb2.Class(label="1", score=p),
+            ]
+        )
     return result
 
 
@@ -140,8 +144,9 @@ class PredictionServiceServicer(prediction_service_pb2_grpc.PredictionServiceSer
             name, predictor = self._predictor(request.model_spec)
             wanted = set(request.output_filter) - {"probability"}
             if wanted:
-                raise InvalidRequest(f"unknown output `{sorted(wanted)[0]}`; the signature "
-                                     "answers `probability`")  # fmt: skip
+                raise InvalidRequest(
+                    f"unknown output `{sorted(wanted)[0]}`; the signature answers `probability`"
+                )
             scores = await self.batcher.predict(predictor, batch_from_request(predictor, request))
             signature = request.model_spec.signature_name or "serving_default"
             response = predict_pb2.PredictResponse(
@@ -161,8 +166,10 @@ class PredictionServiceServicer(prediction_service_pb2_grpc.PredictionServiceSer
             name, predictor = self._predictor(request.model_spec)
             unknown = set(request.metadata_field) - {SIGNATURE_DEF}
             if unknown or not request.metadata_field:
-                raise InvalidRequest(f"`metadata_field` should be [{SIGNATURE_DEF!r}]. Received: "
-                                     f"{list(request.metadata_field)}")  # fmt: skip
+                raise InvalidRequest(
+                    f"`metadata_field` should be [{SIGNATURE_DEF!r}]. Received: "
+                    f"{list(request.metadata_field)}"
+                )
             packed = any_pb2.Any()
             packed.Pack(signature_defs(predictor.path))
             return get_model_metadata_pb2.GetModelMetadataResponse(
@@ -209,13 +216,16 @@ class PredictionServiceServicer(prediction_service_pb2_grpc.PredictionServiceSer
             signatures = []
             for task in tasks:
                 if task.method_name not in EXAMPLE_SIGNATURES:
-                    raise InvalidRequest(f"task `method_name` should be one of "
-                                         f"{list(EXAMPLE_SIGNATURES)}. Received: "
-                                         f"{task.method_name!r}")  # fmt: skip
+                    raise InvalidRequest(
+                        f"task `method_name` should be one of "
+                        f"{list(EXAMPLE_SIGNATURES)}. Received: "
+                        f"{task.method_name!r}"
+                    )
                 signatures.append(example_signature(task.method_name, task.model_spec))
             if len(set(signatures)) < len(signatures):
-                raise InvalidRequest(f"every task should name a different signature. "
-                                     f"Received: {signatures}")  # fmt: skip
+                raise InvalidRequest(
+                    f"every task should name a different signature. Received: {signatures}"
+                )
             name, predictor, scores = await self._scores(tasks[0].model_spec, request.input)
             response = inference_pb2.MultiInferenceResponse()
             for task, signature in zip(tasks, signatures, strict=True):

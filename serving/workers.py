@@ -51,6 +51,9 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import Any
 
+from serving.config import DEFAULT_HOST, DEFAULT_PORT
+from unified_embedding.runtime.flags import option
+
 log = logging.getLogger(__name__)
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _FORK_UNSAFE = ("grpc", "tensorflow")  # modules whose state must not exist before the fork
@@ -76,26 +79,46 @@ class WorkersConfig:
     """
 
     workers: int
-    host: str = "127.0.0.1"
-    port: int = 8500
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
     metrics_port: int | None = None
     stop_seconds: float = 30.0
-    spares: int = 1
-    restart_backoff_seconds: float = 0.25
-    max_restart_backoff_seconds: float = 10.0
-    max_crashes: int = 5
-    crash_window_seconds: float = 60.0
+    spares: int = option(
+        1,
+        "processes kept loaded, not listening, to replace a worker that dies at once (each "
+        "holds the models in memory)",
+        flag="--spare-workers",
+    )
+    restart_backoff_seconds: float = option(
+        0.25,
+        "wait before forking a replacement; doubled for each further crash within "
+        "--worker-crash-window-seconds",
+    )
+    max_restart_backoff_seconds: float = option(10.0, "the longest such wait")
+    max_crashes: int = option(
+        5,
+        "crashes within --worker-crash-window-seconds that stop the server (exit 1)",
+        flag="--max-worker-crashes",
+    )
+    crash_window_seconds: float = option(
+        60.0, "see --max-worker-crashes", flag="--worker-crash-window-seconds"
+    )
 
     def __post_init__(self) -> None:
         for name, least in (("workers", 1), ("spares", 0), ("max_crashes", 1)):
             if getattr(self, name) < least:
-                raise ValueError(f"`{name}` should be >= {least}. "
-                                 f"Received: `{name}={getattr(self, name)}`")  # fmt: skip
-        for name in ("restart_backoff_seconds", "max_restart_backoff_seconds",
-                     "crash_window_seconds"):  # fmt: skip
+                raise ValueError(
+                    f"`{name}` should be >= {least}. Received: `{name}={getattr(self, name)}`"
+                )
+        for name in (
+            "restart_backoff_seconds",
+            "max_restart_backoff_seconds",
+            "crash_window_seconds",
+        ):
             if not getattr(self, name) >= 0:
-                raise ValueError(f"`{name}` should be >= 0. "
-                                 f"Received: `{name}={getattr(self, name)}`")  # fmt: skip
+                raise ValueError(
+                    f"`{name}` should be >= 0. Received: `{name}={getattr(self, name)}`"
+                )
 
     def backoff(self, recent_crashes: int) -> float:
         """The wait before a replacement, after `recent_crashes` (>= 1) within the window."""
@@ -285,10 +308,16 @@ class _Supervisor:
             self.crashes.popleft()
         reason = _exit_reason(child.process.exitcode)
         if len(self.crashes) >= self.config.max_crashes:
-            log.error("%d worker crashes within %g s (`max_crashes=%d`): stopping the server; "
-                      "the last: %s (pid %d), %s", len(self.crashes),
-                      self.config.crash_window_seconds, self.config.max_crashes, child.name,
-                      child.process.pid, reason)  # fmt: skip
+            log.error(
+                "%d worker crashes within %g s (`max_crashes=%d`): stopping the server; "
+                "the last: %s (pid %d), %s",
+                len(self.crashes),
+                self.config.crash_window_seconds,
+                self.config.max_crashes,
+                child.name,
+                child.process.pid,
+                reason,
+            )
             self.gave_up = True
             return
         backoff = self.config.backoff(len(self.crashes))
@@ -299,22 +328,40 @@ class _Supervisor:
             self.due.append((now + backoff, child.index))  # no spare left: a new worker
         else:
             self.due.append((now + backoff, None))  # a spare died or took the place
-        log.warning("%s (pid %d) exited unasked (%s)", child.name, child.process.pid, reason,
-                    extra={"fields": {"worker": child.index, "pid": child.process.pid,
-                                      "exit_code": child.process.exitcode,
-                                      "spare_took_over": spare is not None,
-                                      "restart_in_seconds": backoff}})  # fmt: skip
+        log.warning(
+            "%s (pid %d) exited unasked (%s)",
+            child.name,
+            child.process.pid,
+            reason,
+            extra={
+                "fields": {
+                    "worker": child.index,
+                    "pid": child.process.pid,
+                    "exit_code": child.process.exitcode,
+                    "spare_took_over": spare is not None,
+                    "restart_in_seconds": backoff,
+                }
+            },
+        )
         if spare is not None:
-            log.info("worker started", extra={"fields": {"worker": spare.index,
-                     "pid": spare.process.pid, "from_spare": True}})  # fmt: skip
+            log.info(
+                "worker started",
+                extra={
+                    "fields": {"worker": spare.index, "pid": spare.process.pid, "from_spare": True}
+                },
+            )
 
     def fork_due(self) -> None:
         now = time.monotonic()
         for item in [d for d in self.due if d[0] <= now]:
             self.due.remove(item)
             child = self.fork(item[1])
-            log.info("worker started", extra={"fields": {"worker": child.index,
-                     "pid": child.process.pid, "from_spare": False}})  # fmt: skip
+            log.info(
+                "worker started",
+                extra={
+                    "fields": {"worker": child.index, "pid": child.process.pid, "from_spare": False}
+                },
+            )
 
     def seconds_to_next_fork(self) -> float | None:
         if not self.due:
@@ -328,8 +375,10 @@ def run_workers(config: WorkersConfig, serve_worker: Callable[[Turn, int], int])
     (see the module docstring); returns the exit code."""
     loaded = [name for name in _FORK_UNSAFE if name in sys.modules]
     if loaded:
-        raise RuntimeError(f"{loaded} already imported: workers must be forked before any gRPC "
-                           "or TensorFlow state exists")  # fmt: skip
+        raise RuntimeError(
+            f"{loaded} already imported: workers must be forked before any gRPC "
+            "or TensorFlow state exists"
+        )
     own_dir = None
     if not os.environ.get(METRICS_DIR_ENV):
         own_dir = tempfile.mkdtemp(prefix="ue-metrics-")
@@ -348,8 +397,11 @@ def run_workers(config: WorkersConfig, serve_worker: Callable[[Turn, int], int])
     try:
         from prometheus_client import Counter
 
-        restarts = Counter("ue_worker_restarts", "worker processes that exited unasked and "
-                           "were replaced", registry=None)  # fmt: skip
+        restarts = Counter(
+            "ue_worker_restarts",
+            "worker processes that exited unasked and were replaced",
+            registry=None,
+        )
         with reserve_port(config.host, config.port) as port:
             supervisor = _Supervisor(config, serve_worker, port, restarts)
             http = None
@@ -357,15 +409,23 @@ def run_workers(config: WorkersConfig, serve_worker: Callable[[Turn, int], int])
                 supervisor.start()
                 if config.metrics_port is not None:
                     http = _metrics_http(config.metrics_port, config.host)
-                log.info("workers started", extra={"fields": {
-                    "address": f"{config.host}:{port}",
-                    "workers": [c.process.pid for c in supervisor.slots if c is not None],
-                    "spares": [c.process.pid for c in supervisor.spares],
-                    "metrics_port": http.server_address[1] if http else None}})  # fmt: skip
+                log.info(
+                    "workers started",
+                    extra={
+                        "fields": {
+                            "address": f"{config.host}:{port}",
+                            "workers": [c.process.pid for c in supervisor.slots if c is not None],
+                            "spares": [c.process.pid for c in supervisor.spares],
+                            "metrics_port": http.server_address[1] if http else None,
+                        }
+                    },
+                )
                 while not stopping and not supervisor.gave_up:
                     children = supervisor.children()
-                    wait([c.process.sentinel for c in children] + [wake_read],
-                         supervisor.seconds_to_next_fork())  # fmt: skip
+                    wait(
+                        [c.process.sentinel for c in children] + [wake_read],
+                        supervisor.seconds_to_next_fork(),
+                    )
                     for child in children:
                         if not (stopping or supervisor.gave_up or child.process.is_alive()):
                             supervisor.on_exit(child)
@@ -386,8 +446,16 @@ def run_workers(config: WorkersConfig, serve_worker: Callable[[Turn, int], int])
             os.environ.pop(METRICS_DIR_ENV, None)
     slots = [c.process.exitcode if c else None for c in supervisor.slots]
     spares = [c.process.exitcode for c in supervisor.spares]
-    log.info("workers stopped", extra={"fields": {"exit_codes": slots, "spare_exit_codes": spares,
-             "restarts": supervisor.restarted}})  # fmt: skip
+    log.info(
+        "workers stopped",
+        extra={
+            "fields": {
+                "exit_codes": slots,
+                "spare_exit_codes": spares,
+                "restarts": supervisor.restarted,
+            }
+        },
+    )
     clean = all(code == 0 for code in slots + spares)
     return 0 if stopping and not supervisor.gave_up and clean else 1
 

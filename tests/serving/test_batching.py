@@ -91,7 +91,7 @@ def test_overload_answers_resource_exhausted_with_a_bounded_queue(  # type: igno
     """Model calls are held until every request beyond the in-flight and queued ones has been
     refused, so the outcome does not depend on how fast this machine is."""
     batching = BatchingConfig(max_batch_size=256, max_queued_requests=4)
-    server = _server(exported_model, batching=batching, model_threads=1)
+    server = _server(exported_model, batching=batching)
     gate = threading.Event()
     predict = Predictor.predict
     monkeypatch.setattr(Predictor, "predict", lambda self, b: gate.wait(60) and predict(self, b))
@@ -101,7 +101,7 @@ def test_overload_answers_resource_exhausted_with_a_bounded_queue(  # type: igno
             score = prediction_pb2_grpc.RankingStub(channel).Score
             calls = [score.future(request, timeout=120) for _ in range(48)]
             # Held back: the batches in flight, the one waiting to start a batch, a full queue.
-            held = batching.max_concurrent_batches + 1 + batching.max_queued_requests
+            held = batching.batch_threads + 1 + batching.max_queued_requests
             deadline = time.monotonic() + 60
             while sum(c.done() for c in calls) < len(calls) - held:
                 assert time.monotonic() < deadline, "requests were neither queued nor refused"
@@ -150,10 +150,28 @@ def test_graceful_shutdown_finishes_in_flight_requests(exported_model, rows) -> 
 
 def test_tls(exported_model, rows, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-                    "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     server = _server(exported_model, tls=TlsConfig(cert, key))
     try:
         config = ClientConfig(root_certificate=cert.read_bytes())

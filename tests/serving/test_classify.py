@@ -59,9 +59,15 @@ class Request:
     def __init__(self, exported_model, ints: bool) -> None:  # type: ignore[no-untyped-def]
         raw = read_rows(criteo(), exported_model.rows_file).take(np.arange(ROWS))
         numeric = {f.name for f in criteo().numeric_fields}
-        rows = [{name: (float(values[i]) if values[i] != "" else math.nan) if name in numeric
-                 else str(values[i]) for name, values in raw.columns.items()}
-                for i in range(ROWS)]  # fmt: skip
+        rows = [
+            {
+                name: (float(values[i]) if values[i] != "" else math.nan)
+                if name in numeric
+                else str(values[i])
+                for name, values in raw.columns.items()
+            }
+            for i in range(ROWS)
+        ]
         context = {k: rows[0][k] for k in CONTEXT}
         own = [{k: v for k, v in row.items() if k not in CONTEXT} for row in rows]
         own[2]["C1"] = rows[2]["C1"] + "x"  # the example wins over the context
@@ -76,8 +82,11 @@ class Request:
         request = predict_pb2.PredictRequest()
         for name in self.merged[0]:
             values = [row[name] for row in self.merged]
-            array = (np.array(values, np.float32) if isinstance(values[0], float)
-                     else np.array([str(v).encode() for v in values], object))  # fmt: skip
+            array = (
+                np.array(values, np.float32)
+                if isinstance(values[0], float)
+                else np.array([str(v).encode() for v in values], object)
+            )
             request.inputs[name].CopyFrom(tf.make_tensor_proto(array))
         return request
 
@@ -100,8 +109,9 @@ def test_classify_regress_and_multi_inference_equal_predict_over_merged_rows(
     expected = _predict(stub, request)
     assert request.merged[2]["C1"] != request.merged[0]["C1"]
 
-    classified = stub.Classify(classification_pb2.ClassificationRequest(input=request.input),
-                               timeout=10)  # fmt: skip
+    classified = stub.Classify(
+        classification_pb2.ClassificationRequest(input=request.input), timeout=10
+    )
     assert classified.model_spec.signature_name == "serving_default"
     assert classified.model_spec.version.value == int(exported_model.version.name)
     got = classified.result.classifications
@@ -121,28 +131,30 @@ def test_classify_regress_and_multi_inference_equal_predict_over_merged_rows(
     assert [r.model_spec.signature_name for r in results] == ["classification", "regression"]
     np.testing.assert_allclose(
         [c.classes[1].score for c in results[0].classification_result.classifications],
-        expected, rtol=1e-5,
-    )  # fmt: skip
+        expected,
+        rtol=1e-5,
+    )
     np.testing.assert_allclose(
         [r.value for r in results[1].regression_result.regressions], expected, rtol=1e-5
     )
     plain = input_pb2.Input()  # an ExampleList of the merged rows answers the same
     plain.example_list.examples.extend(_features(row, ints=False) for row in request.merged)
     regressed = stub.Regress(regression_pb2.RegressionRequest(input=plain), timeout=10)
-    np.testing.assert_allclose([r.value for r in regressed.result.regressions], expected,
-                               rtol=1e-5)  # fmt: skip
+    np.testing.assert_allclose([r.value for r in regressed.result.regressions], expected, rtol=1e-5)
 
 
 def test_regress_equals_the_exports_from_examples_signature(stub, exported_model) -> None:  # type: ignore[no-untyped-def]
     request = Request(exported_model, ints=False)  # from_examples parses float_list only
     listed = request.input.example_list_with_context
-    serialized = [listed.context.SerializeToString() + e.SerializeToString()
-                  for e in listed.examples]  # as TF Serving feeds `from_examples`  # fmt: skip
+    serialized = [
+        listed.context.SerializeToString() + e.SerializeToString() for e in listed.examples
+    ]  # as TF Serving feeds `from_examples`
     loaded = tf.saved_model.load(str(exported_model.version))
     oracle = loaded.signatures["from_examples"](examples=tf.constant(serialized))["probability"]
     regressed = stub.Regress(regression_pb2.RegressionRequest(input=request.input), timeout=10)
-    np.testing.assert_allclose([r.value for r in regressed.result.regressions], oracle.numpy(),
-                               rtol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        [r.value for r in regressed.result.regressions], oracle.numpy(), rtol=1e-5
+    )
 
 
 def _call(method, request) -> grpc.RpcError:  # type: ignore[no-untyped-def]
@@ -163,36 +175,84 @@ def test_error_codes(stub, exported_model) -> None:  # type: ignore[no-untyped-d
         return bad
 
     cases = [
-        (stub.Classify, classification_pb2.ClassificationRequest(input=good), "packed",
-         invalid, "signature `packed` does not answer classify"),
-        (stub.Regress, regression_pb2.RegressionRequest(input=good), "classification",
-         invalid, "signature `classification` does not answer regress"),
-        (stub.Regress, regression_pb2.RegressionRequest(input=examples(I3=_feature("abc"))), "",
-         invalid, "example 1: feature `I3`: expected a float_list or an int64_list, received a "
-         "bytes_list [b'abc']"),
-        (stub.Classify, classification_pb2.ClassificationRequest(input=examples(
-            C5=feature_pb2.Feature(bytes_list=feature_pb2.BytesList(value=[b"a", b"b"])))), "",
-         invalid, "example 1: feature `C5`: expected one value, received 2: [b'a', b'b']"),
-        (stub.Classify, classification_pb2.ClassificationRequest(input=examples(
-            C5=_feature(2.5))), "", invalid,
-         "example 1: feature `C5`: expected a bytes_list, received a float_list [2.5]"),
-        (stub.Regress, regression_pb2.RegressionRequest(input=examples(
-            I4=feature_pb2.Feature(float_list=feature_pb2.FloatList(value=[1, 2])))), "",
-         invalid, "example 1: feature `I4`: expected one number, received 2"),
-        (stub.Regress, regression_pb2.RegressionRequest(input=examples(I4=_feature(math.inf))),
-         "", invalid, "field `I4`: received inf"),
+        (
+            stub.Classify,
+            classification_pb2.ClassificationRequest(input=good),
+            "packed",
+            invalid,
+            "signature `packed` does not answer classify",
+        ),
+        (
+            stub.Regress,
+            regression_pb2.RegressionRequest(input=good),
+            "classification",
+            invalid,
+            "signature `classification` does not answer regress",
+        ),
+        (
+            stub.Regress,
+            regression_pb2.RegressionRequest(input=examples(I3=_feature("abc"))),
+            "",
+            invalid,
+            "example 1: feature `I3`: expected a float_list or an int64_list, received a "
+            "bytes_list [b'abc']",
+        ),
+        (
+            stub.Classify,
+            classification_pb2.ClassificationRequest(
+                input=examples(
+                    C5=feature_pb2.Feature(bytes_list=feature_pb2.BytesList(value=[b"a", b"b"]))
+                )
+            ),
+            "",
+            invalid,
+            "example 1: feature `C5`: expected one value, received 2: [b'a', b'b']",
+        ),
+        (
+            stub.Classify,
+            classification_pb2.ClassificationRequest(input=examples(C5=_feature(2.5))),
+            "",
+            invalid,
+            "example 1: feature `C5`: expected a bytes_list, received a float_list [2.5]",
+        ),
+        (
+            stub.Regress,
+            regression_pb2.RegressionRequest(
+                input=examples(
+                    I4=feature_pb2.Feature(float_list=feature_pb2.FloatList(value=[1, 2]))
+                )
+            ),
+            "",
+            invalid,
+            "example 1: feature `I4`: expected one number, received 2",
+        ),
+        (
+            stub.Regress,
+            regression_pb2.RegressionRequest(input=examples(I4=_feature(math.inf))),
+            "",
+            invalid,
+            "field `I4`: received inf",
+        ),
         (stub.Regress, regression_pb2.RegressionRequest(), "", invalid, "`input` is empty"),
-        (stub.Regress, regression_pb2.RegressionRequest(input=input_pb2.Input(
-            example_list=input_pb2.ExampleList())), "", invalid,
-         "`input.example_list` has no examples"),
-    ]  # fmt: skip
+        (
+            stub.Regress,
+            regression_pb2.RegressionRequest(
+                input=input_pb2.Input(example_list=input_pb2.ExampleList())
+            ),
+            "",
+            invalid,
+            "`input.example_list` has no examples",
+        ),
+    ]
     for method, request, signature, code, message in cases:
         request.model_spec.signature_name = signature
         error = _call(method, request)
         assert error.code() == code, message
         assert message in error.details(), error.details()
-    for name, label, message in (("nobody", "", "unknown model `nobody`"),
-                                 ("", "stable", "no version label `stable`")):  # fmt: skip
+    for name, label, message in (
+        ("nobody", "", "unknown model `nobody`"),
+        ("", "stable", "no version label `stable`"),
+    ):
         request = regression_pb2.RegressionRequest(input=good)
         request.model_spec.name, request.model_spec.version_label = name, label
         error = _call(stub.Regress, request)
@@ -203,12 +263,16 @@ def test_multi_inference_errors(stub, exported_model) -> None:  # type: ignore[n
     good = Request(exported_model, ints=True).input
     cases = [
         ([], "`tasks` is empty"),
-        ([("a", "tensorflow/serving/classify", ""), ("b", "tensorflow/serving/regress", "")],
-         "every task should name the same model. Received: ['a', 'b']"),
+        (
+            [("a", "tensorflow/serving/classify", ""), ("b", "tensorflow/serving/regress", "")],
+            "every task should name the same model. Received: ['a', 'b']",
+        ),
         ([("", "tensorflow/serving/predict", "")], "task `method_name` should be one of"),
-        ([("", "tensorflow/serving/classify", ""), ("", "tensorflow/serving/classify", "")],
-         "every task should name a different signature"),
-    ]  # fmt: skip
+        (
+            [("", "tensorflow/serving/classify", ""), ("", "tensorflow/serving/classify", "")],
+            "every task should name a different signature",
+        ),
+    ]
     for tasks, message in cases:
         request = inference_pb2.MultiInferenceRequest(input=good)
         for name, method, signature in tasks:
@@ -231,8 +295,11 @@ class _Columns:
 
 
 def test_multi_valued_fields_take_several_values_or_one_delimited_string() -> None:
-    predictor = _Columns(FieldSpec("genres", kind="multi_valued", separator="|"),
-                         FieldSpec("city"), FieldSpec("age", kind="numeric"))  # fmt: skip
+    predictor = _Columns(
+        FieldSpec("genres", kind="multi_valued", separator="|"),
+        FieldSpec("city"),
+        FieldSpec("age", kind="numeric"),
+    )
     request = input_pb2.Input()
     listed = request.example_list_with_context
     listed.context.features.feature["city"].CopyFrom(_feature("paris"))
@@ -254,8 +321,11 @@ def test_multi_valued_fields_take_several_values_or_one_delimited_string() -> No
 def test_tensorflows_parse_and_the_walk_agree_where_both_apply() -> None:
     from serving.examples import _parsed, _walked, examples_of
 
-    predictor = _Columns(FieldSpec("genres", kind="multi_valued", separator="|"),
-                         FieldSpec("city"), FieldSpec("age", kind="numeric"))  # fmt: skip
+    predictor = _Columns(
+        FieldSpec("genres", kind="multi_valued", separator="|"),
+        FieldSpec("city"),
+        FieldSpec("age", kind="numeric"),
+    )
     request = input_pb2.Input()
     listed = request.example_list_with_context
     listed.context.features.feature["city"].CopyFrom(_feature("paris"))

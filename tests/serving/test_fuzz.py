@@ -17,8 +17,9 @@ from serving.examples import batch_from_input
 from serving.json_tensors import examples_input, parse_body, predict_batch
 from serving.predictor import InvalidRequest, Predictor
 
-FUZZ = settings(max_examples=250, deadline=None, derandomize=True,
-                suppress_health_check=list(HealthCheck))  # fmt: skip
+FUZZ = settings(
+    max_examples=250, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
 ANSWERED = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND}
 
 names = st.one_of(
@@ -84,12 +85,19 @@ def test_fuzzed_score_requests(running_server, good_row) -> None:  # type: ignor
         calls: list = []
         fuzz()
         assert len(calls) >= 250
-        assert len(score(prediction_pb2.ScoreRequest(rows=[row_proto(good_row)]), timeout=10)
-                   .probabilities) == 1  # fmt: skip
+        assert (
+            len(
+                score(
+                    prediction_pb2.ScoreRequest(rows=[row_proto(good_row)]), timeout=10
+                ).probabilities
+            )
+            == 1
+        )
 
 
-dtypes = st.sampled_from([types_pb2.DT_STRING, types_pb2.DT_FLOAT, types_pb2.DT_INT64,
-                          types_pb2.DT_DOUBLE, 0, 999])  # fmt: skip
+dtypes = st.sampled_from(
+    [types_pb2.DT_STRING, types_pb2.DT_FLOAT, types_pb2.DT_INT64, types_pb2.DT_DOUBLE, 0, 999]
+)
 dims = st.lists(st.sampled_from([-1, 0, 1, 2, 3, 13, 26, 2**40]), max_size=3)
 
 
@@ -192,9 +200,12 @@ def test_fuzzed_rest_json_is_taken_or_refused_as_invalid(exported_model, good_ro
         signature=st.sampled_from([None, "", "packed", "serving_default", 7]),
     )
     def fuzz(key: str, value: object, edits: dict, verb: str, signature: object) -> None:  # type: ignore[type-arg]
-        bodies = [{key: value}, {"instances": [{**good_row, **edits}]},
-                  {"inputs": {k: [v, v] for k, v in {**good_row, **edits}.items()}},
-                  {"examples": [{**good_row, **edits}], "context": edits}]  # fmt: skip
+        bodies = [
+            {key: value},
+            {"instances": [{**good_row, **edits}]},
+            {"inputs": {k: [v, v] for k, v in {**good_row, **edits}.items()}},
+            {"examples": [{**good_row, **edits}], "context": edits},
+        ]
         for body in bodies:
             if signature is not None:
                 body["signature_name"] = signature

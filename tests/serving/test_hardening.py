@@ -80,12 +80,16 @@ def test_declared_shapes_are_checked_before_anything_is_allocated(running_server
     default.inputs["I1"].CopyFrom(_declared(types_pb2.DT_FLOAT, [5000], b"\0" * 4))
     cases = [
         (packed, "field `categorical`: expected shape (rows, 26), received [4096, 10000]"),
-        (narrow, "field `categorical`: shape [4096, 26] needs 106496 string_val values, "
-                 "received 0"),
-        (short, "field `numeric`: shape [4096, 13] needs 212992 bytes of tensor_content, "
-                "received 8"),
+        (
+            narrow,
+            "field `categorical`: shape [4096, 26] needs 106496 string_val values, received 0",
+        ),
+        (
+            short,
+            "field `numeric`: shape [4096, 13] needs 212992 bytes of tensor_content, received 8",
+        ),
         (default, "field `I1`: 5000 rows; at most 4096 are allowed"),
-    ]  # fmt: skip
+    ]
     before = _memory_kb()
     with grpc.insecure_channel(running_server.target) as channel:
         predict = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict
@@ -106,8 +110,10 @@ def test_declared_shapes_are_checked_before_anything_is_allocated(running_server
         assert after["VmHWM"] - before["VmHWM"] < 64 * 1024, (before, after)
         assert after["VmRSS"] - before["VmRSS"] < 64 * 1024, (before, after)
         request = prediction_pb2.ScoreRequest(rows=[row_proto(rows[0])])
-        assert len(prediction_pb2_grpc.RankingStub(channel).Score(request, timeout=10)
-                   .probabilities) == 1  # fmt: skip
+        assert (
+            len(prediction_pb2_grpc.RankingStub(channel).Score(request, timeout=10).probabilities)
+            == 1
+        )
 
 
 def test_infinities_are_refused_on_both_apis(running_server, rows) -> None:  # type: ignore[no-untyped-def]
@@ -117,8 +123,11 @@ def test_infinities_are_refused_on_both_apis(running_server, rows) -> None:  # t
         predict = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict
         infinite_rows = [dict(r) for r in rows[:3]]
         infinite_rows[1]["I4"] = math.inf
-        candidates = {k: np.array(v, np.float32 if isinstance(v[0], float) else object)
-                      for k, v in columns.items() if k != "C1"}  # fmt: skip
+        candidates = {
+            k: np.array(v, np.float32 if isinstance(v[0], float) else object)
+            for k, v in columns.items()
+            if k != "C1"
+        }
         candidates["I3"][5] = -math.inf
         without_i3 = {k: v for k, v in candidates.items() if k != "I3"}
         context_inf = ranking_request({"C1": "u", "I3": math.inf}, without_i3)
@@ -136,22 +145,34 @@ def test_infinities_are_refused_on_both_apis(running_server, rows) -> None:  # t
         packed.inputs["numeric"].CopyFrom(tf.make_tensor_proto(numeric))
         packed.inputs["categorical"].CopyFrom(tf.make_tensor_proto(categorical, tf.string))
         cases = [
-            (score, prediction_pb2.ScoreRequest(rows=[row_proto(r) for r in infinite_rows]),
-             "row 1: field `I4`: received inf"),
-            (score, ranking_request({"C1": "u"}, candidates), "candidates: row 5: field `I3`: "
-             "received -inf"),
+            (
+                score,
+                prediction_pb2.ScoreRequest(rows=[row_proto(r) for r in infinite_rows]),
+                "row 1: field `I4`: received inf",
+            ),
+            (
+                score,
+                ranking_request({"C1": "u"}, candidates),
+                "candidates: row 5: field `I3`: received -inf",
+            ),
             (score, context_inf, "context: field `I3`: received inf"),
             (predict, default, "row 6: field `I2`: received inf"),
             (predict, packed, "input `numeric`: row 2: field `I13`: received -inf"),
-        ]  # fmt: skip
+        ]
         for call, request, message in cases:
             code, details = _error(call, request)
             assert code == grpc.StatusCode.INVALID_ARGUMENT and message in details, details
             assert "finite" in details
         # NaN stays "missing" and scores
         missing = dict(rows[0], I4=math.nan)
-        assert len(score(prediction_pb2.ScoreRequest(rows=[row_proto(missing)]), timeout=10)
-                   .probabilities) == 1  # fmt: skip
+        assert (
+            len(
+                score(
+                    prediction_pb2.ScoreRequest(rows=[row_proto(missing)]), timeout=10
+                ).probabilities
+            )
+            == 1
+        )
 
 
 def test_malformed_ranking_requests_name_the_field(running_server, rows) -> None:  # type: ignore[no-untyped-def]
@@ -191,8 +212,11 @@ def test_malformed_ranking_requests_name_the_field(running_server, rows) -> None
 
 def test_version_folder_names() -> None:
     assert [parse_version(n) for n in ("1", "0", "1700000000", str(2**63 - 1))] == [
-        1, 0, 1700000000, 2**63 - 1,
-    ]  # fmt: skip
+        1,
+        0,
+        1700000000,
+        2**63 - 1,
+    ]
     odd = ("²", "99999999999999999999", str(2**63), "007", "v2", "", "-1", "1.5", "١٢")
     assert [parse_version(n) for n in odd] == [None] * len(odd)
 
@@ -284,19 +308,26 @@ def test_a_cell_over_the_models_limit_is_refused_on_every_grpc_api(running_serve
     assert rows[0]["C3"] and len(rows) >= 3
     limit = 1000
     huge = "x" * 10 * 2**20
-    where = {"Score rows": "row 1: field `C3`", "Score candidates": "candidates: row 1: field "
-             "`C3`", "Score context": "context: field `C1`", "Predict": "row 1: field `C3`",
-             "Predict packed": "input `categorical`: row 1: field `C3`",
-             "Classify": "row 1: field `C3`", "Regress": "row 1: field `C3`",
-             "MultiInference": "row 1: field `C3`"}  # fmt: skip
+    where = {
+        "Score rows": "row 1: field `C3`",
+        "Score candidates": "candidates: row 1: field `C3`",
+        "Score context": "context: field `C1`",
+        "Predict": "row 1: field `C3`",
+        "Predict packed": "input `categorical`: row 1: field `C3`",
+        "Classify": "row 1: field `C3`",
+        "Regress": "row 1: field `C3`",
+        "MultiInference": "row 1: field `C3`",
+    }
     with grpc.insecure_channel(
         running_server.target, options=[("grpc.max_send_message_length", 32 * 2**20)]
     ) as channel:
         for api, (call, request) in _grpc_calls(channel, rows, huge).items():
             code, details = _error(call, request)
             assert code == grpc.StatusCode.INVALID_ARGUMENT, (api, details)
-            expected = (f"{where[api]} has {len(huge)} characters; at most {limit} are "
-                        "allowed (the model's `max_field_chars`)")  # fmt: skip
+            expected = (
+                f"{where[api]} has {len(huge)} characters; at most {limit} are "
+                "allowed (the model's `max_field_chars`)"
+            )
             assert details == expected, (api, details)
         for call, request in _grpc_calls(channel, rows, "é" * limit).values():
             call(request, timeout=30)  # 1000 characters, 2000 bytes: taken
@@ -322,8 +353,10 @@ def test_a_cancelled_rpc_logs_one_short_line(  # type: ignore[no-untyped-def]
         with caplog.at_level(logging.DEBUG), grpc.insecure_channel(running_server.target) as ch:
             start = len(caplog.records)
             score = prediction_pb2_grpc.RankingStub(ch).Score
-            calls = [score.future(prediction_pb2.ScoreRequest(rows=[row_proto(rows[0])]),
-                                  timeout=30) for _ in range(5)]  # fmt: skip
+            calls = [
+                score.future(prediction_pb2.ScoreRequest(rows=[row_proto(rows[0])]), timeout=30)
+                for _ in range(5)
+            ]
             deadline = time.monotonic() + 30
             while count("ue_requests_total") < received + 5:  # all held by the model
                 assert time.monotonic() < deadline, "the requests did not arrive"
@@ -333,12 +366,16 @@ def test_a_cancelled_rpc_logs_one_short_line(  # type: ignore[no-untyped-def]
             while count("ue_errors_total", code="CANCELLED") < cancelled + 5:
                 assert time.monotonic() < deadline, "the server did not see the cancellations"
                 time.sleep(0.02)
-            records = [r for r in caplog.records[start:] if r.name.startswith(("serving", "grpc"))
-                       and r.levelno >= logging.INFO]  # fmt: skip
+            records = [
+                r
+                for r in caplog.records[start:]
+                if r.name.startswith(("serving", "grpc")) and r.levelno >= logging.INFO
+            ]
     finally:
         gate.set()
     assert len(records) == 5, [r.getMessage() for r in records]
     for record in records:
         assert record.levelno == logging.INFO and record.exc_info is None
-        assert record.getMessage() == ("Score cancelled: the client went away, cancelled or the "
-                                       "server is stopping")  # fmt: skip
+        assert record.getMessage() == (
+            "Score cancelled: the client went away, cancelled or the server is stopping"
+        )

@@ -71,22 +71,32 @@ def test_policies_select_versions(
     [
         ("model_config_list { config { name: 'a' base_path: '/a' } ", "not a ModelServerConfig"),
         ("model_config_list { config { nam: 'a' } }", "not a ModelServerConfig"),
-        ("model_config_list { config { name: 'a' base_path: '/a' } "
-         "config { name: 'a' base_path: '/b' } }", "model name `a` appears twice"),
-        ("model_config_list { config { name: 'a' base_path: '/a' "
-         "model_version_policy { specific { versions: 1 } } "
-         "version_labels { key: 'stable' value: 2 } } }",
-         "label `stable` points to version 2, which its policy (specific [1]) does not serve"),
-        ("model_config_list { config { name: 'a' base_path: '/a' model_platform: 'pytorch' } }",
-         "`model_platform` should be 'tensorflow'. Received: 'pytorch'"),
+        (
+            "model_config_list { config { name: 'a' base_path: '/a' } "
+            "config { name: 'a' base_path: '/b' } }",
+            "model name `a` appears twice",
+        ),
+        (
+            "model_config_list { config { name: 'a' base_path: '/a' "
+            "model_version_policy { specific { versions: 1 } } "
+            "version_labels { key: 'stable' value: 2 } } }",
+            "label `stable` points to version 2, which its policy (specific [1]) does not serve",
+        ),
+        (
+            "model_config_list { config { name: 'a' base_path: '/a' model_platform: 'pytorch' } }",
+            "`model_platform` should be 'tensorflow'. Received: 'pytorch'",
+        ),
         ("model_config_list { config { name: 'a' } }", "model `a` has no `base_path`"),
         ("model_config_list { config { base_path: '/a' } }", "a model config has no `name`"),
-        ("model_config_list { config { name: 'a' base_path: '/a' "
-         "model_version_policy { specific { } } } }", "a `specific` policy lists no versions"),
+        (
+            "model_config_list { config { name: 'a' base_path: '/a' "
+            "model_version_policy { specific { } } } }",
+            "a `specific` policy lists no versions",
+        ),
         ("custom_model_config { }", "`custom_model_config` is not supported"),
         ("", "names no model"),
     ],
-)  # fmt: skip
+)
 def test_bad_files_fail_in_one_line_naming_the_file(
     tmp_path: Path, text: str, message: str
 ) -> None:
@@ -101,8 +111,11 @@ def test_unreadable_file_and_where_in_messages(tmp_path: Path) -> None:
     with pytest.raises(ModelConfigError, match="cannot read the model config file"):
         load_model_config(tmp_path / "absent.config")
     with pytest.raises(ModelConfigError, match=r"^inline: model name `x` appears twice"):
-        parse_model_config("model_config_list { config { name: 'x' base_path: '/x' } "
-                           "config { name: 'x' base_path: '/y' } }", "inline")  # fmt: skip
+        parse_model_config(
+            "model_config_list { config { name: 'x' base_path: '/x' } "
+            "config { name: 'x' base_path: '/y' } }",
+            "inline",
+        )
 
 
 def test_manager_config_takes_a_base_path_or_a_file(tmp_path: Path) -> None:
@@ -118,24 +131,6 @@ def test_manager_config_takes_a_base_path_or_a_file(tmp_path: Path) -> None:
     assert pinned.policy == VersionPolicy(versions=(5,))
 
 
-def test_ue_serve_takes_a_base_path_or_a_config_file_in_either_spelling(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    from ue.cli import build_parser
-
-    parser = build_parser()
-    args = parser.parse_args(["serve", "--model_config_file", "m.config",
-                              "--model_config_file_poll_wait_seconds", "5"])  # fmt: skip
-    assert (args.model_config_file, args.model_config_file_poll_wait_seconds) == ("m.config", 5)
-    assert args.model_base_path is None
-    args = parser.parse_args(["serve", "--model-base-path", "export"])
-    assert (args.model_base_path, args.model_config_file_poll_wait_seconds) == ("export", 60)
-    for wrong in (["serve"], ["serve", "--model-base-path", "e", "--model-config-file", "m"]):
-        with pytest.raises(SystemExit):
-            parser.parse_args(wrong)
-        assert "--model-config-file" in capsys.readouterr().err
-
-
 def test_a_base_path_without_versions_is_logged_once_per_change(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -143,8 +138,10 @@ def test_a_base_path_without_versions_is_logged_once_per_change(
     missing, empty = tmp_path / "ranker", tmp_path / "other"
     empty.mkdir()
     path = tmp_path / "models.config"
-    path.write_text(f"model_config_list {{ config {{ name: 'ranker' base_path: '{missing}' }} "
-                    f"config {{ name: 'other' base_path: '{empty}' }} }}")  # fmt: skip
+    path.write_text(
+        f"model_config_list {{ config {{ name: 'ranker' base_path: '{missing}' }} "
+        f"config {{ name: 'other' base_path: '{empty}' }} }}"
+    )
     config = ManagerConfig(config_file=path, poll_seconds=0.5)
     with ThreadPoolExecutor(1) as executor, caplog.at_level(logging.INFO, "serving"):
         manager = ModelManager(config, executor)
@@ -153,25 +150,33 @@ def test_a_base_path_without_versions_is_logged_once_per_change(
             start = len(caplog.records)
             for _ in range(3):
                 asyncio.run(manager.poll())
-            return [r.getMessage() for r in caplog.records[start:]
-                    if r.name == "serving.model_manager"]  # fmt: skip
+            return [
+                r.getMessage() for r in caplog.records[start:] if r.name == "serving.model_manager"
+            ]
 
         assert sorted(poll()) == [
             f"model other: no versions found under base path {empty}; a version is a folder "
             f"named by a number, e.g. {empty / '1'}",
             f"model ranker: base path {missing} does not exist; no versions found (looking "
             "again every 0.5s)",
-        ]  # fmt: skip
+        ]
         missing.mkdir()
-        assert poll() == [f"model ranker: no versions found under base path {missing}; a "
-                          f"version is a folder named by a number, e.g. {missing}/1"]  # fmt: skip
+        assert poll() == [
+            f"model ranker: no versions found under base path {missing}; a "
+            f"version is a folder named by a number, e.g. {missing}/1"
+        ]
         (missing / "1").mkdir()  # not a loadable version: its rejection is logged elsewhere
         assert poll() == [f"model ranker: versions found under base path {missing}"]
         assert poll() == []
         (missing / "1").rmdir()
         missing.rmdir()
-        assert poll() == [f"model ranker: base path {missing} does not exist; no versions found "
-                          "(looking again every 0.5s)"]  # fmt: skip
-    warnings = [r for r in caplog.records if r.name == "serving.model_manager"
-                and "no versions found" in r.getMessage()]  # fmt: skip
+        assert poll() == [
+            f"model ranker: base path {missing} does not exist; no versions found "
+            "(looking again every 0.5s)"
+        ]
+    warnings = [
+        r
+        for r in caplog.records
+        if r.name == "serving.model_manager" and "no versions found" in r.getMessage()
+    ]
     assert all(r.levelno == logging.WARNING for r in warnings) and len(warnings) == 4

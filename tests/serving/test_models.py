@@ -32,8 +32,13 @@ from unified_embedding.evaluation.evaluate import score_rows
 from unified_embedding.rows.reader import RawRows, read_rows
 
 # max_field_chars: a smaller cell limit than the default 1000
-MOVIES = {"name": "movies", "columns": ["clicked", "genres", "city", "device"],
-          "label": "clicked", "multi_valued": {"genres": "|"}, "max_field_chars": 40}  # fmt: skip
+MOVIES = {
+    "name": "movies",
+    "columns": ["clicked", "genres", "city", "device"],
+    "label": "clicked",
+    "multi_valued": {"genres": "|"},
+    "max_field_chars": 40,
+}
 
 
 def _values(spec: FeatureSpec, rows: int, seed: int) -> RawRows:
@@ -64,9 +69,15 @@ def _tiny_export(spec: FeatureSpec, base: Path) -> Path:
     from unified_embedding.training.experiment import TrainConfig, train_and_evaluate
 
     train = _values(spec, 256, seed=0)
-    model, _ = train_and_evaluate(spec, "unified", train, train.take(np.arange(8)), 20_000,
-                                  AutoIntConfig(num_layers=1, num_heads=1, head_dim=8),
-                                  TrainConfig(batch_size=64))  # fmt: skip
+    model, _ = train_and_evaluate(
+        spec,
+        "unified",
+        train,
+        train.take(np.arange(8)),
+        20_000,
+        AutoIntConfig(num_layers=1, num_heads=1, head_dim=8),
+        TrainConfig(batch_size=64),
+    )
     return export(model, spec, base)
 
 
@@ -76,8 +87,12 @@ class Served:
     def __init__(self, spec: FeatureSpec, version: Path, rows: RawRows, server) -> None:  # type: ignore[no-untyped-def]
         self.spec, self.version, self.rows, self.server = spec, version, rows, server
         self.expected = score_rows(version, rows)  # the SavedModel's serving_default, in-process
-        self.columns = {f.name: _numbers(rows.columns[f.name]) if f.kind == "numeric"
-                        else rows.columns[f.name].astype(str) for f in spec.fields}  # fmt: skip
+        self.columns = {
+            f.name: _numbers(rows.columns[f.name])
+            if f.kind == "numeric"
+            else rows.columns[f.name].astype(str)
+            for f in spec.fields
+        }
 
 
 @pytest.fixture(scope="module", params=["criteo", "frappe", "movies"])
@@ -93,16 +108,23 @@ def served(request, exported_model, running_server, tmp_path_factory):  # type: 
         (tmp / "movies.json").write_text(json.dumps(MOVIES))
         spec = load_schema(tmp / "movies.json")  # a schema file
     version = _tiny_export(spec, tmp / "export")
-    config = ServerConfig(ManagerConfig(tmp / "export", poll_seconds=0.2), port=0,
-                          grace_seconds=2.0)  # fmt: skip
+    config = ServerConfig(
+        ManagerConfig(tmp / "export", poll_seconds=0.2), port=0, grace_seconds=2.0
+    )
     with BackgroundServer(config) as server:
         yield Served(spec, version, _values(spec, 40, seed=1), server)
 
 
 def test_field_kinds_of_the_served_models(served) -> None:  # type: ignore[no-untyped-def]
     kinds = {f.kind for f in served.spec.fields}
-    assert kinds == {"criteo": {"numeric", "categorical"}, "frappe": {"categorical"},
-                     "movies": {"categorical", "multi_valued"}}[served.spec.name]  # fmt: skip
+    assert (
+        kinds
+        == {
+            "criteo": {"numeric", "categorical"},
+            "frappe": {"categorical"},
+            "movies": {"categorical", "multi_valued"},
+        }[served.spec.name]
+    )
 
 
 def test_rows_and_ranking_requests_get_the_in_process_scores(served) -> None:  # type: ignore[no-untyped-def]
@@ -136,8 +158,9 @@ def test_tf_serving_requests_get_the_in_process_scores(served) -> None:  # type:
     default.model_spec.name = "default"
     for name, values in served.columns.items():
         # numeric columns travel as tensor_content bytes, strings as string_val
-        default.inputs[name].CopyFrom(tf.make_tensor_proto(values.astype(object)
-                                      if values.dtype.kind == "U" else values))  # fmt: skip
+        default.inputs[name].CopyFrom(
+            tf.make_tensor_proto(values.astype(object) if values.dtype.kind == "U" else values)
+        )
     rows = len(served.rows)
     packed = predict_pb2.PredictRequest()
     packed.model_spec.name, packed.model_spec.signature_name = "default", "packed"
@@ -176,8 +199,10 @@ def test_each_model_refuses_cells_over_its_own_limit(served) -> None:  # type: i
                 feature.float_list.value.append(value)
             else:
                 feature.bytes_list.value.append(value.encode())
-    with grpc.insecure_channel(served.server.target) as channel, \
-            RankingClient(served.server.target) as client:  # fmt: skip
+    with (
+        grpc.insecure_channel(served.server.target) as channel,
+        RankingClient(served.server.target) as client,
+    ):
         regress = prediction_service_pb2_grpc.PredictionServiceStub(channel).Regress
         for cell, ok in ((at_limit, True), ([*at_limit[:-1], at_limit[-1] + b"v"], False)):
             text = (field.separator or "").join(v.decode() for v in cell)
@@ -189,13 +214,17 @@ def test_each_model_refuses_cells_over_its_own_limit(served) -> None:  # type: i
                 assert len(client.predict([{**row, field.name: text}])) == 1
                 assert len(regress(request, timeout=10).result.regressions) == 1
                 continue
-            message = (f"row 0: field `{field.name}` has {limit + 1} characters; at most "
-                       f"{limit} are allowed (the model's `max_field_chars`)")  # fmt: skip
+            message = (
+                f"row 0: field `{field.name}` has {limit + 1} characters; at most "
+                f"{limit} are allowed (the model's `max_field_chars`)"
+            )
             with pytest.raises(grpc.RpcError) as e:
                 client.predict([{**row, field.name: text}])
             assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert message in e.value.details()
             with pytest.raises(grpc.RpcError) as e:
                 regress(request, timeout=10)
-            assert (e.value.code(), e.value.details()) == (grpc.StatusCode.INVALID_ARGUMENT,
-                                                           message)  # fmt: skip
+            assert (e.value.code(), e.value.details()) == (
+                grpc.StatusCode.INVALID_ARGUMENT,
+                message,
+            )

@@ -59,8 +59,12 @@ class Exports:
         self.inputs = next(raw_batches(criteo(), self.rows, ROWS))
         self.expected = [score_rows(v, self.rows) for v in self.seeded]
         self.root = tmp / "models"
-        for base, version, seed in (("ranker", 1, 0), ("ranker", 2, 1), ("other", 5, 0),
-                                    ("third", 8, 1)):  # fmt: skip
+        for base, version, seed in (
+            ("ranker", 1, 0),
+            ("ranker", 2, 1),
+            ("other", 5, 0),
+            ("third", 8, 1),
+        ):
             shutil.copytree(self.seeded[seed], self.root / base / str(version))
         corrupt = self.root / "ranker" / "3"
         shutil.copytree(self.seeded[0], corrupt)
@@ -74,8 +78,10 @@ class Exports:
             "third": "",
         }
         bases = {m: m for m in models} | {"third": third_base}
-        configs = " ".join(f"config {{ name: '{m}' base_path: '{self.root / bases[m]}' "
-                           f"{blocks[m]} }}" for m in models)  # fmt: skip
+        configs = " ".join(
+            f"config {{ name: '{m}' base_path: '{self.root / bases[m]}' {blocks[m]} }}"
+            for m in models
+        )
         return f"model_config_list {{ {configs} }}"
 
 
@@ -112,9 +118,14 @@ def test_two_models_and_two_versions_side_by_side_with_labels(server, exports: E
     assert np.abs(seed0 - seed1).max() > 1e-3, "the two exports should score differently"
     with grpc.insecure_channel(server.target) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        cases = [("ranker", 0, "", 2, seed1), ("ranker", 1, "", 1, seed0),
-                 ("ranker", 2, "", 2, seed1), ("ranker", 0, "stable", 1, seed0),
-                 ("ranker", 0, "canary", 2, seed1), ("other", 0, "", 5, seed0)]  # fmt: skip
+        cases = [
+            ("ranker", 0, "", 2, seed1),
+            ("ranker", 1, "", 1, seed0),
+            ("ranker", 2, "", 2, seed1),
+            ("ranker", 0, "stable", 1, seed0),
+            ("ranker", 0, "canary", 2, seed1),
+            ("other", 0, "", 5, seed0),
+        ]
         for name, version, label, served, expected in cases:
             got_version, scores = _predict(stub, exports, name, version, label)
             assert got_version == served, (name, version, label)
@@ -151,18 +162,23 @@ def test_get_model_status(server, exports: Exports) -> None:  # type: ignore[no-
         request = get_model_status_pb2.GetModelStatusRequest()
         request.model_spec.name = "ranker"
         response = stub.GetModelStatus(request, timeout=10)
-        assert [(s.version, s.state, s.status.error_code)
-                for s in response.model_version_status] == [(3, State.END, 2),  # UNKNOWN
-                                                            (2, State.AVAILABLE, 0),
-                                                            (1, State.AVAILABLE, 0)]  # fmt: skip
+        assert [
+            (s.version, s.state, s.status.error_code) for s in response.model_version_status
+        ] == [
+            (3, State.END, 2),  # UNKNOWN
+            (2, State.AVAILABLE, 0),
+            (1, State.AVAILABLE, 0),
+        ]
         # clients learn that it failed; why (paths, exception text) is only in the server log
         assert response.model_version_status[0].status.error_message == LOAD_FAILED
         assert str(exports.root) not in str(response)
         request.model_spec.version_label = "stable"
         (only,) = stub.GetModelStatus(request, timeout=10).model_version_status
         assert (only.version, only.state) == (1, State.AVAILABLE)
-        for name, version, code in (("ranker", 4, grpc.StatusCode.NOT_FOUND),
-                                    ("nobody", 0, grpc.StatusCode.NOT_FOUND)):  # fmt: skip
+        for name, version, code in (
+            ("ranker", 4, grpc.StatusCode.NOT_FOUND),
+            ("nobody", 0, grpc.StatusCode.NOT_FOUND),
+        ):
             request = get_model_status_pb2.GetModelStatusRequest()
             request.model_spec.name = name
             if version:
@@ -183,8 +199,9 @@ def test_config_rewrite_adds_and_removes_models_under_load(
     stop = threading.Event()
 
     def load() -> None:
-        with RankingClient(server.target, ClientConfig(model_name="ranker", retries=0,
-                                                       timeout_seconds=10)) as client:  # fmt: skip
+        with RankingClient(
+            server.target, ClientConfig(model_name="ranker", retries=0, timeout_seconds=10)
+        ) as client:
             rows = rows_from_file(exports.rows_file, "criteo", client.model_info())[:3]
             while not stop.is_set():
                 try:
@@ -207,8 +224,11 @@ def test_config_rewrite_adds_and_removes_models_under_load(
         assert models.names == ["other", "ranker"]  # the old config keeps serving
         server.config_path.write_text(exports.config("ranker", "third", ranker_versions=1))
         deadline = time.monotonic() + 60
-        while (models.names != ["ranker", "third"] or not models.ready()
-               or models.status("ranker", 1)[0].state != "END"):  # fmt: skip
+        while (
+            models.names != ["ranker", "third"]
+            or not models.ready()
+            or models.status("ranker", 1)[0].state != "END"
+        ):
             assert time.monotonic() < deadline, models.names
             time.sleep(0.05)
         with grpc.insecure_channel(server.target) as channel:

@@ -149,3 +149,17 @@ def test_warmup_requests_are_replayed(exported_model, tmp_path: Path) -> None:  
         writer.write(log.SerializeToString())
     with pytest.raises(ValueError, match="missing field `C1`"):
         load_and_warm_up(version, PredictorConfig())
+
+
+def test_a_version_folder_as_base_path_serves_that_version(exported_model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    base = tmp_path / "export"
+    for version in ("5", "7"):
+        shutil.copytree(exported_model.version, base / version)
+    assert list_versions(base / "5") == [5]
+    with BackgroundServer(_config(base / "5")) as server:
+        client = RankingClient(server.target)
+        assert client.model_info().model_spec.version == 5  # not the newer 7
+        rows = rows_from_file(exported_model.rows_file, "criteo", client.model_info())
+        explained = client.score(rows[:2], explain_top_k=3)
+        assert [len(e.pairs) for e in explained.explanations] == [3, 3]
+        client.close()

@@ -38,7 +38,6 @@ from serving.predictor import Predictor
 from serving.rest import Target, parse_target
 from serving.server import BackgroundServer, ServerConfig
 from serving.tf_serving import LOAD_FAILED
-from ue import cli
 
 # (rows, fields): 200 Criteo rows, 13 numeric I1..I13 (NaN = missing), 26 categorical C1..C26
 QUEUE = 4  # the REST server's batching queue, small so that overload is quick to provoke
@@ -47,10 +46,12 @@ QUEUE = 4  # the REST server's batching queue, small so that overload is quick t
 @pytest.fixture(scope="module")
 def server(exported_model):  # type: ignore[no-untyped-def]
     config = ServerConfig(
-        ManagerConfig(exported_model.export_base, poll_seconds=0.2), port=0, rest_api_port=0,
+        ManagerConfig(exported_model.export_base, poll_seconds=0.2),
+        port=0,
+        rest_api_port=0,
         batching=BatchingConfig(max_batch_size=256, max_queued_requests=QUEUE),
-        model_threads=1, grace_seconds=2.0,
-    )  # fmt: skip
+        grace_seconds=2.0,
+    )
     with BackgroundServer(config) as server:
         yield server
 
@@ -88,8 +89,11 @@ def _grpc_scores(server: BackgroundServer, rows: list[dict[str, Any]]) -> np.nda
     request.model_spec.name = "default"
     for name in rows[0]:
         values = [r[name] for r in rows]
-        array = (np.array(values, np.float32) if isinstance(values[0], float)
-                 else np.array(values, object))  # fmt: skip
+        array = (
+            np.array(values, np.float32)
+            if isinstance(values[0], float)
+            else np.array(values, object)
+        )
         request.inputs[name].CopyFrom(tf.make_tensor_proto(array))
     with grpc.insecure_channel(server.target) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
@@ -99,8 +103,11 @@ def _grpc_scores(server: BackgroundServer, rows: list[dict[str, Any]]) -> np.nda
 def test_predict_in_both_formats_gets_the_grpc_scores(server, rows) -> None:  # type: ignore[no-untyped-def]
     expected = _grpc_scores(server, rows)
     # Row format, as the documentation writes it: {"instances": [{input: value, ...}, ...]}
-    status, answer = _http(server, "/v1/models/default:predict",
-                           {"signature_name": "serving_default", "instances": rows})  # fmt: skip
+    status, answer = _http(
+        server,
+        "/v1/models/default:predict",
+        {"signature_name": "serving_default", "instances": rows},
+    )
     assert status == 200 and list(answer) == ["predictions"]
     np.testing.assert_array_equal(np.array(answer["predictions"], np.float32), expected)
     # Columnar format: {"inputs": {input: [values...], ...}}
@@ -111,8 +118,10 @@ def test_predict_in_both_formats_gets_the_grpc_scores(server, rows) -> None:  # 
     # The `packed` signature in both formats; a version in the path
     numeric = [n for n in rows[0] if isinstance(rows[0][n], float)]
     categorical = [n for n in rows[0] if n not in numeric]
-    packed = [{"categorical": [r[n] for n in categorical], "numeric": [r[n] for n in numeric]}
-              for r in rows]  # fmt: skip
+    packed = [
+        {"categorical": [r[n] for n in categorical], "numeric": [r[n] for n in numeric]}
+        for r in rows
+    ]
     version = server.server.models.current.version
     path = f"/v1/models/default/versions/{version}:predict"
     status, answer = _http(server, path, {"signature_name": "packed", "instances": packed})
@@ -128,8 +137,9 @@ def test_bytes_as_b64_and_nan_as_missing(server, rows) -> None:  # type: ignore[
     row = dict(rows[0])
     expected = _grpc_scores(server, [{**row, "I1": math.nan}])
     b64 = {"b64": base64.b64encode(row["C1"].encode()).decode()}
-    status, answer = _http(server, "/v1/models/default:predict",
-                           {"instances": [{**row, "C1": b64, "I1": math.nan}]})  # fmt: skip
+    status, answer = _http(
+        server, "/v1/models/default:predict", {"instances": [{**row, "C1": b64, "I1": math.nan}]}
+    )
     assert status == 200
     np.testing.assert_array_equal(np.array(answer["predictions"], np.float32), expected)
 
@@ -139,16 +149,21 @@ def test_classify_and_regress_with_context(server, rows) -> None:  # type: ignor
     merged = [{**r, **shared} for r in rows[:20]]
     expected = _grpc_scores(server, merged)
     # tf.Example style: a feature's value may be a list of one value
-    examples = [{k: [v] if i % 2 else v for k, v in r.items() if k not in shared}
-                for i, r in enumerate(rows[:20])]  # fmt: skip
+    examples = [
+        {k: [v] if i % 2 else v for k, v in r.items() if k not in shared}
+        for i, r in enumerate(rows[:20])
+    ]
     context = {"C1": [shared["C1"]], "I1": shared["I1"]}
-    status, answer = _http(server, "/v1/models/default:regress",
-                           {"examples": examples, "context": context})  # fmt: skip
+    status, answer = _http(
+        server, "/v1/models/default:regress", {"examples": examples, "context": context}
+    )
     assert status == 200
     np.testing.assert_array_equal(np.array(answer["result"], np.float32), expected)
-    status, answer = _http(server, "/v1/models/default:classify",
-                           {"signature_name": "classification", "examples": examples,
-                            "context": context})  # fmt: skip
+    status, answer = _http(
+        server,
+        "/v1/models/default:classify",
+        {"signature_name": "classification", "examples": examples, "context": context},
+    )
     # as the gRPC Classify answers: class "0" scored 1 - p, class "1" scored p
     assert status == 200 and [[c[0] for c in r] for r in answer["result"]] == [["0", "1"]] * 20
     scores = np.array([[c[1] for c in r] for r in answer["result"]], np.float32)
@@ -157,14 +172,17 @@ def test_classify_and_regress_with_context(server, rows) -> None:  # type: ignor
         scores[:, 0], (1.0 - expected.astype(np.float64)).astype(np.float32)
     )
     clash = [{**r, "C1": "other"} for r in merged[:2]]
-    status, answer = _http(server, "/v1/models/default:regress",
-                           {"examples": clash, "context": context})  # fmt: skip
+    status, answer = _http(
+        server, "/v1/models/default:regress", {"examples": clash, "context": context}
+    )
     # A feature in both: the example's value wins, as in TF Serving (not as its docs say)
     assert status == 200
-    np.testing.assert_array_equal(np.array(answer["result"], np.float32),
-                                  _grpc_scores(server, clash))  # fmt: skip
-    status, answer = _http(server, "/v1/models/default:regress",
-                           {"signature_name": "nope", "examples": merged[:1]})  # fmt: skip
+    np.testing.assert_array_equal(
+        np.array(answer["result"], np.float32), _grpc_scores(server, clash)
+    )
+    status, answer = _http(
+        server, "/v1/models/default:regress", {"signature_name": "nope", "examples": merged[:1]}
+    )
     assert status == 400 and "signature `nope` does not answer regress" in answer["error"]
     status, answer = _http(server, "/v1/models/default:regress", {"examples": merged[:1]})
     assert status == 200  # a batch of one row: equal up to the model's float rounding
@@ -172,12 +190,23 @@ def test_classify_and_regress_with_context(server, rows) -> None:  # type: ignor
 
 
 def test_status_and_metadata(server, version) -> None:  # type: ignore[no-untyped-def]
-    available = {"model_version_status": [{"version": version, "state": "AVAILABLE",
-                 "status": {"error_code": "OK", "error_message": ""}}]}  # fmt: skip
+    available = {
+        "model_version_status": [
+            {
+                "version": version,
+                "state": "AVAILABLE",
+                "status": {"error_code": "OK", "error_message": ""},
+            }
+        ]
+    }
     assert _http(server, "/v1/models/default") == (200, available)
     assert _http(server, f"/v1/models/default/versions/{version}") == (200, available)
-    for path in ("/v1/models/default/versions/1", "/v1/models/default/labels/stable",
-                 "/v1/models/other", "/v1/models/other/metadata"):  # fmt: skip
+    for path in (
+        "/v1/models/default/versions/1",
+        "/v1/models/default/labels/stable",
+        "/v1/models/other",
+        "/v1/models/other/metadata",
+    ):
         status, answer = _http(server, path)
         assert status == 404 and answer["error"], path
     status, answer = _http(server, "/v1/models/default/metadata")
@@ -261,11 +290,10 @@ def test_overload_answers_429_and_a_slow_answer_504(server, rows, held_model) ->
     and queued ones has been refused. A request of 400 rows (> max_batch_size) runs alone."""
     body = {"instances": rows * 2}
     with ThreadPoolExecutor(24) as pool:
-        calls = [pool.submit(_http, server, "/v1/models/default:predict", body)
-                 for _ in range(24)]  # fmt: skip
+        calls = [pool.submit(_http, server, "/v1/models/default:predict", body) for _ in range(24)]
         # Held back: the batches in flight, a full queue, and the one waiting to start a batch
         # if it arrived before the second batch formed (JSON requests arrive one by one).
-        held = BatchingConfig().max_concurrent_batches + QUEUE
+        held = BatchingConfig().batch_threads + QUEUE
         deadline = time.monotonic() + 60
         while sum(c.done() for c in calls) < len(calls) - held - 1:
             assert time.monotonic() < deadline, "requests were neither queued nor refused"
@@ -308,15 +336,25 @@ def test_versions_and_labels_of_a_model_config_file(exported_model, tmp_path: Pa
         "model_platform: 'tensorflow' model_version_policy { latest { num_versions: 2 } } "
         "version_labels { key: 'stable' value: 1 } version_labels { key: 'canary' value: 2 } } }"
     )
-    config = ServerConfig(ManagerConfig(config_file=config_file, poll_seconds=0.2), port=0,
-                          rest_api_port=0)  # fmt: skip
+    config = ServerConfig(
+        ManagerConfig(config_file=config_file, poll_seconds=0.2), port=0, rest_api_port=0
+    )
     server = BackgroundServer(config).start()
     try:
-        _wait(lambda: [s["state"] for s in _http(server, "/v1/models/ranker")[1].get(
-            "model_version_status", [])] == ["AVAILABLE"] * 2)  # fmt: skip
+        _wait(
+            lambda: (
+                [
+                    s["state"]
+                    for s in _http(server, "/v1/models/ranker")[1].get("model_version_status", [])
+                ]
+                == ["AVAILABLE"] * 2
+            )
+        )
         states = _http(server, "/v1/models/ranker")[1]["model_version_status"]
-        assert [(s["version"], s["state"]) for s in states] == [("2", "AVAILABLE"),
-                                                                 ("1", "AVAILABLE")]  # fmt: skip
+        assert [(s["version"], s["state"]) for s in states] == [
+            ("2", "AVAILABLE"),
+            ("1", "AVAILABLE"),
+        ]
         status, answer = _http(server, "/v1/models/ranker/labels/stable")
         assert status == 200 and answer["model_version_status"][0]["version"] == "1"
         status, answer = _http(server, "/v1/models/ranker/labels/canary/metadata")
@@ -363,8 +401,12 @@ def test_batching_parameters_file(tmp_path: Path, caplog: pytest.LogCaptureFixtu
     )
     with caplog.at_level(logging.WARNING):
         changes = read_batching_parameters(path)
-    assert changes == {"max_batch_size": 128, "max_wait_us": 500, "max_queued_requests": 100,
-                       "max_concurrent_batches": 3}  # fmt: skip
+    assert changes == {
+        "max_batch_size": 128,
+        "max_wait_us": 500,
+        "max_queued_requests": 100,
+        "batch_threads": 3,
+    }
     BatchingConfig(**changes)  # every change is a valid BatchingConfig
     ignored = [r.getMessage() for r in caplog.records]
     assert len(ignored) == 2
@@ -378,31 +420,6 @@ def test_batching_parameters_file(tmp_path: Path, caplog: pytest.LogCaptureFixtu
         read_batching_parameters(path)
 
 
-def test_ue_serve_flags_and_a_malformed_batching_file(  # type: ignore[no-untyped-def]
-    tmp_path: Path, capsys
-) -> None:
-    args = cli.build_parser().parse_args(
-        ["serve", "--model_base_path", "e", "--model_name", "m", "--port", "9",
-         "--rest_api_port", "0", "--batching_parameters_file", "b.txt",
-         "--rest_api_timeout_in_ms", "250"]
-    )  # fmt: skip
-    assert (args.model_base_path, args.model_name, args.port) == ("e", "m", 9)
-    assert (args.rest_api_port, args.batching_parameters_file) == (0, "b.txt")
-    assert args.rest_api_timeout_in_ms == 250
-    bad = tmp_path / "batching.txt"
-    bad.write_text("max_batch_size { value: many }")
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:  # `ue serve` sets up its JSON logs on the root logger
-        code = cli.main(["serve", "--model-base-path", str(tmp_path),
-                         "--batching-parameters-file", str(bad)])  # fmt: skip
-    finally:
-        root.handlers[:], root.level = handlers, level
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1
-    assert err.startswith(f"ue serve: error: batching parameters file {bad}: 1:")
-
-
 def test_a_cell_over_the_models_limit_answers_400(server, rows) -> None:  # type: ignore[no-untyped-def]
     """A 10 MB categorical string used to be scored; every request format refuses a cell over
     the spec's `max_field_chars` (1000 here), naming row, field and length (not the value)."""
@@ -413,24 +430,34 @@ def test_a_cell_over_the_models_limit_answers_400(server, rows) -> None:  # type
 
     def bodies(cell: Any) -> list[tuple[str, str, Any]]:
         row = {**good, "C3": cell}
-        packed = {"categorical": [row[n] for n in categorical],
-                  "numeric": [row[n] for n in numeric]}  # fmt: skip
+        packed = {
+            "categorical": [row[n] for n in categorical],
+            "numeric": [row[n] for n in numeric],
+        }
         no_c3 = {k: v for k, v in good.items() if k != "C3"}
         return [
             ("row 0: field `C3`", ":predict", {"instances": [row]}),
-            ("row 1: field `C3`", ":predict",
-             {"inputs": {k: [good[k], v] for k, v in row.items()}}),
-            ("input `categorical`: row 0: field `C3`", ":predict",
-             {"signature_name": "packed", "instances": [packed]}),
+            (
+                "row 1: field `C3`",
+                ":predict",
+                {"inputs": {k: [good[k], v] for k, v in row.items()}},
+            ),
+            (
+                "input `categorical`: row 0: field `C3`",
+                ":predict",
+                {"signature_name": "packed", "instances": [packed]},
+            ),
             ("row 0: field `C3`", ":regress", {"examples": [no_c3] * 2, "context": {"C3": cell}}),
             ("row 0: field `C3`", ":classify", {"examples": [row]}),
-        ]  # fmt: skip
+        ]
 
     for where, verb, body in bodies(huge):
         status, answer = _http(server, f"/v1/models/default{verb}", body)
         assert status == 400, (where, verb, answer)
-        assert answer["error"] == (f"{where} has {len(huge)} characters; at most {limit} are "
-                                   "allowed (the model's `max_field_chars`)"), answer  # fmt: skip
+        assert answer["error"] == (
+            f"{where} has {len(huge)} characters; at most {limit} are "
+            "allowed (the model's `max_field_chars`)"
+        ), answer
     b64 = {"b64": base64.b64encode(("é" * limit).encode()).decode()}  # 2000 bytes, 1000 chars
     for cell in ("é" * limit, b64):
         for where, verb, body in bodies(cell):
@@ -476,7 +503,7 @@ def test_bad_json_answers_400_in_one_line(server, rows) -> None:  # type: ignore
         b"null": "the body should be a JSON object",
         b'{"signature_name": 5, "instances": [{}]}': "unknown `signature_name` 5",
         b"\xff\xfe": "the body is not valid JSON",
-    }  # fmt: skip
+    }
     for body, message in cases.items():
         verb = ":regress" if b"examples" in body[:20] else ":predict"
         status, answer = _http(server, f"/v1/models/default{verb}", raw=body)
@@ -499,8 +526,10 @@ def test_aborted_connections_log_one_short_line_each(  # type: ignore[no-untyped
     """2,000 aborted connections used to write 2,003 ERROR records with a traceback each."""
     port = server.server.rest_api_port
     body = json.dumps({"instances": rows[:20]}).encode()
-    head = (f"POST /v1/models/default:predict HTTP/1.1\r\nHost: x\r\nContent-Type: "
-            f"application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()  # fmt: skip
+    head = (
+        f"POST /v1/models/default:predict HTTP/1.1\r\nHost: x\r\nContent-Type: "
+        f"application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
     aborted = {
         "half a header": head[:40],
         "half a body": head + body[: len(body) // 2],
@@ -515,8 +544,12 @@ def test_aborted_connections_log_one_short_line_each(  # type: ignore[no-untyped
                 _raw_http(port, data, linger=i % 2 == 1)
 
         def logged() -> list[logging.LogRecord]:
-            return [r for r in caplog.records[start:] if r.levelno >= logging.INFO
-                    and r.name.startswith(("aiohttp", "serving", "asyncio"))]  # fmt: skip
+            return [
+                r
+                for r in caplog.records[start:]
+                if r.levelno >= logging.INFO
+                and r.name.startswith(("aiohttp", "serving", "asyncio"))
+            ]
 
         # the half-sent bodies and the malformed requests are each one line
         _wait(lambda: len(logged()) >= 2 * each, seconds=60)
@@ -548,7 +581,10 @@ def test_statuses_and_errors_hold_no_path_or_exception_text(  # type: ignore[no-
         assert status == 200
         failed, available = answer["model_version_status"]
         assert (failed["version"], failed["state"], failed["status"]) == (
-            "2", "END", {"error_code": "UNKNOWN", "error_message": LOAD_FAILED})  # fmt: skip
+            "2",
+            "END",
+            {"error_code": "UNKNOWN", "error_message": LOAD_FAILED},
+        )
         assert (available["version"], available["state"]) == ("1", "AVAILABLE")
         with grpc.insecure_channel(server.target) as channel:
             request = get_model_status_pb2.GetModelStatusRequest()
@@ -573,8 +609,10 @@ def test_statuses_and_errors_hold_no_path_or_exception_text(  # type: ignore[no-
                 prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
                     grpc_request, timeout=10
                 )
-            assert (e.value.code(), e.value.details()) == (grpc.StatusCode.INTERNAL,
-                                                           "internal error")  # fmt: skip
+            assert (e.value.code(), e.value.details()) == (
+                grpc.StatusCode.INTERNAL,
+                "internal error",
+            )
             answers += [json.dumps(answer), e.value.details()]
     for text in answers:
         assert str(tmp_path) not in text and "Error" not in text and "saved_model" not in text

@@ -26,6 +26,7 @@ from tensorflow_serving.apis import (
 )
 
 from protos import prediction_pb2, prediction_pb2_grpc
+from serving.batching import BatchingConfig
 from serving.client import (
     RankingClient,
     columns_from_file,
@@ -187,8 +188,9 @@ def test_health_reflection_and_metrics(running_server) -> None:  # type: ignore[
             status = check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
             assert status == health_pb2.HealthCheckResponse.SERVING
         reflect = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo
-        (answer,) = reflect(iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
-                            timeout=5)  # fmt: skip
+        (answer,) = reflect(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
+        )
         services = {s.name for s in answer.list_services_response.service}
         expected = {
             "grpc.health.v1.Health",
@@ -207,8 +209,12 @@ def test_health_reflection_and_metrics(running_server) -> None:  # type: ignore[
 
 def test_stop_finishes_the_requests_in_flight(exported_model) -> None:  # type: ignore[no-untyped-def]
     # one model call at a time, 4096 rows each: requests queue up, so many are in flight
-    config = ServerConfig(ManagerConfig(exported_model.export_base), port=0, model_threads=1,
-                          grace_seconds=60)  # fmt: skip
+    config = ServerConfig(
+        ManagerConfig(exported_model.export_base),
+        port=0,
+        batching=BatchingConfig(batch_threads=1),
+        grace_seconds=60,
+    )
     server = BackgroundServer(config).start()
     try:
         with RankingClient(server.target) as client:
@@ -258,11 +264,24 @@ def test_sigterm_stops_an_idle_server_at_once(exported_model) -> None:  # type: 
         port = sock.getsockname()[1]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "ue.cli", "serve", "--model-base-path",
-         str(exported_model.export_base), "--port", str(port), "--workers", "1",
-         "--grace-seconds", "60"],  # the old spelling of --grace-period-seconds
-        env=env, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "ue.cli",
+            "serve",
+            "--model-base-path",
+            str(exported_model.export_base),
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--grace-seconds",
+            "60",
+        ],  # the old spelling of --grace-period-seconds
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert server.stderr is not None
     next(line for line in server.stderr if "serving (spec" in line)  # a version serves
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:

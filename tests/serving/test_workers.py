@@ -72,12 +72,31 @@ def test_two_workers_share_a_port_and_both_reload(exported_model, tmp_path: Path
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     server = subprocess.Popen(
-        [sys.executable, "-m", "ue.cli", "serve", "--model-base-path", str(base),
-         "--port", str(port), "--metrics-port", str(metrics_port), "--workers", "2",
-         "--poll-seconds", "0.2", "--rest_api_port", str(rest_port),
-         "--batching_parameters_file", str(batching)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "ue.cli",
+            "serve",
+            "--model-base-path",
+            str(base),
+            "--port",
+            str(port),
+            "--metrics-port",
+            str(metrics_port),
+            "--workers",
+            "2",
+            "--poll-seconds",
+            "0.2",
+            "--rest_api_port",
+            str(rest_port),
+            "--batching_parameters_file",
+            str(batching),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     target = f"127.0.0.1:{port}"
     try:
         _wait_for(lambda: _answers(target) == {0: 100, 1: 100})
@@ -91,8 +110,11 @@ def test_two_workers_share_a_port_and_both_reload(exported_model, tmp_path: Path
         text = urllib.request.urlopen(url, timeout=5).read().decode()
         versions = [line for line in text.splitlines() if line.startswith("ue_model_version{")]
         assert len(versions) == 2 and all(line.endswith(" 200.0") for line in versions), versions
-        (requests,) = [line for line in text.splitlines()
-                       if line.startswith('ue_requests_total{method="GetModelInfo"}')]  # fmt: skip
+        (requests,) = [
+            line
+            for line in text.splitlines()
+            if line.startswith('ue_requests_total{method="GetModelInfo"}')
+        ]
         assert float(requests.split()[-1]) >= 64  # two rounds of 32, summed over both workers
         # TF Serving's REST API on one port shared by both workers (a connection per request)
         rest = f"http://127.0.0.1:{rest_port}"
@@ -102,8 +124,11 @@ def test_two_workers_share_a_port_and_both_reload(exported_model, tmp_path: Path
             )
             assert status["model_version_status"][0]["version"] == "200"
         text = urllib.request.urlopen(f"{rest}/monitoring/prometheus/metrics", timeout=5).read()
-        (requests,) = [line for line in text.decode().splitlines()
-                       if line.startswith('ue_requests_total{method="rest_status"}')]  # fmt: skip
+        (requests,) = [
+            line
+            for line in text.decode().splitlines()
+            if line.startswith('ue_requests_total{method="rest_status"}')
+        ]
         assert float(requests.split()[-1]) == 16  # summed over both workers
     finally:
         server.send_signal(signal.SIGTERM)
@@ -122,10 +147,23 @@ def test_sigterm_while_the_workers_start_stops_them_all(exported_model) -> None:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     server = subprocess.Popen(
-        [sys.executable, "-m", "ue.cli", "serve", "--model-base-path",
-         str(exported_model.export_base), "--port", str(_free_port()), "--workers", "2"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "ue.cli",
+            "serve",
+            "--model-base-path",
+            str(exported_model.export_base),
+            "--port",
+            str(_free_port()),
+            "--workers",
+            "2",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     started = next(line for line in server.stderr if '"workers started"' in line)  # type: ignore[union-attr]
     server.send_signal(signal.SIGTERM)  # the workers are most likely still starting
     _, err = server.communicate(timeout=90)
@@ -222,8 +260,13 @@ def test_a_spare_takes_the_place_of_a_killed_worker(tmp_path: Path) -> None:
         _wait_for(lambda: len(_serving(tmp_path)[1]) == 2, 30)  # the spare serves as 1
         # the parent's restart counter, summed with the workers' metrics (multiprocess mode)
         url = f"http://127.0.0.1:{metrics_port}/metrics"
-        _wait_for(lambda: "ue_worker_restarts_total 1.0" in urllib.request.urlopen(
-            url, timeout=5).read().decode(), 30)  # fmt: skip
+        _wait_for(
+            lambda: (
+                "ue_worker_restarts_total 1.0"
+                in urllib.request.urlopen(url, timeout=5).read().decode()
+            ),
+            30,
+        )
     finally:
         logs = _stopped(parent)
     assert parent.returncode == 0, logs
@@ -257,10 +300,23 @@ class _Serve:
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ue.cli", "serve", "--model-base-path",
-             str(base), "--port", str(self.port), "--workers", str(workers), *args],
-            env=env, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "ue.cli",
+                "serve",
+                "--model-base-path",
+                str(base),
+                "--port",
+                str(self.port),
+                "--workers",
+                str(workers),
+                *args,
+            ],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.logs: list[dict] = []  # type: ignore[type-arg]
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -293,8 +349,9 @@ class _Load:
     def __init__(self, target: str, request: prediction_pb2.ScoreRequest, clients: int) -> None:
         self.calls: list[tuple[float, float, str]] = []  # (sent, answered, status code)
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._client, args=(target, request))
-                         for _ in range(clients)]  # fmt: skip
+        self._threads = [
+            threading.Thread(target=self._client, args=(target, request)) for _ in range(clients)
+        ]
         for thread in self._threads:
             thread.start()
 
@@ -327,15 +384,23 @@ class _Load:
 
 def test_a_worker_killed_under_load_is_replaced_while_the_port_answers(exported_model) -> None:  # type: ignore[no-untyped-def]
     metrics_port, clients = _free_port(), 6
-    server = _Serve(exported_model.export_base, "--metrics-port", str(metrics_port),
-                    "--restart-backoff-seconds", "0.1")  # fmt: skip
+    server = _Serve(
+        exported_model.export_base,
+        "--metrics-port",
+        str(metrics_port),
+        "--restart-backoff-seconds",
+        "0.1",
+    )
     load = None
     try:
         _wait_for(lambda: set(_answers(server.target)) == {0, 1})
         with RankingClient(server.target) as client:
             rows = rows_from_file(exported_model.rows_file, "criteo", client.model_info())
-        load = _Load(server.target, prediction_pb2.ScoreRequest(
-            rows=[row_proto(row) for row in rows[:16]]), clients)  # fmt: skip
+        load = _Load(
+            server.target,
+            prediction_pb2.ScoreRequest(rows=[row_proto(row) for row in rows[:16]]),
+            clients,
+        )
         time.sleep(0.5)
         # worker 0 dies: the spare (loaded) takes its place
         killed = [server.pid(0)]
@@ -377,8 +442,16 @@ def test_sigterm_drains_the_requests_in_flight(exported_model, workers: int) -> 
     clients (gRPC's core holds many of them unmatched: answered CANCELLED by a plain shutdown),
     large ones queued behind one model call at a time, REST ones."""
     rest_port = _free_port()
-    server = _Serve(exported_model.export_base, "--model-threads", "1", "--rest-api-port",
-                    str(rest_port), "--grace-period-seconds", "60", workers=workers)  # fmt: skip
+    server = _Serve(
+        exported_model.export_base,
+        "--batch-threads",
+        "1",
+        "--rest-api-port",
+        str(rest_port),
+        "--grace-period-seconds",
+        "60",
+        workers=workers,
+    )
     load = None
     try:
         _wait_for(lambda: len(_answers(server.target)) == workers)
@@ -388,13 +461,20 @@ def test_sigterm_drains_the_requests_in_flight(exported_model, workers: int) -> 
         columns = columns_from_file(exported_model.rows_file, "criteo", info)
         candidates = {name: np.resize(values, 4096) for name, values in columns.items()}
         body = json.dumps({"inputs": {k: v.tolist() for k, v in candidates.items()}}).encode()
-        load = _Load(server.target, prediction_pb2.ScoreRequest(
-            rows=[row_proto(row) for row in rows[:16]]), clients=16)  # fmt: skip
+        load = _Load(
+            server.target,
+            prediction_pb2.ScoreRequest(rows=[row_proto(row) for row in rows[:16]]),
+            clients=16,
+        )
         _wait_for(lambda: len(load.calls) > 100, 90)
         options = [("grpc.use_local_subchannel_pool", 1)]
         channels = [grpc.insecure_channel(server.target, options=options) for _ in range(4)]
-        large = [prediction_pb2_grpc.RankingStub(channel).Score.future(
-            ranking_request({}, candidates), timeout=90) for channel in channels * 3]  # fmt: skip
+        large = [
+            prediction_pb2_grpc.RankingStub(channel).Score.future(
+                ranking_request({}, candidates), timeout=90
+            )
+            for channel in channels * 3
+        ]
         answered = threading.Event()
         for call in large:
             call.add_done_callback(lambda _: answered.set())
@@ -434,10 +514,25 @@ def test_workers_that_crash_as_they_start_stop_the_server(tmp_path: Path) -> Non
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     server = subprocess.run(
-        [sys.executable, "-m", "ue.cli", "serve", "--model-config-file", str(bad),
-         "--port", str(_free_port()), "--workers", "2", "--max-worker-crashes", "3"],
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "ue.cli",
+            "serve",
+            "--model-config-file",
+            str(bad),
+            "--port",
+            str(_free_port()),
+            "--workers",
+            "2",
+            "--max-worker-crashes",
+            "3",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert server.returncode == 1, server.stderr[-3000:]
     logs = [json.loads(line) for line in server.stderr.splitlines() if line.startswith("{")]
     (stopping,) = [e["message"] for e in logs if "crashes within" in e["message"]]
