@@ -22,10 +22,15 @@ def generate(out: Path) -> list[Path]:
     """Writes the generated modules under `out/protos/` and returns their paths."""
     (out / "protos").mkdir(parents=True, exist_ok=True)
     command = [
-        sys.executable, "-m", "grpc_tools.protoc", f"--proto_path={ROOT}",
-        f"--python_out={out}", f"--pyi_out={out}", f"--grpc_python_out={out}",
+        sys.executable,
+        "-m",
+        "grpc_tools.protoc",
+        f"--proto_path={ROOT}",
+        f"--python_out={out}",
+        f"--pyi_out={out}",
+        f"--grpc_python_out={out}",
         *(str(p) for p in PROTOS),
-    ]  # fmt: skip
+    ]
     subprocess.run(command, check=True, cwd=ROOT)
     return sorted((out / "protos").glob("*_pb2*.py*"))
 

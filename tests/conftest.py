@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-# TFRS needs legacy (tf-keras) Keras; this must happen before anything imports tensorflow.
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import unified_embedding  # noqa: F401  sets TF_USE_LEGACY_KERAS before a test imports TensorFlow
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -30,6 +30,7 @@ def exported_model(tmp_path_factory: pytest.TempPathFactory) -> ExportedModel:
     tests/integration/test_train_export.py does)."""
     from pipelines.preprocess import run as preprocess
     from unified_embedding.exported.writer import export
+    from unified_embedding.models.config import AutoIntConfig
     from unified_embedding.synthetic import SyntheticConfig, generate
     from unified_embedding.training.loop import TrainJob, load_trained, train
 
@@ -39,10 +40,28 @@ def exported_model(tmp_path_factory: pytest.TempPathFactory) -> ExportedModel:
     train_file.write_bytes(generate(1500, config).to_tsv_bytes())
     rows_file.write_bytes(generate(200, config, start_row=1500).to_tsv_bytes())
     prep = tmp / "prep"
-    preprocess(["--input", str(train_file), "--schema", "criteo", "--output", str(prep),
-                "--eval-fraction", "0.2"])  # fmt: skip
-    job = TrainJob(str(prep), str(tmp / "model"), budget="100KB", steps=30, eval_every=30,
-                   checkpoint_every=30, batch_size=128)  # fmt: skip
+    preprocess(
+        [
+            "--input",
+            str(train_file),
+            "--schema",
+            "criteo",
+            "--output",
+            str(prep),
+            "--eval-fraction",
+            "0.2",
+        ]
+    )
+    job = TrainJob(
+        str(prep),
+        str(tmp / "model"),
+        budget="100KB",
+        steps=30,
+        eval_every=30,
+        checkpoint_every=30,
+        batch_size=128,
+        model=AutoIntConfig(),
+    )
     train(job)
     model, run = load_trained(job.model_dir)
     spec = run.feature_spec()
@@ -56,7 +75,11 @@ def running_server(exported_model: ExportedModel):  # type: ignore[no-untyped-de
     from serving.model_manager import ManagerConfig
     from serving.server import BackgroundServer, ServerConfig
 
-    config = ServerConfig(ManagerConfig(exported_model.export_base, poll_seconds=0.2), port=0,
-                          metrics_port=0, grace_seconds=2.0)  # fmt: skip
+    config = ServerConfig(
+        ManagerConfig(exported_model.export_base, poll_seconds=0.2),
+        port=0,
+        metrics_port=0,
+        grace_seconds=2.0,
+    )
     with BackgroundServer(config) as server:
         yield server

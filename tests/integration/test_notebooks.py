@@ -30,15 +30,28 @@ CONFIG = SyntheticConfig(seed=5, weighted_top_k=3, signal_scale=2.0)
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
+def strict_json(text: str) -> dict:
+    """JSON as strict parsers read it: a bare NaN or Infinity is an error, not a number."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"summary.json holds a bare {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
 def execute(name: str, out: Path, **parameters: object) -> dict:
     """Runs notebook `name` from the repo root with `parameters` (`output_dir=out`) and keeps
-    the executed copy in `out`; returns the summary JSON it wrote."""
+    the executed copy in `out`; returns the summary JSON it wrote (strict: null, never NaN)."""
     out.mkdir(parents=True, exist_ok=True)
     papermill.execute_notebook(
-        str(NOTEBOOKS / name), str(out / name), parameters={**parameters, "output_dir": str(out)},
-        kernel_name="python3", cwd=str(REPO), progress_bar=False,
-    )  # fmt: skip
-    return json.loads((out / "summary.json").read_text())
+        str(NOTEBOOKS / name),
+        str(out / name),
+        parameters={**parameters, "output_dir": str(out)},
+        kernel_name="python3",
+        cwd=str(REPO),
+        progress_bar=False,
+    )
+    return strict_json((out / "summary.json").read_text())
 
 
 def assert_pngs(output_dir: Path, names: list[str]) -> None:
@@ -49,8 +62,10 @@ def assert_pngs(output_dir: Path, names: list[str]) -> None:
 def test_committed_notebooks_have_no_outputs_and_match_the_builder() -> None:
     paths = sorted(NOTEBOOKS.glob("*.ipynb"))
     assert [p.name for p in paths] == [
-        "01_model_quality.ipynb", "02_embedding_budget.ipynb", "03_compare_runs.ipynb"
-    ]  # fmt: skip
+        "01_model_quality.ipynb",
+        "02_embedding_budget.ipynb",
+        "03_compare_runs.ipynb",
+    ]
     for path in paths:
         notebook = nbformat.read(path, as_version=4)
         code = [c for c in notebook.cells if c.cell_type == "code"]
@@ -69,11 +84,14 @@ def test_notebook_kernel_is_this_interpreter_and_sees_this_checkout(tmp_path: Pa
     import nbclient
 
     notebook = nbformat.v4.new_notebook()
-    notebook.cells.append(nbformat.v4.new_code_cell(
-        "import sys, unified_embedding; print(sys.prefix); print(unified_embedding.__file__)"
-    ))  # fmt: skip
-    nbclient.NotebookClient(notebook, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}}).execute()  # fmt: skip
+    notebook.cells.append(
+        nbformat.v4.new_code_cell(
+            "import sys, unified_embedding; print(sys.prefix); print(unified_embedding.__file__)"
+        )
+    )
+    nbclient.NotebookClient(
+        notebook, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     prefix, package = notebook.cells[0].outputs[0]["text"].split()
     assert Path(prefix).resolve() == Path(sys.prefix).resolve()
     assert Path(package).resolve().parent == (REPO / "unified_embedding").resolve()
@@ -86,12 +104,30 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("demo")
     (root / "rows.tsv").write_bytes(generate(3000, CONFIG).to_tsv_bytes())
     (root / "holdout.tsv").write_bytes(generate(1500, CONFIG, start_row=3000).to_tsv_bytes())
-    preprocess(["--input", str(root / "rows.tsv"), "--schema", "criteo", "--output",
-                str(root / "prep"), "--eval-fraction", "0.2"])  # fmt: skip
+    preprocess(
+        [
+            "--input",
+            str(root / "rows.tsv"),
+            "--schema",
+            "criteo",
+            "--output",
+            str(root / "prep"),
+            "--eval-fraction",
+            "0.2",
+        ]
+    )
     for layout in ("unified", "per_feature"):
-        job = TrainJob(str(root / "prep"), str(root / "models" / layout), layout=layout,
-                       budget="100KB", steps=40, eval_every=20, checkpoint_every=20,
-                       batch_size=128, model=AutoIntConfig(num_layers=1))  # fmt: skip
+        job = TrainJob(
+            str(root / "prep"),
+            str(root / "models" / layout),
+            layout=layout,
+            budget="100KB",
+            steps=40,
+            eval_every=20,
+            checkpoint_every=20,
+            batch_size=128,
+            model=AutoIntConfig(num_layers=1),
+        )
         train(job)
     model, run = load_trained(root / "models" / "unified")
     export(model, run.feature_spec(), root / "export" / "unified")
@@ -100,15 +136,27 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_model_quality_notebook(demo: Path, tmp_path: Path) -> None:
     out = tmp_path / "quality"
-    summary = execute("01_model_quality.ipynb", out, model_path=str(demo / "export" / "unified"),
-                      data_path=str(demo / "holdout.tsv"), slice_field="C3", top_values=5,
-                      attention_rows=256, top_pairs_k=5)  # fmt: skip
+    summary = execute(
+        "01_model_quality.ipynb",
+        out,
+        model_path=str(demo / "export" / "unified"),
+        data_path=str(demo / "holdout.tsv"),
+        slice_field="C3",
+        top_values=12,  # the rarest of them have too few rows for an AUC: null in the JSON
+        attention_rows=256,
+        top_pairs_k=5,
+    )
     assert summary["rows"] == 1500
     assert 0.5 <= summary["auc"] <= 1.0 and 0.0 < summary["logloss"] < 1.0
     calibration = summary["calibration"]
     assert sum(b["rows"] for b in calibration) == 1500 and len(calibration) == 10
     assert all(0.0 <= b["observed_ctr"] <= 1.0 for b in calibration)
     assert sum(s["rows"] for s in summary["slices"]) == 1500
+    assert all(isinstance(s["reliable"], bool) for s in summary["slices"])
+    assert any(s["auc"] is None and not s["reliable"] for s in summary["slices"])
+    histogram = summary["score_histogram"]  # bins over the scores' range, not over [0, 1]
+    assert sum(b["negatives"] + b["positives"] for b in histogram) == 1500
+    assert histogram[0]["left"] > 0.0 and histogram[-1]["right"] < 1.0
     strengths = [p["strength"] for p in summary["top_pairs"]]
     assert len(strengths) == 5 and strengths == sorted(strengths, reverse=True)
     assert all(0.0 < s <= 1.0 for s in strengths) and summary["attention_rows"] == 256
@@ -129,8 +177,13 @@ def write_user_dataset(root: Path, rows: int = 600) -> dict[str, str]:
     (root / "music.csv.gz").write_bytes(
         gzip.compress(("id,clicked,user,genres\n" + "\n".join(lines) + "\n").encode())
     )
-    schema = {"name": "music", "columns": ["id", "clicked", "user", "genres"],
-              "label": "clicked", "ignore": ["id"], "multi_valued": {"genres": "|"}}  # fmt: skip
+    schema = {
+        "name": "music",
+        "columns": ["id", "clicked", "user", "genres"],
+        "label": "clicked",
+        "ignore": ["id"],
+        "multi_valued": {"genres": "|"},
+    }
     (root / "music.json").write_text(json.dumps(schema))
     return {"name": "music", "path": str(root / "music.csv*"), "schema": str(root / "music.json")}
 
@@ -138,12 +191,24 @@ def write_user_dataset(root: Path, rows: int = 600) -> dict[str, str]:
 def test_embedding_budget_notebook(tmp_path: Path) -> None:
     out = tmp_path / "study"
     budgets = ["20KB", "60KB"]
-    summary = execute("02_embedding_budget.ipynb", out, rows=4000,
-                      eval_rows=2000, budgets=budgets, seeds=[0], probes=[1, 2],
-                      probes_budget="20KB", epochs=2, batch_size=256, num_layers=1,
-                      shared_data=str(SHARED_DATA), datasets=["frappe"],
-                      real_layouts=["unified", "per_feature"], real_seeds=[0],
-                      real_rows=2000)  # fmt: skip
+    summary = execute(
+        "02_embedding_budget.ipynb",
+        out,
+        rows=4000,
+        eval_rows=2000,
+        budgets=budgets,
+        seeds=[0],
+        probes=[1, 2],
+        probes_budget="20KB",
+        epochs=2,
+        batch_size=256,
+        num_layers=1,
+        shared_data=str(SHARED_DATA),
+        datasets=["frappe"],
+        real_layouts=["unified", "per_feature"],
+        real_seeds=[0],
+        real_rows=2000,
+    )
     generated = summary["generated"]
     points = generated["points"]
     hashed = sorted((p["layout"], p["budget"]) for p in points if p["layout"] != "collisionless")
@@ -172,10 +237,19 @@ def test_embedding_budget_notebook(tmp_path: Path) -> None:
 def test_embedding_budget_notebook_on_the_users_data_and_schema(tmp_path: Path) -> None:
     out = tmp_path / "study"
     music = write_user_dataset(tmp_path)  # no numeric field, a multi-valued one, gzipped
-    summary = execute("02_embedding_budget.ipynb", out, generated=False, budgets=["20KB"],
-                      epochs=2, batch_size=256, num_layers=1, shared_data="",
-                      datasets=["criteo", music], real_layouts=["unified"],
-                      real_seeds=[0])  # fmt: skip
+    summary = execute(
+        "02_embedding_budget.ipynb",
+        out,
+        generated=False,
+        budgets=["20KB"],
+        epochs=2,
+        batch_size=256,
+        num_layers=1,
+        shared_data="",
+        datasets=["criteo", music],
+        real_layouts=["unified"],
+        real_seeds=[0],
+    )
     assert summary["generated"] is None and set(summary["real"]) == {"music"}  # criteo: skipped
     music_run = summary["real"]["music"]  # read with the user's schema file
     assert (music_run["train_rows"], music_run["eval_rows"]) == (480, 120)
@@ -187,13 +261,35 @@ def test_embedding_budget_notebook_on_the_users_data_and_schema(tmp_path: Path) 
     assert summary["figures"] == ["pareto_music.png"]
 
 
+def test_a_bad_dataset_entry_stops_notebook_02_in_one_line_before_training(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "study"
+    music = write_user_dataset(tmp_path)
+    with pytest.raises(papermill.PapermillExecutionError) as raised:
+        execute(
+            "02_embedding_budget.ipynb",
+            out,
+            datasets=[{**music, "eval_fraction": "0.2"}],
+            shared_data="",
+        )
+    error = raised.value
+    assert (error.ename, error.traceback) == ("DatasetError", [f"DatasetError: {error.evalue}"])
+    assert error.evalue == (
+        "`eval_fraction` should be a number in (0, 1). Received: `eval_fraction='0.2'` "
+        "for dataset `music`"
+    )
+    assert not list(out.glob("*.png"))  # stopped before the generated study trained anything
+
+
 def test_compare_runs_notebook(demo: Path, tmp_path: Path) -> None:
     out = tmp_path / "compare"
     eval_file = tmp_path / "unified_eval.json"
     eval_file.write_text(json.dumps({"auc": 0.61, "logloss": 0.55, "rows": 1500}))
     run_dirs = [str(demo / "models" / name) for name in ("unified", "per_feature")]
-    summary = execute("03_compare_runs.ipynb", out, run_dirs=run_dirs,
-                      eval_files={"unified": str(eval_file)})  # fmt: skip
+    summary = execute(
+        "03_compare_runs.ipynb", out, run_dirs=run_dirs, eval_files={"unified": str(eval_file)}
+    )
     runs = {r["run"]: r for r in summary["runs"]}
     assert set(runs) == {"unified", "per_feature"}
     for name, run in runs.items():

@@ -52,8 +52,11 @@ def preprocess(tmp: Path, inputs: str, *extra: str, schema: str = "criteo") -> t
 
 
 def dead_letters(output: Path) -> list[dict]:
-    return [json.loads(line) for f in output.glob("dead_letters-*.jsonl")
-            for line in f.read_text().splitlines()]  # fmt: skip
+    return [
+        json.loads(line)
+        for f in output.glob("dead_letters-*.jsonl")
+        for line in f.read_text().splitlines()
+    ]
 
 
 def test_generated_data(tmp_path: Path) -> None:
@@ -67,7 +70,8 @@ def test_generated_data(tmp_path: Path) -> None:
     assert len(written_rows(output, "train")) == stats["rows_by_split"]["train"]
     assert len(written_rows(output, "eval")) == stats["rows_by_split"]["eval"]
     spec = FeatureSpec.load(output / "spec.json")
-    assert spec == criteo() and stats["spec_fingerprint"] == spec.fingerprint
+    assert spec == criteo().replace(table=spec.table)  # the table: sized from the data
+    assert stats["spec_fingerprint"] == spec.fingerprint
     fields = stats["fields"]
     assert 0.3 < fields["I1"]["missing_rate"] < 0.5  # generated with a 0.4 missing rate
     assert 8 <= fields["C1"]["approx_distinct"] <= 10  # cardinality 10
@@ -122,11 +126,13 @@ def test_deterministic_across_runs_and_worker_counts(tmp_path: Path) -> None:
     (tmp_path / "b.tsv").write_bytes(generated(1500, seed=2))
     pattern = str(tmp_path / "*.tsv")
     runs = []
-    for i, extra in enumerate([
-        [],
-        [],
-        ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"],
-    ]):  # fmt: skip
+    for i, extra in enumerate(
+        [
+            [],
+            [],
+            ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"],
+        ]
+    ):
         output = tmp_path / f"out{i}"
         run(["--input", pattern, "--schema", "criteo", "--output", str(output), *extra])
         runs.append((written_rows(output, "train"), written_rows(output, "eval")))
@@ -154,8 +160,9 @@ def test_real_samples(tmp_path: Path, schema: str, path: str, rows: int) -> None
     assert len(written_rows(output)) == rows
     spec = load_schema(schema)
     assert set(stats["fields"]) == set(spec.field_names)
-    assert np.isclose(stats["label_rate"], {"criteo": 0.23, "avazu": 0.17, "frappe": 0.33}[schema],
-                      atol=0.03)  # fmt: skip
+    assert np.isclose(
+        stats["label_rate"], {"criteo": 0.23, "avazu": 0.17, "frappe": 0.33}[schema], atol=0.03
+    )
 
 
 def test_golden_fingerprints_and_labels_as_the_row_by_row_job_wrote_them(tmp_path: Path) -> None:
@@ -165,8 +172,7 @@ def test_golden_fingerprints_and_labels_as_the_row_by_row_job_wrote_them(tmp_pat
     for name, schema in (("mixed", str(tmp_path / "mixed.json")), ("criteo", "criteo")):
         (tmp_path / f"{name}.tsv").write_text("\n".join(golden[name]["lines"]) + "\n")
         output = tmp_path / f"out_{name}"
-        run(["--input", str(tmp_path / f"{name}.tsv"), "--schema", schema, "--output",
-             str(output)])  # fmt: skip
+        run(["--input", str(tmp_path / f"{name}.tsv"), "--schema", schema, "--output", str(output)])
         spec = FeatureSpec.load(output / "spec.json")
         rows = []
         for r in read_blocks(spec, str(output / "*-*.tfrecord.gz")):
@@ -215,15 +221,21 @@ def test_too_many_dead_rows_fail_the_job_after_writing_dead_letters_and_stats(
     output = tmp_path / "out"
     assert len(dead_letters(output)) == 5
     assert json.loads((output / "stats.json").read_text())["rows_dead"] == 5
-    _, stats = preprocess(tmp_path, str(tmp_path / "bad.tsv"), "--overwrite",
-                          "--max-dead-fraction", "0.05")  # fmt: skip
+    _, stats = preprocess(
+        tmp_path, str(tmp_path / "bad.tsv"), "--overwrite", "--max-dead-fraction", "0.05"
+    )
     assert stats["rows_valid"] == 100
 
 
 def test_csv_with_bom_header_quotes_missing_tokens_and_no_numeric_field(tmp_path: Path) -> None:
-    schema = {"name": "movies", "columns": ["id", "clicked", "title", "genres", "city"],
-              "label": "clicked", "ignore": ["id"], "multi_valued": {"genres": "|"},
-              "missing": ["null", "\\N"]}  # fmt: skip
+    schema = {
+        "name": "movies",
+        "columns": ["id", "clicked", "title", "genres", "city"],
+        "label": "clicked",
+        "ignore": ["id"],
+        "multi_valued": {"genres": "|"},
+        "missing": ["null", "\\N"],
+    }
     (tmp_path / "movies.json").write_text(json.dumps(schema))
     text = (
         "\ufeffid,clicked,title,genres,city\r\n"
@@ -232,17 +244,25 @@ def test_csv_with_bom_header_quotes_missing_tokens_and_no_numeric_field(tmp_path
         "3,0,Up,animation,\r\n"
     )
     (tmp_path / "movies.csv").write_bytes(text.encode())
-    output, stats = preprocess(tmp_path, str(tmp_path / "movies.csv"), "--eval-fraction", "0",
-                               schema=str(tmp_path / "movies.json"))  # fmt: skip
+    output, stats = preprocess(
+        tmp_path,
+        str(tmp_path / "movies.csv"),
+        "--eval-fraction",
+        "0",
+        schema=str(tmp_path / "movies.json"),
+    )
     assert stats["rows_read"] == 3 and stats["rows_valid"] == 3, dead_letters(output)
     assert stats["fields"]["city"]["missing_rate"] == pytest.approx(2 / 3)
     assert stats["fields"]["genres"]["missing_rate"] == pytest.approx(1 / 3)
     spec = FeatureSpec.load(output / "spec.json")
-    expected = encode_features(spec, {
-        "title": tf.constant(["Heat, Part 2", 'He said "hi"', "Up"]),
-        "genres": tf.constant(["action|crime", "", "animation"]),
-        "city": tf.constant(["paris", "", ""]),
-    })  # fmt: skip
+    expected = encode_features(
+        spec,
+        {
+            "title": tf.constant(["Heat, Part 2", 'He said "hi"', "Up"]),
+            "genres": tf.constant(["action|crime", "", "animation"]),
+            "city": tf.constant(["paris", "", ""]),
+        },
+    )
     rows = next(iter(read_blocks(spec, str(output / "train-*.tfrecord.gz")).batch(3)))
     assert rows["title"].numpy().tolist() == expected["title"].numpy().tolist()
     assert rows["genres"].to_list() == expected["genres"].to_list()
@@ -257,7 +277,81 @@ def test_one_file_in_many_byte_ranges_equals_one_range(tmp_path: Path, monkeypat
     whole, _ = preprocess(tmp_path, str(tmp_path / "one.tsv"))
     monkeypatch.setattr(pipelines.read, "SPLIT_BYTES", 50_000)  # ~15 ranges
     output = tmp_path / "ranges"
-    stats = run(["--input", str(tmp_path / "one.tsv"), "--schema", "criteo", "--output",
-                 str(output), "--block-rows", "64"])  # fmt: skip
+    stats = run(
+        [
+            "--input",
+            str(tmp_path / "one.tsv"),
+            "--schema",
+            "criteo",
+            "--output",
+            str(output),
+            "--block-rows",
+            "64",
+        ]
+    )
     assert stats["rows_read"] == 3000
     assert written_rows(output) == written_rows(whole)
+
+
+def test_spec_json_states_the_table_training_uses(tmp_path: Path) -> None:
+    """Without --budget the table is sized from the distinct counts when the job ends: spec.json,
+    stats.json and the manifest agree on it, and `ue train` without a budget keeps it, whatever
+    its probes; with --budget it is the budget's."""
+    from unified_embedding.budget.plan import data_budget, parse_budget, plan_budget
+    from unified_embedding.budget.probes import with_probes
+    from unified_embedding.training.job import TrainJob
+    from unified_embedding.training.run import run_config
+
+    (tmp_path / "rows.tsv").write_bytes(generated(2000))
+    output, stats = preprocess(tmp_path, str(tmp_path / "rows.tsv"), "--probes", "4")
+    spec = FeatureSpec.load(output / "spec.json")
+    distinct = {f.name: stats["fields"][f.name]["approx_distinct"] for f in spec.categorical_fields}
+    sized = plan_budget(spec, data_budget(spec, distinct)).table
+    assert spec == with_probes(criteo(), 4).replace(table=sized)
+    assert sized.rows < criteo().table.rows  # 2,000 rows need far less than the schema's table
+    assert stats["table"] == spec.table.to_dict() and stats["data_budget_bytes"] > 0
+    assert stats["spec_fingerprint"] == spec.fingerprint
+    manifest = json.loads((output / "manifest.json").read_text())
+    assert manifest["spec_fingerprint"] == spec.fingerprint
+    assert len(written_rows(output)) == 2000  # the records read under the final spec.json
+    for probes in (None, 2, "auto"):  # fewer probes: projections, paid outside the table
+        job = TrainJob(str(output), str(tmp_path / "model"), probes=probes)
+        assert run_config(job, spec, "float32").feature_spec().table == spec.table, probes
+
+    given = tmp_path / "budget"
+    argv = ["--input", str(tmp_path / "rows.tsv"), "--schema", "criteo", "--output", str(given)]
+    stats = run([*argv, "--budget", "100KB"])
+    spec = FeatureSpec.load(given / "spec.json")
+    assert spec.table == plan_budget(criteo(), parse_budget("100KB")).table
+    assert stats["table"] == spec.table.to_dict() and "data_budget_bytes" not in stats
+    job = TrainJob(str(given), str(tmp_path / "model"))
+    assert run_config(job, spec, "float32").feature_spec().table == spec.table
+
+
+def test_main_prints_the_summary_and_one_json_line_and_refuses_fast(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipelines.preprocess import main
+
+    (tmp_path / "rows.tsv").write_bytes(generated(300))
+    argv = ["--input", str(tmp_path / "rows.tsv"), "--schema", "criteo"]
+    assert main([*argv, "--output", str(tmp_path / "out")]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {
+        "rows_read": 300,
+        "rows_valid": 300,
+        "rows_dead": 0,
+        "dead_by_reason": dict.fromkeys(json.loads(out)["dead_by_reason"], 0),
+        "rows_by_split": json.loads((tmp_path / "out" / "stats.json").read_text())["rows_by_split"],
+    }
+    assert "rows read" in err and "300" in err and "INFO" not in err  # no Beam INFO lines
+    assert main([*argv, "--output", str(tmp_path / "out")]) == 2  # an earlier run's files
+    assert "ue preprocess: error: `--output" in capsys.readouterr().err
+    missing = ["--input", str(tmp_path / "none" / "*.tsv"), "--schema", "criteo"]
+    assert main([*missing, "--output", str(tmp_path / "o")]) == 2
+    assert "ue preprocess: error: no input file matches" in capsys.readouterr().err
+    assert main([*argv, "--output", str(tmp_path / "o"), "--eval-fraction", "2"]) == 2
+    assert "`--eval-fraction` should be in [0, 1]. Received: `--eval-fraction 2.0`" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "o").exists()

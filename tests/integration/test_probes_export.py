@@ -32,15 +32,39 @@ def auto_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     raw_file = tmp / "rows.tsv"
     raw_file.write_bytes(generate(ROWS, SyntheticConfig(seed=7)).to_tsv_bytes())
     prep = tmp / "prep"
-    preprocess(["--input", str(raw_file), "--schema", "criteo", "--output", str(prep),
-                "--eval-fraction", "0.2", "--probes", "4"])  # fmt: skip
-    job = TrainJob(str(prep), str(tmp / "model"), probes="auto", steps=20, eval_every=10,
-                   checkpoint_every=10, batch_size=128)  # fmt: skip
+    preprocess(
+        [
+            "--input",
+            str(raw_file),
+            "--schema",
+            "criteo",
+            "--output",
+            str(prep),
+            "--eval-fraction",
+            "0.2",
+            "--probes",
+            "4",
+        ]
+    )
+    job = TrainJob(
+        str(prep),
+        str(tmp / "model"),
+        probes="auto",
+        steps=20,
+        eval_every=10,
+        checkpoint_every=10,
+        batch_size=128,
+    )
     train(job)
     model, run = load_trained(job.model_dir)
     version = export(model, run.feature_spec(), tmp / "export")
-    return {"raw_file": raw_file, "prep": prep, "model": model, "spec": run.feature_spec(),
-            "version": version}  # fmt: skip
+    return {
+        "raw_file": raw_file,
+        "prep": prep,
+        "model": model,
+        "spec": run.feature_spec(),
+        "version": version,
+    }
 
 
 def test_without_budgets_the_table_is_sized_from_the_data(auto_run: dict) -> None:
@@ -48,10 +72,13 @@ def test_without_budgets_the_table_is_sized_from_the_data(auto_run: dict) -> Non
     spec = FeatureSpec.load(prep / "spec.json")
     stats = json.loads((prep / "stats.json").read_text())
     distinct = {f.name: stats["fields"][f.name]["approx_distinct"] for f in spec.categorical_fields}
-    assert spec == with_probes(criteo(), 4)  # the contract the records were hashed under
-    assert stats["data_budget_bytes"] == data_budget(spec, distinct)
-    run_spec = auto_run["spec"]  # auto probes: projections paid from the same budget
-    assert run_spec.table == plan_budget(run_spec, stats["data_budget_bytes"]).table
+    hashed_under = with_probes(criteo(), 4)  # the contract the records were hashed under
+    assert stats["data_budget_bytes"] == data_budget(hashed_under, distinct)
+    # spec.json states the table training will use: the data budget's
+    data_table = plan_budget(hashed_under, stats["data_budget_bytes"]).table
+    assert spec == hashed_under.replace(table=data_table)
+    run_spec = auto_run["spec"]  # auto probes train on the very table spec.json states
+    assert run_spec.table == spec.table
     assert run_spec.table.rows < criteo().table.rows
 
 
@@ -76,7 +103,7 @@ def test_export_with_auto_probes_scores_raw_rows_as_the_records_say(auto_run: di
             if f.kind == "numeric"
             else columns[f.name][i][: f.probes].tobytes()
             for f in spec.fields
-        )  # fmt: skip
+        )
 
     from_raw = {key(ids, i): served[i] for i in range(ROWS)}
     records = {}

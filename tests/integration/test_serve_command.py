@@ -23,15 +23,38 @@ def test_ue_serve_and_ue_predict(exported_model, capsys: pytest.CaptureFixture[s
         port = s.getsockname()[1]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "ue.cli", "serve", "--model-base-path",
-         str(exported_model.export_base), "--port", str(port), "--model-name", "ctr",
-         "--workers", "1"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "ue.cli",
+            "serve",
+            "--model-base-path",
+            str(exported_model.export_base),
+            "--port",
+            str(port),
+            "--model-name",
+            "ctr",
+            "--workers",
+            "1",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         # retries on UNAVAILABLE cover the start-up (no model loaded yet, or not listening)
-        args = ["predict", "--target", f"127.0.0.1:{port}", "--input",
-                str(exported_model.rows_file), "--retries", "12", "--batch-size", "64"]  # fmt: skip
+        args = [
+            "predict",
+            "--target",
+            f"127.0.0.1:{port}",
+            "--input",
+            str(exported_model.rows_file),
+            "--retries",
+            "12",
+            "--max-rows-per-request",
+            "64",
+        ]
         assert main(args) == 0
         out = json.loads(capsys.readouterr().out)
         assert out["model"] == "ctr" and out["version"] == int(exported_model.version.name)

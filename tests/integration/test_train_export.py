@@ -19,13 +19,14 @@ import tensorflow as tf
 
 from pipelines.preprocess import run as preprocess
 from ue.cli import main
-from unified_embedding.contract.artifacts import MAX_VERSION, scan_versions
 from unified_embedding.contract.features import encode_features
 from unified_embedding.contract.hashing import MISSING, fingerprint
 from unified_embedding.contract.schemas import criteo
 from unified_embedding.contract.spec import SpecError
 from unified_embedding.evaluation.evaluate import evaluate, raw_batches
+from unified_embedding.exported.versions import MAX_VERSION, scan_versions
 from unified_embedding.exported.writer import export
+from unified_embedding.models.config import AutoIntConfig
 from unified_embedding.rows.reader import parse_bytes
 from unified_embedding.rows.records import read_blocks
 from unified_embedding.synthetic import SyntheticConfig, generate
@@ -49,15 +50,40 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     raw_file = tmp / "rows.tsv"
     raw_file.write_bytes(data.to_tsv_bytes())
     prep = tmp / "prep"
-    preprocess(["--input", str(raw_file), "--schema", "criteo", "--output", str(prep),
-                "--eval-fraction", "0.2"])  # fmt: skip
-    job = TrainJob(str(prep), str(tmp / "model"), budget="200KB", steps=60, eval_every=30,
-                   checkpoint_every=20, batch_size=128)  # fmt: skip
+    preprocess(
+        [
+            "--input",
+            str(raw_file),
+            "--schema",
+            "criteo",
+            "--output",
+            str(prep),
+            "--eval-fraction",
+            "0.2",
+        ]
+    )
+    job = TrainJob(
+        str(prep),
+        str(tmp / "model"),
+        budget="200KB",
+        steps=60,
+        eval_every=30,
+        checkpoint_every=20,
+        batch_size=128,
+        model=AutoIntConfig(),
+    )
     summary = train(job)
     model, run_config = load_trained(job.model_dir)
     version = export(model, run_config.feature_spec(), tmp / "export")
-    return {"tmp": tmp, "raw_file": raw_file, "prep": prep, "summary": summary, "model": model,
-            "spec": run_config.feature_spec(), "version": version}  # fmt: skip
+    return {
+        "tmp": tmp,
+        "raw_file": raw_file,
+        "prep": prep,
+        "summary": summary,
+        "model": model,
+        "spec": run_config.feature_spec(),
+        "version": version,
+    }
 
 
 def raw_inputs(spec, path: Path) -> dict:  # type: ignore[no-untyped-def]
@@ -121,10 +147,11 @@ def test_skew_parity_pipeline_records_and_raw_features(trained: dict) -> None:
 
     def key(columns: dict, i: int) -> tuple:  # NaN bit patterns differ: compare as None
         return tuple(
-            None if f.kind == "numeric" and np.isnan(columns[f.name][i])
+            None
+            if f.kind == "numeric" and np.isnan(columns[f.name][i])
             else np.asarray(columns[f.name][i]).tobytes()
             for f in spec.fields
-        )  # fmt: skip
+        )
 
     from_raw = {key(ids, i): served[i] for i in range(ROWS)}
     records = {}
@@ -152,8 +179,9 @@ def test_examples_and_ids_signatures_agree(trained: dict) -> None:
                     feature[f.name] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
             else:
                 feature[f.name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
-        examples.append(tf.train.Example(features=tf.train.Features(feature=feature))
-                        .SerializeToString())  # fmt: skip
+        examples.append(
+            tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+        )
     got = loaded.signatures["from_examples"](examples=tf.constant(examples))["probability"]
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-6)
     from_ids = loaded.signatures["from_ids"](**encode_features(spec, raw))["probability"]
@@ -166,8 +194,20 @@ def test_evaluate_reports_metrics_and_calibration(trained: dict, capsys) -> None
     assert report["calibration"] == pytest.approx(
         report["mean_predicted_ctr"] / report["observed_ctr"]
     )
-    assert main(["evaluate", "--model", str(trained["version"]), "--input",
-                 str(trained["raw_file"]), "--schema", "criteo"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(trained["version"]),
+                "--input",
+                str(trained["raw_file"]),
+                "--schema",
+                "criteo",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["rows"] == ROWS
 
 
@@ -181,10 +221,26 @@ def test_records_of_another_contract_are_refused(trained: dict) -> None:
 
 def test_resume_after_sigkill_continues_from_the_checkpoint(trained: dict) -> None:
     model_dir = trained["tmp"] / "killed"
-    command = [sys.executable, "-m", "ue.cli", "train", "--data",
-               str(trained["prep"]), "--model-dir", str(model_dir), "--steps", "400",
-               "--eval-every", "200", "--checkpoint-every", "20", "--batch-size", "64",
-               "--budget-mb", "0.2"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "ue.cli",
+        "train",
+        "--data",
+        str(trained["prep"]),
+        "--model-dir",
+        str(model_dir),
+        "--steps",
+        "400",
+        "--eval-every",
+        "200",
+        "--checkpoint-every",
+        "20",
+        "--batch-size",
+        "64",
+        "--budget",
+        "0.2MB",
+    ]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoint = model_dir / "backup" / "chief" / "checkpoint"
@@ -205,15 +261,41 @@ def test_resume_after_sigkill_continues_from_the_checkpoint(trained: dict) -> No
 def test_mirrored_training_on_two_logical_cpus_matches_single_device(trained: dict) -> None:
     """The same model code under MirroredStrategy (2 logical CPU devices, a new process since
     devices are fixed at start-up) trains to an AUC close to the single-device run."""
-    common = ["--data", str(trained["prep"]), "--steps", "60", "--eval-every", "30",
-              "--checkpoint-every", "20", "--batch-size", "128", "--budget-mb", "0.2",
-              "--dnn-units"]  # the fixture's plain AutoInt  # fmt: skip
+    common = [
+        "--data",
+        str(trained["prep"]),
+        "--steps",
+        "60",
+        "--eval-every",
+        "30",
+        "--checkpoint-every",
+        "20",
+        "--batch-size",
+        "128",
+        "--budget",
+        "0.2MB",
+        "--dnn-units",
+    ]  # the fixture's plain AutoInt
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     out = subprocess.run(
-        [sys.executable, "-m", "ue.cli", "train", *common, "--model-dir",
-         str(trained["tmp"] / "mirrored"), "--strategy", "mirrored", "--cpu-devices", "2"],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "ue.cli",
+            "train",
+            *common,
+            "--model-dir",
+            str(trained["tmp"] / "mirrored"),
+            "--strategy",
+            "mirrored",
+            "--cpu-devices",
+            "2",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     mirrored = json.loads(out.stdout.strip().splitlines()[-1])
     assert mirrored["replicas"] == 2 and mirrored["steps"] == 60
@@ -226,16 +308,38 @@ def test_multi_worker_training_on_two_loopback_processes(trained: dict) -> None:
     train together; the chief writes the run, and its AUC is close to the single device's."""
     workers = [f"localhost:{free_port()}", f"localhost:{free_port()}"]
     model_dir = trained["tmp"] / "multi_worker"
-    command = [sys.executable, "-m", "ue.cli", "train", "--data",
-               str(trained["prep"]), "--model-dir", str(model_dir), "--strategy", "multi_worker",
-               "--steps", "60", "--eval-every", "30", "--checkpoint-every", "20",
-               "--batch-size", "128", "--budget-mb", "0.2", "--dnn-units"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "ue.cli",
+        "train",
+        "--data",
+        str(trained["prep"]),
+        "--model-dir",
+        str(model_dir),
+        "--strategy",
+        "multi_worker",
+        "--steps",
+        "60",
+        "--eval-every",
+        "30",
+        "--checkpoint-every",
+        "20",
+        "--batch-size",
+        "128",
+        "--budget",
+        "0.2MB",
+        "--dnn-units",
+    ]
     processes = []
     for index in range(2):
         config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_CONFIG": json.dumps(config)}
-        processes.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE, text=True))  # fmt: skip
+        processes.append(
+            subprocess.Popen(
+                command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        )
     outputs = [p.communicate(timeout=400) for p in processes]
     for process, (_, err) in zip(processes, outputs, strict=True):
         assert process.returncode == 0, err[-2000:]
@@ -257,17 +361,36 @@ def test_parameter_server_training_shards_the_table_on_a_loopback_cluster(traine
         "ps": [f"localhost:{p}" for p in ports[3:]],
     }
     model_dir = trained["tmp"] / "parameter_server"
-    command = [sys.executable, "-m", "ue.cli", "train", "--data",
-               str(trained["prep"]), "--model-dir", str(model_dir), "--strategy",
-               "parameter_server", "--steps", "60", "--eval-every", "30",
-               "--checkpoint-every", "20", "--batch-size", "128", "--budget-mb", "1",
-               "--dnn-units"]  # the fixture's plain AutoInt  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "ue.cli",
+        "train",
+        "--data",
+        str(trained["prep"]),
+        "--model-dir",
+        str(model_dir),
+        "--strategy",
+        "parameter_server",
+        "--steps",
+        "60",
+        "--eval-every",
+        "30",
+        "--checkpoint-every",
+        "20",
+        "--batch-size",
+        "128",
+        "--budget",
+        "1MB",
+        "--dnn-units",
+    ]  # the fixture's plain AutoInt
 
     def start(task: str, index: int) -> subprocess.Popen:
         config = {"cluster": cluster, "task": {"type": task, "index": index}}
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_CONFIG": json.dumps(config)}
-        return subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)  # fmt: skip
+        return subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
 
     servers = [start(task, i) for task in ("worker", "ps") for i in range(2)]
     try:
@@ -289,14 +412,21 @@ def test_parameter_server_training_shards_the_table_on_a_loopback_cluster(traine
 def test_collisionless_from_records_has_a_row_per_seen_value(trained: dict) -> None:
     """`--embedding collisionless` learns vocabularies from the train split's fingerprints, and
     the export maps raw values to the same rows in-graph (unseen values to the OOV row)."""
-    job = TrainJob(str(trained["prep"]), str(trained["tmp"] / "collisionless"),
-                   layout="collisionless", steps=20, checkpoint_every=20,
-                   batch_size=128)  # fmt: skip
+    job = TrainJob(
+        str(trained["prep"]),
+        str(trained["tmp"] / "collisionless"),
+        layout="collisionless",
+        steps=20,
+        checkpoint_every=20,
+        batch_size=128,
+    )
     summary = train(job)
     spec = load_data_spec(trained["prep"])
     seen = distinct_fingerprints(spec, trained["prep"], "train")
-    missing = {f.name: fingerprint(tf.constant([MISSING]), f.name, 1).numpy()[0, 0]
-               for f in spec.categorical_fields}  # fmt: skip
+    missing = {
+        f.name: fingerprint(tf.constant([MISSING]), f.name, 1).numpy()[0, 0]
+        for f in spec.categorical_fields
+    }
     rows = sum(len(set(seen[f.name]) | {missing[f.name]}) + 1 for f in spec.categorical_fields)
     numeric = 2 * len(spec.numeric_fields) * spec.embedding_dim
     assert summary["embedding_params"] == rows * spec.embedding_dim + numeric
@@ -337,11 +467,32 @@ def test_a_finished_run_is_refused_and_overwrite_starts_it_afresh(
 ) -> None:
     """Rerunning `ue train` into a finished run once retrained it silently from step 0."""
     model_dir = tmp_path / "run"
-    flags = ["--data", str(trained["prep"]), "--model-dir", str(model_dir), "--steps", "2",
-             "--eval-every", "2", "--checkpoint-every", "2", "--batch-size", "128",
-             "--budget", "50KB", "--dnn-units"]  # fmt: skip
-    job = TrainJob(str(trained["prep"]), str(model_dir), budget="50KB", steps=2, eval_every=2,
-                   checkpoint_every=2, batch_size=128)  # fmt: skip
+    flags = [
+        "--data",
+        str(trained["prep"]),
+        "--model-dir",
+        str(model_dir),
+        "--steps",
+        "2",
+        "--eval-every",
+        "2",
+        "--checkpoint-every",
+        "2",
+        "--batch-size",
+        "128",
+        "--budget",
+        "50KB",
+        "--dnn-units",
+    ]
+    job = TrainJob(
+        str(trained["prep"]),
+        str(model_dir),
+        budget="50KB",
+        steps=2,
+        eval_every=2,
+        checkpoint_every=2,
+        batch_size=128,
+    )
     train(job)
     (model_dir / "notes.txt").write_text("not the run's: --overwrite keeps it")
     (model_dir / "logs" / "stale").write_text("the run's folder: --overwrite removes it")
@@ -373,12 +524,16 @@ def test_export_takes_the_last_int64_version_then_refuses_in_one_line(
     version = export(trained["model"], trained["spec"], base)
     assert version == base / str(MAX_VERSION)
     assert scan_versions(base) == ([MAX_VERSION - 1, MAX_VERSION], [])  # what a server loads
-    assert main(["export", "--model-dir", trained["summary"]["model_dir"], "--export-base",
-                 str(base)]) == 2  # fmt: skip
+    assert (
+        main(["export", "--model-dir", trained["summary"]["model_dir"], "--export-base", str(base)])
+        == 2
+    )
     error = capsys.readouterr().err.strip()
-    assert error == (f"ue export: error: no version is left under `--export-base {base}`: "
-                     f"`{version}` is the largest version int64 holds ({MAX_VERSION}); move "
-                     f"it away to export a new one")  # fmt: skip
+    assert error == (
+        f"ue export: error: no version is left under `--export-base {base}`: "
+        f"`{version}` is the largest version int64 holds ({MAX_VERSION}); move "
+        f"it away to export a new one"
+    )
     assert sorted(p.name for p in base.iterdir()) == [str(MAX_VERSION - 1), str(MAX_VERSION)]
 
 
@@ -403,21 +558,26 @@ def test_train_names_a_truncated_shard_and_records_of_another_spec(
     truncated = Path(shutil.copytree(trained["prep"], tmp_path / "truncated"))
     (shard,) = truncated.glob("train-*.tfrecord.gz")
     shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
-    assert main(["train", "--data", str(truncated), "--model-dir", str(tmp_path / "m1"),
-                 *flags]) == 2  # fmt: skip
+    assert (
+        main(["train", "--data", str(truncated), "--model-dir", str(tmp_path / "m1"), *flags]) == 2
+    )
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1
     assert error.startswith(f"ue train: error: `{shard}` is truncated or corrupt")
 
     other = Path(shutil.copytree(trained["prep"], tmp_path / "other"))
     spec = load_data_spec(other)
-    fields = [dataclasses.replace(f, transform="identity") if f.kind == "numeric" else f
-              for f in spec.fields]  # the records hold log1p values  # fmt: skip
+    fields = [
+        dataclasses.replace(f, transform="identity") if f.kind == "numeric" else f
+        for f in spec.fields
+    ]  # the records hold log1p values
     spec.replace(fields=tuple(fields)).save(other / "spec.json")
-    assert main(["train", "--data", str(other), "--model-dir", str(tmp_path / "m2"),
-                 *flags]) == 2  # fmt: skip
+    assert main(["train", "--data", str(other), "--model-dir", str(tmp_path / "m2"), *flags]) == 2
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1
-    assert re.match(r"ue train: error: `.*/other/(train|eval)-00000-of-00001.tfrecord.gz` does "
-                    r"not hold records of this spec.json \(records written under another "
-                    r"spec.json", error), error  # fmt: skip
+    assert re.match(
+        r"ue train: error: `.*/other/(train|eval)-00000-of-00001.tfrecord.gz` does "
+        r"not hold records of this spec.json \(records written under another "
+        r"spec.json",
+        error,
+    ), error
