@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import argparse
 import json
@@ -52,8 +51,9 @@ def load(name: str, rows: int, data_dir: str) -> StudyData | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="+", default=["generated"],
-                        choices=["generated", *REAL_SAMPLES])  # fmt: skip
+    parser.add_argument(
+        "--datasets", nargs="+", default=["generated"], choices=["generated", *REAL_SAMPLES]
+    )
     parser.add_argument("--rows", type=int, default=135_000, help="generated train rows")
     parser.add_argument("--epochs", type=int, default=2, help="passes over the train rows")
     parser.add_argument("--budgets", nargs="+", default=["100KB", "1MB"])
@@ -63,8 +63,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--markdown", action="store_true", help="the tables on stderr")
     args = parser.parse_args(argv)
     train = TrainConfig(epochs=args.epochs)
-    config = StudyConfig(budgets=tuple(args.budgets), layouts=tuple(args.layouts),
-                         seeds=tuple(args.seeds), train=train)  # fmt: skip
+    config = StudyConfig(
+        budgets=tuple(args.budgets),
+        layouts=tuple(args.layouts),
+        seeds=tuple(args.seeds),
+        train=train,
+    )
     started = time.perf_counter()
     out: dict[str, Any] = {}
     for name in args.datasets:
@@ -84,9 +88,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             "points": points.to_dict("records"),
             "paired": paired.to_dict("records"),
         }
-    result = {"what": "budget_study", "epochs": args.epochs, "budgets": args.budgets,
-              "seeds": args.seeds, "datasets": out,
-              "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
+    result = {
+        "what": "budget_study",
+        "epochs": args.epochs,
+        "budgets": args.budgets,
+        "seeds": args.seeds,
+        "datasets": out,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
     print(json.dumps(result, default=_plain))
     return 0
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import argparse
 import contextlib
@@ -42,10 +41,17 @@ def run_once(
     data: str, seed: int, variant: tuple[bool, bool], args: argparse.Namespace
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="ue-calibration-") as model_dir:
-        job = TrainJob(data, model_dir, budget=args.budget, steps=args.steps,
-                       eval_every=args.eval_every, batch_size=args.batch_size,
-                       bias_from_label_rate=variant[0], refit_output_bias=variant[1],
-                       optimizer=TrainConfig(seed=seed))  # fmt: skip
+        job = TrainJob(
+            data,
+            model_dir,
+            budget=args.budget,
+            steps=args.steps,
+            eval_every=args.eval_every,
+            batch_size=args.batch_size,
+            bias_from_label_rate=variant[0],
+            refit_output_bias=variant[1],
+            optimizer=TrainConfig(seed=seed),
+        )
         with contextlib.redirect_stdout(sys.stderr):  # fit's progress: stdout keeps one line
             summary = train(job)
     history = summary["val_history"]
@@ -73,8 +79,10 @@ def main() -> None:
     results: dict[str, Any] = {}
     for data in args.data:
         stats = json.loads((Path(data) / "stats.json").read_text())
-        entry: dict[str, Any] = {"label_rate": stats["label_rate"],
-                                 "eval_positives": stats["positives_by_split"]["eval"]}  # fmt: skip
+        entry: dict[str, Any] = {
+            "label_rate": stats["label_rate"],
+            "eval_positives": stats["positives_by_split"]["eval"],
+        }
         for name, variant in VARIANTS.items():
             if name not in args.variants:
                 continue
@@ -82,9 +90,18 @@ def main() -> None:
             means = {name: statistics.fmean(r[name] for r in runs) for name in METRICS}
             entry[name] = {"mean": means, "runs": runs}
         results[Path(data).name] = entry
-    print(json.dumps({"what": "ue train calibration: output bias from the label rate vs 0",
-                      "seeds": args.seeds, "steps": args.steps, "eval_every": args.eval_every,
-                      "baseline": "bias_zero", "data": results}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "what": "ue train calibration: output bias from the label rate vs 0",
+                "seeds": args.seeds,
+                "steps": args.steps,
+                "eval_every": args.eval_every,
+                "baseline": "bias_zero",
+                "data": results,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

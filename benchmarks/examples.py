@@ -42,8 +42,9 @@ from protos import prediction_pb2
 from serving.client import rows_from_file
 from serving.examples import batch_from_input
 from serving.model_manager import list_versions
-from serving.predictor import Predictor, set_op_threads
+from serving.predictor import Predictor
 from serving.tensors import batch_from_request
+from unified_embedding.runtime.threads import set_op_threads
 from unified_embedding.synthetic import SyntheticConfig, generate
 
 
@@ -71,11 +72,15 @@ def requests(predictor: Predictor, rows: list[dict[str, Any]], context_fields: i
     predict = predict_pb2.PredictRequest()
     for name in merged[0]:
         values = [row[name] for row in merged]
-        array = (np.array(values, np.float32) if name in predictor.numeric_names
-                 else np.array([v.encode() for v in values], object))  # fmt: skip
+        array = (
+            np.array(values, np.float32)
+            if name in predictor.numeric_names
+            else np.array([v.encode() for v in values], object)
+        )
         predict.inputs[name].CopyFrom(tf.make_tensor_proto(array))
-    serialized = [listed.context.SerializeToString() + e.SerializeToString()
-                  for e in listed.examples]  # fmt: skip
+    serialized = [
+        listed.context.SerializeToString() + e.SerializeToString() for e in listed.examples
+    ]
     return examples.SerializeToString(), predict.SerializeToString(), serialized
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import argparse
 import collections
@@ -60,8 +59,12 @@ from serving.model_versions import list_versions
 # failed requests in the reload phases; kill: failed at most the requests in flight on the
 # killed worker, every worker answering within 2 s; no CANCELLED among the requests in flight at
 # SIGTERM; an idle server exits within 1 s
-TARGETS = {"reload_failed": 0, "kill_serving_again_seconds": 2.0, "sigterm_cancelled": 0,
-           "idle_stop_seconds": 1.0}  # fmt: skip
+TARGETS = {
+    "reload_failed": 0,
+    "kill_serving_again_seconds": 2.0,
+    "sigterm_cancelled": 0,
+    "idle_stop_seconds": 1.0,
+}
 OWN_CONNECTION = [("grpc.use_local_subchannel_pool", 1)]  # a channel does not share a connection
 
 
@@ -108,9 +111,22 @@ class Server:
         self.target = f"127.0.0.1:{self.port}"
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        command = [sys.executable, "-m", "ue.cli", "serve", "--model-base-path",
-                   str(base), "--port", str(self.port), "--workers", str(workers),
-                   "--poll-seconds", str(poll_seconds), "--spare-workers", str(spares)]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "ue.cli",
+            "serve",
+            "--model-base-path",
+            str(base),
+            "--port",
+            str(self.port),
+            "--workers",
+            str(workers),
+            "--poll-seconds",
+            str(poll_seconds),
+            "--spare-workers",
+            str(spares),
+        ]
         self.process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
         self.logs: list[dict[str, Any]] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -183,8 +199,13 @@ class Call:
 class Load:
     """`clients` threads, each with its own connection, sending requests back to back."""
 
-    def __init__(self, target: str, requests: list[prediction_pb2.ScoreRequest], clients: int,
-                 deadline: float) -> None:  # fmt: skip
+    def __init__(
+        self,
+        target: str,
+        requests: list[prediction_pb2.ScoreRequest],
+        clients: int,
+        deadline: float,
+    ) -> None:
         self.calls: list[Call] = []
         self.in_flight: list[tuple[float, int] | None] = [None] * clients  # (sent, worker)
         self._stop = threading.Event()
@@ -225,8 +246,10 @@ class Load:
     def snapshot(self, worker: int) -> tuple[int, int]:
         """Requests in flight now: all, and those on connections held by `worker`."""
         now = list(self.in_flight)
-        return (sum(entry is not None for entry in now),
-                sum(entry is not None and entry[1] == worker for entry in now))  # fmt: skip
+        return (
+            sum(entry is not None for entry in now),
+            sum(entry is not None and entry[1] == worker for entry in now),
+        )
 
     def count(self, calls: list[Call]) -> dict[str, Any]:
         codes = collections.Counter(c.code for c in calls)
@@ -304,8 +327,11 @@ def phases(server: Server, load: Load, base: Path, newest: Path, args: Any) -> d
     def ended(start: str, end: str) -> dict[str, Any]:
         return load.ended(marks[start], marks[end])
 
-    listening = [_seconds(e["time"]) - killed_at for e in server.logs
-                 if e["message"] == "listening" and e["worker"] == 0]  # fmt: skip
+    listening = [
+        _seconds(e["time"]) - killed_at
+        for e in server.logs
+        if e["message"] == "listening" and e["worker"] == 0
+    ]
     replacement = min((t for t in listening if t > 0), default=None)
     return {
         "steady": ended("start", "steady"),
@@ -315,8 +341,7 @@ def phases(server: Server, load: Load, base: Path, newest: Path, args: Any) -> d
             **ended("corrupt", "kill"),
             "in_flight": in_flight,
             "in_flight_on_killed_worker": on_killed,
-            "replacement_listening_seconds": None if replacement is None
-            else round(replacement, 3),
+            "replacement_listening_seconds": None if replacement is None else round(replacement, 3),
             "every_worker_answering_seconds": round(again, 2),
             "restarts": _restarts(server.logs),
         },
@@ -327,7 +352,7 @@ def phases(server: Server, load: Load, base: Path, newest: Path, args: Any) -> d
             "exit_code": server.process.returncode,
             "stop_seconds": round(stop_seconds, 2),
         },
-    }  # fmt: skip
+    }
 
 
 def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -341,8 +366,13 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--spare-workers", type=int, default=1, help="the server's")
     args = parser.parse_args(argv)
 
-    result: dict[str, Any] = {"what": "faults", "workers": 2, "spare_workers": args.spare_workers,
-                              "clients": args.clients, "rows_per_request": args.rows}  # fmt: skip
+    result: dict[str, Any] = {
+        "what": "faults",
+        "workers": 2,
+        "spare_workers": args.spare_workers,
+        "clients": args.clients,
+        "rows_per_request": args.rows,
+    }
     with tempfile.TemporaryDirectory(prefix="ue-faults-") as tmp:
         root = Path(tmp)
         source = Path(args.model_base_path) if args.model_base_path else build_model(root)
@@ -374,18 +404,22 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         idle = {f"workers_{n}": idle_stop(base, n, args.poll_seconds) for n in (1, 2)}
     kill, before = result["phases"]["kill"], result["phases"]["sigterm"]["sent_before"]
     reload_failed = result["phases"]["reload"]["failed"] + result["phases"]["corrupt"]["failed"]
-    result.update({
-        "idle_stop_seconds": idle,
-        "targets": TARGETS,
-        "met": {"reload_failed": reload_failed == 0,
+    result.update(
+        {
+            "idle_stop_seconds": idle,
+            "targets": TARGETS,
+            "met": {
+                "reload_failed": reload_failed == 0,
                 "kill_failed": kill["failed"] <= kill["in_flight_on_killed_worker"],
                 "kill_serving_again_seconds": kill["every_worker_answering_seconds"]
                 <= TARGETS["kill_serving_again_seconds"],
                 "sigterm_cancelled": before["failed_by_code"].get("CANCELLED", 0) == 0,
-                "idle_stop_seconds": max(idle.values()) <= TARGETS["idle_stop_seconds"]},
-        "cpus": os.cpu_count(),
-        "load_average_1m": round(os.getloadavg()[0], 2),
-    })  # fmt: skip
+                "idle_stop_seconds": max(idle.values()) <= TARGETS["idle_stop_seconds"],
+            },
+            "cpus": os.cpu_count(),
+            "load_average_1m": round(os.getloadavg()[0], 2),
+        }
+    )
     return result
 
 

@@ -101,14 +101,21 @@ def fit_peer(data: quality.Split, seed: int, dnn: tuple[int, ...]) -> dict[str, 
     model = AutoInt(columns, columns, dnn_hidden_units=dnn, seed=seed, **PEER_CONFIG)
     model.compile("adam", "binary_crossentropy", metrics=[keras.metrics.AUC(name="auc")])
     ranges = numeric_range(data)
-    train, validation, test = (peer_inputs(rows, vocab, ranges)
-                               for rows in (data.train, data.validation, data.test))  # fmt: skip
+    train, validation, test = (
+        peer_inputs(rows, vocab, ranges) for rows in (data.train, data.validation, data.test)
+    )
     stop = keras.callbacks.EarlyStopping(
         "val_auc", mode="max", patience=quality.PATIENCE, restore_best_weights=True
     )
-    history = model.fit(train, data.train.labels, batch_size=quality.BATCH_SIZE,
-                        epochs=quality.MAX_PASSES, validation_data=(validation,
-                        data.validation.labels), callbacks=[stop], verbose=0)  # fmt: skip
+    history = model.fit(
+        train,
+        data.train.labels,
+        batch_size=quality.BATCH_SIZE,
+        epochs=quality.MAX_PASSES,
+        validation_data=(validation, data.validation.labels),
+        callbacks=[stop],
+        verbose=0,
+    )
     scores = model.predict(test, batch_size=4096, verbose=0).reshape(-1)
     labels = data.test.labels
     embedding = sum(len(ids) + 1 for ids in vocab.values()) * EMBEDDING_DIM
@@ -149,24 +156,32 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     runs = []
     for data in splits:
         for seed in args.seeds:
-            for measured in (fit_peer(data, seed, tuple(args.peer_dnn)),
-                             quality.fit(data, ours_defaults, seed, data.test)):  # fmt: skip
-                runs.append({**measured, "candidate": measured["candidate"].replace(
-                    "defaults", "ours")})  # fmt: skip
+            for measured in (
+                fit_peer(data, seed, tuple(args.peer_dnn)),
+                quality.fit(data, ours_defaults, seed, data.test),
+            ):
+                runs.append(
+                    {**measured, "candidate": measured["candidate"].replace("defaults", "ours")}
+                )
                 print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
     summary = {}
     for data in splits:
-        by = {who: {r["seed"]: r for r in runs if r["dataset"] == data.name and
-                    r["candidate"] == who} for who in ("peer", "ours")}  # fmt: skip
+        by = {
+            who: {r["seed"]: r for r in runs if r["dataset"] == data.name and r["candidate"] == who}
+            for who in ("peer", "ours")
+        }
         gaps = [by["ours"][s]["auc"] - by["peer"][s]["auc"] for s in args.seeds]
         summary[data.name] = {
-            **{f"{who}_{metric}": mean_std([r[metric] for r in by[who].values()])
-               for who in ("peer", "ours") for metric in ("auc", "logloss", "calibration")},
+            **{
+                f"{who}_{metric}": mean_std([r[metric] for r in by[who].values()])
+                for who in ("peer", "ours")
+                for metric in ("auc", "logloss", "calibration")
+            },
             "peer_embedding_params": by["peer"][args.seeds[0]]["embedding_params"],
             "ours_embedding_params": by["ours"][args.seeds[0]]["embedding_params"],
             "ours_minus_peer_auc": mean_std(gaps),
             "ours_ahead_seeds": sum(g > 0 for g in gaps),
-        }  # fmt: skip
+        }
     result = {
         "benchmark": "peer_quality",
         "split": {"seed": quality.SPLIT_SEED, "train": 0.8, "validation": 0.1, "test": 0.1},

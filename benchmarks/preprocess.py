@@ -147,8 +147,18 @@ class PeakRss:
 
 def time_job(rows: int, pattern: str, output: Path) -> dict[str, Any]:
     """`ue preprocess` with default flags as its own process, as a user runs it."""
-    command = [sys.executable, "-m", "ue.cli", "preprocess", "--input", pattern,
-               "--schema", "criteo", "--output", str(output)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "ue.cli",
+        "preprocess",
+        "--input",
+        pattern,
+        "--schema",
+        "criteo",
+        "--output",
+        str(output),
+    ]
     started = time.perf_counter()
     cpu_before = _children_cpu_seconds()
     job = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

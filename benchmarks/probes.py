@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from unified_embedding.budget.params import BYTES_PER_PARAM
 from unified_embedding.budget.plan import (
-    BYTES_PER_PARAM,
     data_budget,
     parse_budget,
     plan_budget,
@@ -73,8 +73,11 @@ def train_point(
         spec, "unified", data.train, data.evaluation, budget_bytes, train_config=config
     )
     tf.keras.backend.clear_session()
-    return {"auc": round(result.auc, 4), "logloss": round(result.logloss, 4),
-            "embedding_params": result.embedding_params}  # fmt: skip
+    return {
+        "auc": round(result.auc, 4),
+        "logloss": round(result.logloss, 4),
+        "embedding_params": result.embedding_params,
+    }
 
 
 def budget_points(
@@ -108,8 +111,15 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for key in dict.fromkeys((r["dataset"], r["point"]) for r in runs):
         aucs = [r["auc"] for r in runs if (r["dataset"], r["point"]) == key]
-        out.append({"dataset": key[0], "point": key[1], "auc_mean": round(float(np.mean(aucs)), 4),
-                    "auc_spread": round(max(aucs) - min(aucs), 4), "seeds": len(aucs)})  # fmt: skip
+        out.append(
+            {
+                "dataset": key[0],
+                "point": key[1],
+                "auc_mean": round(float(np.mean(aucs)), 4),
+                "auc_spread": round(max(aucs) - min(aucs), 4),
+                "seeds": len(aucs),
+            }
+        )
     return out
 
 
@@ -150,9 +160,16 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 continue
             for seed in seeds:
                 run = train_point(data, spec, budget_bytes, args.epochs, seed)
-                runs.append({"dataset": name, "point": label, "budget_bytes": budget_bytes,
-                             "probes": [f.probes for f in spec.categorical_fields],
-                             "seed": seed, **run})  # fmt: skip
+                runs.append(
+                    {
+                        "dataset": name,
+                        "point": label,
+                        "budget_bytes": budget_bytes,
+                        "probes": [f.probes for f in spec.categorical_fields],
+                        "seed": seed,
+                        **run,
+                    }
+                )
                 print(json.dumps(runs[-1]), file=sys.stderr)  # progress, for a person
     result = {
         "benchmark": "probes",

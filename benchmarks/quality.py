@@ -1,6 +1,6 @@
 """The quality protocol: defaults chosen on a validation carve-out, figures on held-out rows.
 
-The protocol, fixed before the sweep (README, "Quality vs peers"):
+The protocol, fixed before the sweep (benchmarks/RESULTS.md, "Quality vs peers"):
 
 1. Data: the shared samples in `../shared/data` (criteo, avazu, frappe; see their README).
    Absent folder: the script prints a `skipped` JSON line and exits 0.
@@ -52,7 +52,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from unified_embedding.budget.plan import BYTES_PER_PARAM, plan_budget
+from unified_embedding.budget.params import BYTES_PER_PARAM
+from unified_embedding.budget.plan import plan_budget
 from unified_embedding.contract.schemas import load_schema
 from unified_embedding.contract.spec import FeatureSpec
 from unified_embedding.evaluation.quality import calibration_table, expected_calibration_error
@@ -180,15 +181,21 @@ def fit(data: Split, candidate: Candidate, seed: int, score_on: RawRows) -> dict
     )
     validation = tf.data.Dataset.from_tensor_slices(encode(data.spec, data.validation))
     model(next(iter(train_set)))  # every variable, before the optimizers split them
-    model.compile(optimizer=make_optimizer(model, dataclasses.replace(candidate.train, seed=seed),
-                                           "unified"))  # fmt: skip
+    model.compile(
+        optimizer=make_optimizer(model, dataclasses.replace(candidate.train, seed=seed), "unified")
+    )
     stop = keras.callbacks.EarlyStopping(
         "val_auc", mode="max", patience=PATIENCE, restore_best_weights=True
     )
     started = time.perf_counter()
     decay = DecayOnPlateau(candidate.plateau_decay)  # after `stop`, as in `ue train`
-    history = model.fit(train_set, epochs=MAX_PASSES, validation_data=validation.batch(4096),
-                        callbacks=[stop, decay], verbose=0)  # fmt: skip
+    history = model.fit(
+        train_set,
+        epochs=MAX_PASSES,
+        validation_data=validation.batch(4096),
+        callbacks=[stop, decay],
+        verbose=0,
+    )
     refit_output_bias(model, rows.batch(4096))  # as `ue train`, on the train rows only
     val_auc = history.history["val_auc"]
     best = int(np.argmax(val_auc))
@@ -218,8 +225,12 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for dataset, name in keys:
         group = [r for r in runs if (r["dataset"], r["candidate"]) == (dataset, name)]
-        row: dict[str, Any] = {"dataset": dataset, "candidate": name, "seeds": len(group),
-                               "embedding_params": group[0]["embedding_params"]}  # fmt: skip
+        row: dict[str, Any] = {
+            "dataset": dataset,
+            "candidate": name,
+            "seeds": len(group),
+            "embedding_params": group[0]["embedding_params"],
+        }
         for metric in ("auc", "logloss", "calibration", "ece", "best_pass"):
             values = np.array([r[metric] for r in group], dtype=np.float64)
             row[f"{metric}_mean"] = round(float(values.mean()), 4)
@@ -238,24 +249,37 @@ def rank(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     base = {(r["dataset"], r["seed"]): r["auc"] for r in runs if r["candidate"] == "defaults"}
     scored = []
     for name in sorted({r["candidate"] for r in runs} - {"defaults"}):
-        pairs = [(r["dataset"], r["auc"] - base[r["dataset"], r["seed"]]) for r in runs
-                 if r["candidate"] == name and (r["dataset"], r["seed"]) in base]  # fmt: skip
+        pairs = [
+            (r["dataset"], r["auc"] - base[r["dataset"], r["seed"]])
+            for r in runs
+            if r["candidate"] == name and (r["dataset"], r["seed"]) in base
+        ]
         if not pairs:
             continue
         gains = np.array([g for _, g in pairs])
         error = float(gains.std(ddof=1) / math.sqrt(gains.size)) if gains.size > 1 else math.nan
-        by_dataset = {d: round(float(np.mean([g for e, g in pairs if e == d])), 4)
-                      for d in sorted({d for d, _ in pairs})}  # fmt: skip
-        scored.append({"candidate": name, "pairs": int(gains.size),
-                       "mean_auc_gain": round(float(gains.mean()), 4),
-                       "standard_error": round(error, 4), "adopted": bool(gains.mean() > error),
-                       "gains": by_dataset})  # fmt: skip
+        by_dataset = {
+            d: round(float(np.mean([g for e, g in pairs if e == d])), 4)
+            for d in sorted({d for d, _ in pairs})
+        }
+        scored.append(
+            {
+                "candidate": name,
+                "pairs": int(gains.size),
+                "mean_auc_gain": round(float(gains.mean()), 4),
+                "standard_error": round(error, 4),
+                "adopted": bool(gains.mean() > error),
+                "gains": by_dataset,
+            }
+        )
     return sorted(scored, key=lambda s: -s["mean_auc_gain"])
 
 
 def markdown(summary: list[dict[str, Any]]) -> str:
-    lines = ["| dataset | candidate | params | AUC | logloss | calibration | ECE | peer AUC |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| dataset | candidate | params | AUC | logloss | calibration | ECE | peer AUC |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
 
     def pm(row: dict[str, Any], metric: str) -> str:
         std = row[f"{metric}_std"]
@@ -275,17 +299,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stage", choices=["sweep", "test"], required=True)
     parser.add_argument("--data-dir", default="../shared/data", type=Path)
     parser.add_argument("--datasets", nargs="+", default=sorted(BUDGET_PARAMS))
-    parser.add_argument("--seeds", type=int, nargs="+", default=None,
-                        help="default: 0 1 for the sweep, 0 1 2 for the test")  # fmt: skip
-    parser.add_argument("--candidates", nargs="*", default=None,
-                        help="sweep: a subset of the grid's names (default: all)")  # fmt: skip
-    parser.add_argument("--start", choices=["paper", "adopted"], default="paper",
-                        help="sweep: from the defaults before the first round (paper) or from "
-                        "its adopted ones (the second round)")  # fmt: skip
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="default: 0 1 for the sweep, 0 1 2 for the test",
+    )
+    parser.add_argument(
+        "--candidates",
+        nargs="*",
+        default=None,
+        help="sweep: a subset of the grid's names (default: all)",
+    )
+    parser.add_argument(
+        "--start",
+        choices=["paper", "adopted"],
+        default="paper",
+        help="sweep: from the defaults before the first round (paper) or from "
+        "its adopted ones (the second round)",
+    )
     parser.add_argument("--markdown", action="store_true", help="a table on stderr")
-    parser.add_argument("--runs", nargs="+", type=Path, default=None,
-                        help="summarise the run lines earlier invocations logged on stderr, "
-                        "without training (runs split across processes)")  # fmt: skip
+    parser.add_argument(
+        "--runs",
+        nargs="+",
+        type=Path,
+        default=None,
+        help="summarise the run lines earlier invocations logged on stderr, "
+        "without training (runs split across processes)",
+    )
     args = parser.parse_args(argv)
     if args.runs:
         return report(args, read_runs(args.runs), 0.0)
@@ -303,8 +345,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         score_on = data.validation if args.stage == "sweep" else data.test
         for candidate in candidates:
             for seed in seeds:
-                runs.append({**fit(data, candidate, seed, score_on), "rows": [
-                    len(data.train), len(data.validation), len(data.test)]})  # fmt: skip
+                runs.append(
+                    {
+                        **fit(data, candidate, seed, score_on),
+                        "rows": [len(data.train), len(data.validation), len(data.test)],
+                    }
+                )
                 print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
     return report(args, runs, time.perf_counter() - started)
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse
@@ -67,22 +66,45 @@ def ue(*args: str) -> str:
 def export_model(root: Path, seed: int) -> Path:
     """A few training steps on other generated rows, exported; the version's folder."""
     write_tsv(root / "train.tsv", TRAIN_ROWS, SyntheticConfig(seed=seed + 1))
-    ue("preprocess", "--input", str(root / "train.tsv"), "--schema", "criteo",
-       "--output", str(root / "prep"), "--budget", "1MB")  # fmt: skip
-    ue("train", "--data", str(root / "prep"), "--model-dir", str(root / "model"),
-       "--steps", "20", "--eval-every", "20", "--batch-size", "256")  # fmt: skip
-    return Path(ue("export", "--model-dir", str(root / "model"), "--export-base",
-                   str(root / "export")).strip())  # fmt: skip
+    ue(
+        "preprocess",
+        "--input",
+        str(root / "train.tsv"),
+        "--schema",
+        "criteo",
+        "--output",
+        str(root / "prep"),
+        "--budget",
+        "1MB",
+    )
+    ue(
+        "train",
+        "--data",
+        str(root / "prep"),
+        "--model-dir",
+        str(root / "model"),
+        "--steps",
+        "20",
+        "--eval-every",
+        "20",
+        "--batch-size",
+        "256",
+    )
+    return Path(
+        ue(
+            "export", "--model-dir", str(root / "model"), "--export-base", str(root / "export")
+        ).strip()
+    )
 
 
 def in_process_rate(version: Path, pattern: str, batch_rows: int) -> dict[str, Any]:
     """Rows/s of `serving_default` over all the rows, tensors built beforehand."""
     import tensorflow as tf
 
-    from unified_embedding.evaluation.evaluate import model_spec, raw_batches
+    from unified_embedding.exported.model import raw_batches, read_spec
     from unified_embedding.rows.reader import read_rows
 
-    spec = model_spec(version)
+    spec = read_spec(version)
     serve = tf.saved_model.load(str(version)).signatures["serving_default"]
     batches = []
     for path in sorted(Path(pattern).parent.glob(Path(pattern).name)):
@@ -110,8 +132,19 @@ def tree_rss(process: psutil.Process) -> tuple[int, int]:
 
 def job_rate(version: Path, pattern: str, output: Path, job_args: Sequence[str]) -> dict[str, Any]:
     """`ue score` end to end as its own process, with its process tree's peak RSS."""
-    command = [sys.executable, "-m", "ue.cli", "score", "--model", str(version),
-               "--input", pattern, "--output", str(output), *job_args]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "ue.cli",
+        "score",
+        "--model",
+        str(version),
+        "--input",
+        pattern,
+        "--output",
+        str(output),
+        *job_args,
+    ]
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     watched = psutil.Process(child.pid)

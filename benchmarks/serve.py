@@ -31,7 +31,6 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import argparse
 import asyncio
@@ -52,7 +51,8 @@ import numpy as np
 from protos import prediction_pb2, prediction_pb2_grpc
 from serving.client import columns_from_file, ranking_request, row_proto, rows_from_file
 from serving.model_manager import list_versions
-from serving.predictor import PackedBatch, Predictor, set_op_threads
+from serving.predictor import PackedBatch, Predictor
+from unified_embedding.runtime.threads import set_op_threads
 
 TARGETS = {"ranking_vs_in_process": 0.7, "sequential_p50_ms": 1.0, "sequential_p99_ms": 3.0}
 SCORE = "/unified_embedding.serving.v1.Ranking/Score"
@@ -83,10 +83,18 @@ def build_model(root: Path, rows_file: Path) -> Path:
 
     config = SyntheticConfig(seed=3)
     (root / "train.tsv").write_bytes(generate(2000, config).to_tsv_bytes())
-    preprocess(["--input", str(root / "train.tsv"), "--schema", "criteo", "--output",
-                str(root / "prep")])  # fmt: skip
-    job = TrainJob(str(root / "prep"), str(root / "model"), budget="1MB", steps=20,
-                   eval_every=20, checkpoint_every=20, batch_size=128)  # fmt: skip
+    preprocess(
+        ["--input", str(root / "train.tsv"), "--schema", "criteo", "--output", str(root / "prep")]
+    )
+    job = TrainJob(
+        str(root / "prep"),
+        str(root / "model"),
+        budget="1MB",
+        steps=20,
+        eval_every=20,
+        checkpoint_every=20,
+        batch_size=128,
+    )
     train(job)
     model, run = load_trained(job.model_dir)
     export(model, run.feature_spec(), root / "export")
@@ -169,10 +177,22 @@ class ServerProcess:
         self.port = free_port()
         self.rest_port = free_port()
         self.rest_url = f"http://127.0.0.1:{self.rest_port}/v1/models/default:predict"
-        command = [sys.executable, "-m", "ue.cli", "serve", "--port",
-                   str(self.port), "--model-base-path", str(base), "--workers", str(workers),
-                   "--op-threads", str(op_threads),
-                   "--rest-api-port", str(self.rest_port)]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "ue.cli",
+            "serve",
+            "--port",
+            str(self.port),
+            "--model-base-path",
+            str(base),
+            "--workers",
+            str(workers),
+            "--op-threads",
+            str(op_threads),
+            "--rest-api-port",
+            str(self.rest_port),
+        ]
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
         self.process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
         self.target = f"127.0.0.1:{self.port}"
@@ -222,8 +242,12 @@ class Load:
         elapsed = time.perf_counter() - started
         measured = self.latencies[first:]
         rate = round(len(measured) * rows / elapsed)
-        return {"rows_per_second": rate, "requests": len(measured), "errors": self.errors,
-                **percentiles(measured)}  # fmt: skip
+        return {
+            "rows_per_second": rate,
+            "requests": len(measured),
+            "errors": self.errors,
+            **percentiles(measured),
+        }
 
 
 async def concurrent(
@@ -292,8 +316,9 @@ async def concurrent_rest(
             sent = index
             while load.running():
                 started = time.perf_counter()
-                async with session.post(url, data=bodies[sent % len(bodies)],
-                                        headers=headers) as response:  # fmt: skip
+                async with session.post(
+                    url, data=bodies[sent % len(bodies)], headers=headers
+                ) as response:
                     await response.read()
                     if response.status == 200:
                         load.latencies.append(time.perf_counter() - started)
@@ -314,8 +339,12 @@ def sequential_rest(url: str, bodies: list[bytes], count: int) -> dict[str, floa
     index = iter(range(10**9))
 
     def call() -> None:
-        connection.request("POST", parts.path, bodies[next(index) % len(bodies)],
-                           {"Content-Type": "application/json"})  # fmt: skip
+        connection.request(
+            "POST",
+            parts.path,
+            bodies[next(index) % len(bodies)],
+            {"Content-Type": "application/json"},
+        )
         response = connection.getresponse()
         response.read()
         assert response.status == 200, response.status
@@ -332,8 +361,12 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seconds", type=float, default=20.0, help="per ranking run")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--candidates", type=int, default=100, help="per ranking request")
-    parser.add_argument("--context-fields", type=int, default=13,
-                        help="categorical fields sent once per request as context")  # fmt: skip
+    parser.add_argument(
+        "--context-fields",
+        type=int,
+        default=13,
+        help="categorical fields sent once per request as context",
+    )
     parser.add_argument("--distinct", type=int, default=8, help="distinct requests in the pool")
     parser.add_argument("--requests", type=int, default=2000, help="sequential requests")
     parser.add_argument("--in-process-seconds", type=float, default=5.0)
@@ -375,15 +408,19 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
             try:
                 server.wait_ready()
                 served[workers] = asyncio.run(
-                    concurrent(server.target, ranking, args.candidates, args.clients,
-                               args.seconds)
-                )  # fmt: skip
+                    concurrent(server.target, ranking, args.candidates, args.clients, args.seconds)
+                )
                 if workers == cores:
                     sequential_ms = sequential(server.target, single_requests, args.requests)
                     rest = asyncio.run(
-                        concurrent_rest(server.rest_url, rest_bodies, args.candidates,
-                                        args.clients, args.seconds)
-                    )  # fmt: skip
+                        concurrent_rest(
+                            server.rest_url,
+                            rest_bodies,
+                            args.candidates,
+                            args.clients,
+                            args.seconds,
+                        )
+                    )
                     rest["sequential"] = sequential_rest(
                         server.rest_url, rest_singles, args.requests
                     )
@@ -393,17 +430,27 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     result: dict[str, Any] = {
         "benchmark": "serve",
         "model_version": version.name,
-        "fields": {"numeric": len(spec.numeric_fields),
-                   "categorical": len(spec.categorical_fields)},
-        "request": {"candidates": args.candidates, "context_fields": len(context_fields),
-                    "distinct": args.distinct, "clients": args.clients,
-                    "seconds": args.seconds},
+        "fields": {
+            "numeric": len(spec.numeric_fields),
+            "categorical": len(spec.categorical_fields),
+        },
+        "request": {
+            "candidates": args.candidates,
+            "context_fields": len(context_fields),
+            "distinct": args.distinct,
+            "clients": args.clients,
+            "seconds": args.seconds,
+        },
         "in_process": baseline,
         "ranking": {"workers": cores, **served[cores]},
         "ranking_vs_in_process": ratio,
-        **{f"ranking_workers_{w}": {**v, "vs_in_process":
-           round(v["rows_per_second"] / baseline["rows_per_second"], 3)}
-           for w, v in served.items()},
+        **{
+            f"ranking_workers_{w}": {
+                **v,
+                "vs_in_process": round(v["rows_per_second"] / baseline["rows_per_second"], 3),
+            }
+            for w, v in served.items()
+        },
         "sequential_p50_ms": sequential_ms["p50_ms"],
         "sequential_p99_ms": sequential_ms["p99_ms"],
         "sequential_health_check": sequential_ms["health_check"],
@@ -411,13 +458,15 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "rest_vs_grpc": round(rest["rows_per_second"] / served[cores]["rows_per_second"], 3),
         "rest_sequential_vs_grpc": round(rest["sequential"]["p50_ms"] / sequential_ms["p50_ms"], 3),
         "targets": TARGETS,
-        "met": {"ranking_vs_in_process": ratio >= TARGETS["ranking_vs_in_process"],
-                "sequential_p50_ms": sequential_ms["p50_ms"] <= TARGETS["sequential_p50_ms"],
-                "sequential_p99_ms": sequential_ms["p99_ms"] <= TARGETS["sequential_p99_ms"]},
+        "met": {
+            "ranking_vs_in_process": ratio >= TARGETS["ranking_vs_in_process"],
+            "sequential_p50_ms": sequential_ms["p50_ms"] <= TARGETS["sequential_p50_ms"],
+            "sequential_p99_ms": sequential_ms["p99_ms"] <= TARGETS["sequential_p99_ms"],
+        },
         "op_threads": args.op_threads,
         "cpus": cores,
         "load_average_1m": round(os.getloadavg()[0], 2),
-    }  # fmt: skip
+    }
     print(json.dumps(result))
     return result
 

@@ -269,15 +269,27 @@ def end_to_end(args: argparse.Namespace) -> dict[str, Any]:
         root = Path(tmp)
         write_tsv(root / "rows.tsv", args.rows, SyntheticConfig(seed=args.seed))
         started = time.perf_counter()
-        stats = preprocess(["--input", str(root / "rows.tsv"), "--schema", "criteo",
-                            "--output", str(root / "prep")])  # fmt: skip
+        stats = preprocess(
+            [
+                "--input",
+                str(root / "rows.tsv"),
+                "--schema",
+                "criteo",
+                "--output",
+                str(root / "prep"),
+            ]
+        )
         preprocess_seconds = time.perf_counter() - started
         job = TrainJob(
-            str(root / "prep"), str(root / "model"), steps=args.periods * args.steps,
-            eval_every=args.steps, checkpoint_every=args.checkpoint_every,
-            batch_size=args.batch_size, precision=args.precision,
+            str(root / "prep"),
+            str(root / "model"),
+            steps=args.periods * args.steps,
+            eval_every=args.steps,
+            checkpoint_every=args.checkpoint_every,
+            batch_size=args.batch_size,
+            precision=args.precision,
             optimizer=TrainConfig(seed=args.seed),
-        )  # fmt: skip
+        )
         features = records_in_memory(load_data_spec(job.data_dir), root / "prep", "train")
         before, before_cpu = step_rate(job, features, args.steps)
         keras.backend.clear_session()

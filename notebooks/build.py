@@ -42,34 +42,37 @@ AutoInt's attention averaged over rows (which field pairs interact). Defaults re
     (
         "parameters",
         """\
-model_path = "demo/export/unified"  # a SavedModel version, or an export base (newest version)
-data_path = "demo/holdout.tsv"  # labelled rows
-schema = "criteo"  # schema of data_path: criteo | avazu | frappe | a schema file
-slice_field = "C1"  # field whose most frequent values get their own AUC (per value if multi-valued)
-top_values = 10
-buckets = 10  # calibration buckets (equal row counts)
+# Paths are relative to the kernel's working directory: run from the repo root, e.g.
+#   papermill notebooks/01_model_quality.ipynb out.ipynb -p model_path export/ -p data_path x.csv
+model_path = "demo/export/unified"  # an export base (its newest version) or one version folder
+data_path = "demo/holdout.tsv"  # labelled rows, plain or .gz/.bz2/.xz
+schema = "criteo"  # data_path's format: criteo | avazu | frappe | a schema file | None: the model's
+slice_field = "C1"  # a model field: AUC per its most frequent values (per value if multi-valued)
+top_values = 10  # slices: that many most frequent values, the other rows as "(other)"
+buckets = 10  # calibration buckets of equal row counts (score quantiles)
+histogram_bins = 20  # score histogram bins, spread over the scores' own range
 attention_rows = 2048  # rows averaged for the attention heatmap
-top_pairs_k = 10
-output_dir = "out/quality\"""",
+top_pairs_k = 10  # strongest field pairs listed
+output_dir = "out/quality"  # figures (PNG) and summary.json (undefined numbers as null)""",
     ),
     (
         "code",
         """\
-import json
 from pathlib import Path
 
 from IPython.display import Image, display
 
 from unified_embedding.evaluation import attention, plots, quality
-from unified_embedding.evaluation.evaluate import model_spec
-from unified_embedding.evaluation.scoring import resolve_version, score_file
+from unified_embedding.evaluation.json_report import write_json
+from unified_embedding.evaluation.scoring import score_file
+from unified_embedding.exported.model import ExportedModel
 
 out = Path(output_dir)
 out.mkdir(parents=True, exist_ok=True)
-version = resolve_version(model_path)
-rows, scores = score_file(version, data_path, schema)
+model = ExportedModel.load(model_path)
+rows, scores = score_file(model, data_path, schema)
 metrics = quality.summary_metrics(rows.labels, scores)
-print(f"model {version}")
+print(f"model {model.path}")
 metrics""",
     ),
     ("markdown", "## Calibration and score distribution"),
@@ -80,7 +83,7 @@ calibration = quality.calibration_table(rows.labels, scores, buckets)
 ece = quality.expected_calibration_error(calibration)
 plots.save(plots.calibration_figure(calibration, f"Calibration (ECE {ece:.4f})"),
            out / "calibration.png")
-histogram = quality.score_histogram(rows.labels, scores)
+histogram = quality.score_histogram(rows.labels, scores, histogram_bins)
 plots.save(plots.score_histogram_figure(histogram), out / "scores.png")
 display(Image(out / "calibration.png"), Image(out / "scores.png"))
 calibration""",
@@ -89,7 +92,7 @@ calibration""",
     (
         "code",
         """\
-separator = model_spec(version).field(slice_field).separator  # None unless multi-valued
+separator = model.spec.field(slice_field).separator  # None unless multi-valued
 slices = quality.auc_by_slice(rows.labels, scores, rows.columns[slice_field], top=top_values,
                               separator=separator)
 plots.save(plots.slice_auc_figure(slices, slice_field, metrics["auc"],
@@ -109,9 +112,9 @@ directions.""",
     (
         "code",
         """\
-weights = attention.model_attention(version, rows, attention_rows)
+weights = attention.model_attention(model, rows, attention_rows)
 matrix = attention.mean_attention(weights)
-field_names = list(model_spec(version).field_names)
+field_names = list(model.spec.field_names)
 plots.save(plots.attention_heatmap(matrix, field_names), out / "attention.png")
 pairs = attention.top_pairs(matrix, field_names, top_pairs_k)
 display(Image(out / "attention.png"))
@@ -121,19 +124,19 @@ pairs""",
         "code",
         """\
 summary = {
-    "model": str(version),
+    "model": model.path,
     "data": str(data_path),
     **metrics,
     "expected_calibration_error": ece,
-    "calibration": calibration.to_dict("records"),
+    "calibration": calibration,
+    "score_histogram": histogram,
     "slice_field": slice_field,
-    "slices": slices.to_dict("records"),
+    "slices": slices,
     "attention_rows": int(weights.shape[0]),
-    "top_pairs": pairs.to_dict("records"),
+    "top_pairs": pairs,
     "figures": sorted(p.name for p in out.glob("*.png")),
 }
-(out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=True) + "\\n")
-print(f"wrote {out / 'summary.json'}")""",
+print(f"wrote {write_json(out / 'summary.json', summary)}")""",
     ),
 ]
 
@@ -156,40 +159,42 @@ with their schema (see `datasets` below), or the shared samples by name when pre
     (
         "parameters",
         """\
-# Lists and mappings from the command line: papermill -y 'seeds: [0, 1]' (-p passes text).
-output_dir = "study"
+# Run from the repo root (paths are relative to it). Lists and mappings from the command line:
+# papermill -y 'seeds: [0, 1]' (-p passes them as text).
+output_dir = "study"  # figures (PNG), runs.csv and summary.json (undefined numbers as null)
 generated = True  # the generated dataset (planted ceiling) and the probes sweep on it
 rows = 60_000  # generated training rows (the learnable config: 3 weighted values per field)
-eval_rows = 10_000
-budgets = ["10KB", "30KB", "100KB", "300KB", "1MB"]
-layouts = ["unified", "per_feature", "collisionless"]
-seeds = [0, 1, 2]
-probes = [1, 2, 4]
-probes_budget = "30KB"
-epochs = 1
+eval_rows = 10_000  # generated eval rows, after the training rows
+budgets = ["10KB", "30KB", "100KB", "300KB", "1MB"]  # float32 sizes of the embedding tables
+layouts = ["unified", "per_feature", "collisionless"]  # collisionless: sized by the data, once
+seeds = [0, 1, 2]  # one run per seed at every point: mean ± std over them
+probes = [1, 2, 4]  # probes per field in the sweep; each divides the field width (16)
+probes_budget = "30KB"  # the sweep's fixed budget
+epochs = 1  # passes over the training rows per run
 batch_size = 512
 num_layers = 3  # AutoInt interacting layers (paper: 3)
-# Real data, each entry either your files and their schema (a built-in name or a schema file,
-# see `unified_embedding/contract/schemas.py`), path a file or a glob, plain or .gz/.bz2/.xz:
-#   {"name": "mine", "path": "data/day_*.tsv.gz", "schema": "my_schema.json", "eval_fraction": 0.2}
-# or a shared sample's name ("criteo", "avazu", "frappe"), read from `shared_data` when present.
+# Real data: a list of entries, each a shared sample's name ("criteo", "avazu", "frappe", read
+# from `shared_data` when there) or your files with their schema (a built-in name or a schema
+# file; `ue schema infer FILE` proposes one), path a file or a glob, plain or .gz/.bz2/.xz:
+#   {"name": "mine", "path": "data/day_*.tsv.gz", "schema": "mine.json", "eval_fraction": 0.2}
+# (format: unified_embedding/evaluation/dataset_entries.py). Every entry is checked before any
+# training: a bad one stops the notebook in one line naming the key and the value.
 datasets = ["frappe", "criteo", "avazu"]
 shared_data = os.environ.get("UE_SHARED_DATA", "../shared/data")  # "" skips the named samples
-real_layouts = ["unified", "per_feature", "collisionless"]
-real_seeds = [0, 1]
+real_layouts = ["unified", "per_feature", "collisionless"]  # layouts trained on the real data
+real_seeds = [0, 1]  # seeds on the real data
 real_rows = 0  # 0: every train row of each dataset; else the first real_rows (small runs)""",
     ),
     (
         "code",
         """\
-import json
 import time
 from pathlib import Path
 
 import pandas as pd
 from IPython.display import Image, display
 
-from unified_embedding.evaluation import plots
+from unified_embedding.evaluation import budget_plots, plots
 from unified_embedding.evaluation.budget_study import (
     StudyConfig,
     aggregate,
@@ -199,17 +204,16 @@ from unified_embedding.evaluation.budget_study import (
     run_budget_study,
     run_probes_sweep,
 )
-from unified_embedding.evaluation.study_data import GeneratedData, generated_data, load_datasets
+from unified_embedding.evaluation.dataset_entries import dataset_sources, require_lists
+from unified_embedding.evaluation.json_report import plain, write_json
+from unified_embedding.evaluation.study_data import GeneratedData, generated_data, read_dataset
 from unified_embedding.models.autoint import AutoIntConfig
 from unified_embedding.training.experiment import TrainConfig
 
 pd.set_option("display.width", 200)
-lists = {"budgets": budgets, "layouts": layouts, "seeds": seeds, "probes": probes,
-         "datasets": datasets, "real_layouts": real_layouts, "real_seeds": real_seeds}
-for name, value in lists.items():  # papermill's -p passes "[0, 1]" as text; -y parses it
-    if not isinstance(value, list):
-        raise TypeError(f"`{name}` should be a list (papermill -y '{name}: [...]', not -p). "
-                        f"Received: `{name}={value!r}`")
+require_lists(budgets=budgets, layouts=layouts, seeds=seeds, probes=probes,
+              real_layouts=real_layouts, real_seeds=real_seeds)
+sources, skipped = dataset_sources(datasets, shared_data)  # checked now, read after `generated`
 out = Path(output_dir)
 out.mkdir(parents=True, exist_ok=True)
 config = StudyConfig(
@@ -236,7 +240,7 @@ if generated:
           f"planted-model AUC (ceiling) {data.ceiling_auc:.4f}")
     runs = run_budget_study(data, config, progress)
     points = aggregate(runs)
-    plots.save(plots.pareto_figure(points, data.ceiling_auc, "Generated data"),
+    plots.save(budget_plots.pareto_figure(points, data.ceiling_auc, "Generated data"),
                out / "pareto_generated.png")
     display(Image(out / "pareto_generated.png"), pareto_table(points))""",
     ),
@@ -261,7 +265,7 @@ if generated:
 if generated:
     sweep = run_probes_sweep(data, config, progress, reuse=runs)
     probe_points = aggregate(sweep)
-    plots.save(plots.probes_figure(probe_points, f"Probes per field at {probes_budget}"),
+    plots.save(budget_plots.probes_figure(probe_points, f"Probes per field at {probes_budget}"),
                out / "probes_generated.png")
     display(Image(out / "probes_generated.png"), probe_points)""",
     ),
@@ -269,11 +273,11 @@ if generated:
     (
         "code",
         """\
-loaded = load_datasets(datasets, shared_data, train_rows=real_rows)
-for name in loaded.skipped:
+for name in skipped:
     print(f"{name}: no sample under {shared_data or '(shared_data empty)'}, skipped")
 real = {}
-for sample in loaded.data:
+for source in sources:
+    sample = read_dataset(source, train_rows=real_rows)
     name = sample.name
     print(f"{name}: {len(sample.train):,} train rows, {len(sample.evaluation):,} eval rows, "
           f"schema {sample.spec.name} ({len(sample.spec.fields)} fields)")
@@ -281,7 +285,7 @@ for sample in loaded.data:
                               seeds=tuple(real_seeds), train=config.train, model=config.model)
     real_runs = run_budget_study(sample, real_config, progress)
     real_points = aggregate(real_runs)
-    plots.save(plots.pareto_figure(real_points, None, f"{name}"), out / f"pareto_{name}.png")
+    plots.save(budget_plots.pareto_figure(real_points, None, name), out / f"pareto_{name}.png")
     display(Image(out / f"pareto_{name}.png"))
     display(pareto_table(real_points))
     real[name] = {"train_rows": len(sample.train), "eval_rows": len(sample.evaluation),
@@ -292,10 +296,7 @@ for sample in loaded.data:
     (
         "code",
         """\
-def records(frame: pd.DataFrame) -> list:
-    return json.loads(frame.to_json(orient="records"))  # NaN -> null
-
-
+records = plain  # DataFrame -> JSON records, NaN -> null
 all_runs = pd.concat([runs, sweep, *(r["runs"] for r in real.values())], ignore_index=True)
 all_runs.drop_duplicates().to_csv(out / "runs.csv", index=False)
 summary = {
@@ -318,7 +319,7 @@ summary = {
              for name, r in real.items()},
     "figures": sorted(p.name for p in out.glob("*.png")),
 }
-(out / "summary.json").write_text(json.dumps(summary, indent=2) + "\\n")
+write_json(out / "summary.json", summary)
 print(f"wrote {out / 'summary.json'} after {summary['seconds']:.0f} s")""",
     ),
 ]
@@ -337,22 +338,23 @@ Defaults read the two runs of `ue demo --workdir demo`.""",
     (
         "parameters",
         """\
-run_dirs = ["demo/models/unified", "demo/models/per_feature"]
-eval_files = {}  # run name (model dir name) -> JSON printed by `ue evaluate`
-curve_tags = ["epoch_auc", "epoch_logloss"]  # TensorBoard tags plotted per evaluation
-curve_split = "validation"
-output_dir = "out/compare\"""",
+# Run from the repo root (paths are relative to it).
+run_dirs = ["demo/models/unified", "demo/models/per_feature"]  # `ue train --model-dir` folders
+eval_files = {}  # run name (its folder's name) -> a JSON file printed by `ue evaluate`
+curve_tags = ["epoch_auc", "epoch_logloss"]  # TensorBoard scalar tags plotted per evaluation
+curve_split = "validation"  # the TensorBoard folder under each run's logs/: train | validation
+output_dir = "out/compare"  # figures (PNG) and summary.json (undefined numbers as null)""",
     ),
     (
         "code",
         """\
-import json
 from pathlib import Path
 
 import pandas as pd
 from IPython.display import Image, display
 
 from unified_embedding.evaluation import plots, runs
+from unified_embedding.evaluation.json_report import write_json
 
 pd.set_option("display.width", 200)
 out = Path(output_dir)
@@ -387,12 +389,11 @@ display(Image(out / "metrics.png"))""",
         "code",
         """\
 summary = {
-    "runs": json.loads(table.to_json(orient="records")),
+    "runs": table,
     "scalar_tags": sorted(set(scalars["tag"])),
     "figures": sorted(p.name for p in out.glob("*.png")),
 }
-(out / "summary.json").write_text(json.dumps(summary, indent=2) + "\\n")
-print(f"wrote {out / 'summary.json'}")""",
+print(f"wrote {write_json(out / 'summary.json', summary)}")""",
     ),
 ]
 
