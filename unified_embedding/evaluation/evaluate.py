@@ -8,11 +8,11 @@ calibration, ECE).
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from unified_embedding.evaluation.json_report import dumps
 from unified_embedding.evaluation.scoring import read_labelled, score_rows
 from unified_embedding.exported.model import ExportedModel, raw_batches
 from unified_embedding.metrics.summary import ScoreSummary, metric_warnings
@@ -38,6 +38,7 @@ def print_report(
 ) -> None:
     """The report as one JSON line on `out` (stdout), and a warning line on stderr for each
     metric not to be read as usual (`metrics.summary.metric_warnings`)."""
-    print(dumps(report, indent=None), file=out or sys.stdout)
+    # allow_nan=False: the summary writes null for an undefined metric; a NaN here is a bug
+    print(json.dumps(report, allow_nan=False), file=out or sys.stdout)
     for warning in metric_warnings(report):
         print(f"{command}: warning: {warning}", file=sys.stderr)
