@@ -1,18 +1,27 @@
-"""Generated rows as arrays: `generate` and the fixed blocks every output is cut from.
+"""Generated rows as arrays: `generate`, `generate_day` and the fixed blocks every output is
+cut from.
 
 Rows are produced in fixed blocks of `BLOCK_ROWS`, each with its own RNG derived from
-`(seed, block index)`, so the output depends only on `(config, rows)` - never on chunking.
+`(seed, block index)` (and the day, after day 1), so the output depends only on
+`(config, rows)` (and `(drift, day)`) - never on chunking.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-from unified_embedding.synthetic.config import DEFAULT_CONFIG, ROW_STREAM, SyntheticConfig
+from unified_embedding.synthetic.config import (
+    DAY_ROW_STREAM,
+    DEFAULT_CONFIG,
+    ROW_STREAM,
+    SyntheticConfig,
+)
+from unified_embedding.synthetic.days import DayModel, day_model, draw_new_ids
+from unified_embedding.synthetic.drift import DEFAULT_DRIFT, DriftConfig, check_day
 from unified_embedding.synthetic.planted import PlantedModel, planted_model
 from unified_embedding.synthetic.sampler import sample_features
 from unified_embedding.synthetic.text import format_lines
@@ -60,11 +69,33 @@ def generate(
 
     Any split of a range into consecutive calls concatenates to the same rows.
     """
+    return _concatenated(block_slices(config, *_checked(start_row, rows)))
+
+
+def generate_day(
+    rows: int,
+    day: int,
+    config: SyntheticConfig = DEFAULT_CONFIG,
+    drift: DriftConfig = DEFAULT_DRIFT,
+    start_row: int = 0,
+) -> SyntheticBatch:
+    """Rows [start_row, start_row + rows) of day `day` (see `drift.py`); day 1's are
+    `generate`'s. The rows of `ue generate --days`' file of that day, in order."""
+    check_day(config, drift, day)
+    model = day_model(config, drift, day)
+    return _concatenated(block_slices(config, *_checked(start_row, rows), model))
+
+
+def _checked(start_row: int, rows: int) -> tuple[int, int]:
     if rows < 0:
         raise ValueError(f"`rows` should be non-negative. Received: `rows={rows}`")
     if start_row < 0:
         raise ValueError(f"`start_row` should be non-negative. Received: `start_row={start_row}`")
-    parts = list(block_slices(config, start_row, rows))
+    return start_row, rows
+
+
+def _concatenated(parts: Iterable[SyntheticBatch]) -> SyntheticBatch:
+    parts = list(parts)
     return SyntheticBatch(
         *(
             np.concatenate([getattr(part, f.name) for part in parts])
@@ -73,15 +104,21 @@ def generate(
     )
 
 
-def block_slices(config: SyntheticConfig, start_row: int, rows: int) -> Iterator[SyntheticBatch]:
-    """Rows [start_row, start_row + rows) as views into consecutive generation blocks."""
+def block_slices(
+    config: SyntheticConfig, start_row: int, rows: int, day: DayModel | None = None
+) -> Iterator[SyntheticBatch]:
+    """Rows [start_row, start_row + rows) as views into consecutive generation blocks, of day
+    `day` if given (day 1: the same rows as without)."""
     model = planted_model(config)
     end = start_row + rows
     first = start_row // BLOCK_ROWS
     for block in range(first, max(first + 1, -(-end // BLOCK_ROWS))):  # >= 1 even if empty
         offset = block * BLOCK_ROWS
         window = slice(max(start_row - offset, 0), max(min(end - offset, BLOCK_ROWS), 0))
-        batch = _generate_block(config, model, block)
+        if day is None or day.day == 1:
+            batch = _generate_block(config, model, block)
+        else:
+            batch = _generate_day_block(day, block)
         yield SyntheticBatch(*(getattr(batch, f.name)[window] for f in dataclasses.fields(batch)))
 
 
@@ -90,5 +127,16 @@ def _generate_block(config: SyntheticConfig, model: PlantedModel, block: int) ->
     rng = np.random.default_rng(np.random.SeedSequence([config.seed, ROW_STREAM, block]))
     integers, categories = sample_features(rng, config, BLOCK_ROWS)
     probabilities = model.probabilities(integers, categories)
+    labels = (rng.random(BLOCK_ROWS) < probabilities).astype(np.int8)
+    return SyntheticBatch(labels, probabilities, integers, categories)
+
+
+def _generate_day_block(day: DayModel, block: int) -> SyntheticBatch:
+    """A block of a day after the first, from the stream `(seed, DAY_ROW_STREAM, day, block)`."""
+    seeds = [day.config.seed, DAY_ROW_STREAM, day.day, block]
+    rng = np.random.default_rng(np.random.SeedSequence(seeds))
+    integers, categories = sample_features(rng, day.config, BLOCK_ROWS)
+    categories = draw_new_ids(rng, categories, day.config, day.drift, day.day)
+    probabilities = day.probabilities(integers, categories)
     labels = (rng.random(BLOCK_ROWS) < probabilities).astype(np.int8)
     return SyntheticBatch(labels, probabilities, integers, categories)

@@ -25,8 +25,9 @@ DEFAULT_CATEGORY_MISSING_RATES: tuple[float, ...] = (
 )
 # fmt: on
 
-# Seed streams: the planted model, its bias calibration and the rows draw independently.
-MODEL_STREAM, CALIBRATION_STREAM, ROW_STREAM = 0, 1, 2
+# Seed streams: the planted model, its bias calibration and the rows draw independently; so do
+# each later day's drift of the model and its rows (day 1 is the rows of ROW_STREAM).
+MODEL_STREAM, CALIBRATION_STREAM, ROW_STREAM, DRIFT_STREAM, DAY_ROW_STREAM = 0, 1, 2, 3, 4
 
 
 @dataclass(frozen=True)

@@ -117,19 +117,15 @@ def planted_model(config: SyntheticConfig) -> PlantedModel:
     pairs = tuple((a, b) for a, b in [*category_pairs, *mixed_pairs])
     triples = tuple((a, b, c) for a, b, c in distinct_tuples(_NUM_TRIPLES, 3))
 
-    # Each field's latent scale is the geometric share of its term's scale, so a term's
-    # magnitude is `scale` times the tuned std whatever its order.
     latents: dict[str, np.ndarray] = {}
-    for terms, std in ((pairs, _PAIR_LATENT_STD), (triples, _TRIPLE_LATENT_STD)):
-        field_scale = std * scale ** (1.0 / len(terms[0]))
-        for field in sorted({f for term in terms for f in term} - latents.keys()):
-            if field in INTEGER_FIELDS:
-                latents[field] = rng.normal(0.0, field_scale, d)
-            else:
-                k = config.top_k[CATEGORY_FIELDS.index(field)]
-                table = np.zeros((k + 1, d))
-                table[:k] = rng.normal(0.0, field_scale, (k, d))
-                latents[field] = table
+    for field, field_scale in latent_stds(pairs, triples, scale).items():
+        if field in INTEGER_FIELDS:
+            latents[field] = rng.normal(0.0, field_scale, d)
+        else:
+            k = config.top_k[CATEGORY_FIELDS.index(field)]
+            table = np.zeros((k + 1, d))
+            table[:k] = rng.normal(0.0, field_scale, (k, d))
+            latents[field] = table
 
     for array in (*category_weights, integer_weights, *latents.values()):
         array.flags.writeable = False  # the model is shared through the cache
@@ -137,6 +133,33 @@ def planted_model(config: SyntheticConfig) -> PlantedModel:
         0.0, category_weights, integer_fields, integer_weights, pairs, triples, latents
     )
     return dataclasses.replace(unbiased, bias=_calibrate_bias(config, unbiased))
+
+
+def latent_stds(
+    pairs: tuple[tuple[str, str], ...], triples: tuple[tuple[str, str, str], ...], scale: float
+) -> dict[str, float]:
+    """The std of each interacting field's latent entries, in the order they are drawn.
+
+    A field's latent scale is the geometric share of its term's scale, so a term's magnitude is
+    `scale` times the tuned std whatever its order; a field in a pair and a triple keeps its
+    pair's scale.
+    """
+    stds: dict[str, float] = {}
+    for terms, std in ((pairs, _PAIR_LATENT_STD), (triples, _TRIPLE_LATENT_STD)):
+        field_scale = std * scale ** (1.0 / len(terms[0]))
+        for field in sorted({f for term in terms for f in term} - stds.keys()):
+            stds[field] = field_scale
+    return stds
+
+
+def first_order_std(config: SyntheticConfig) -> float:
+    """The std of a weighted value's first-order weight."""
+    return config.signal_scale * _FIRST_ORDER_STD
+
+
+def integer_weight_std(config: SyntheticConfig) -> float:
+    """The std of an I field's weight."""
+    return config.signal_scale * _INTEGER_WEIGHT_STD
 
 
 def _calibrate_bias(config: SyntheticConfig, unbiased: PlantedModel) -> float:

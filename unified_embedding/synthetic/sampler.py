@@ -38,7 +38,7 @@ def _zipf_tables(cardinality: int, exponent: float) -> tuple[np.ndarray, np.ndar
     return cdf, guide
 
 
-def _zipf_ranks(uniforms: np.ndarray, cardinality: int, exponent: float) -> np.ndarray:
+def zipf_ranks(uniforms: np.ndarray, cardinality: int, exponent: float) -> np.ndarray:
     """Zipf ranks (0 = most frequent) by inverse CDF of uniforms in [0, 1)."""
     cdf, guide = _zipf_tables(cardinality, exponent)
     bucket = (uniforms * _GUIDE_BUCKETS).astype(np.intp)  # exact: the bucket count is 2**k
@@ -58,7 +58,7 @@ def sample_features(
     uniforms = rng.random((len(CATEGORY_FIELDS), rows))  # field-major: contiguous per field
     categories = np.empty((rows, len(CATEGORY_FIELDS)), dtype=np.int64)
     for f, cardinality in enumerate(config.cardinalities):
-        categories[:, f] = _zipf_ranks(uniforms[f], cardinality, config.zipf_exponent)
+        categories[:, f] = zipf_ranks(uniforms[f], cardinality, config.zipf_exponent)
     category_missing = np.asarray(config.category_missing_rates)
     categories[rng.random((rows, len(CATEGORY_FIELDS))) < category_missing] = -1
 

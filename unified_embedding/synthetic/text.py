@@ -77,6 +77,37 @@ def _format_categories(categories: np.ndarray) -> np.ndarray:
     return out
 
 
+def category_ids(cells: np.ndarray) -> np.ndarray:
+    """(n, 26) int64 value ids of the C cells of written lines, -1 where empty: the inverse of
+    the text. `cells` holds the 8-hex-digit strings (str or bytes); any cell that is not 8
+    characters long (e.g. "" or a reader's "nan") is missing."""
+    text = np.asarray(cells).astype("S8")  # too-long cells fail the length check below
+    lengths = np.char.str_len(np.asarray(cells).astype(str))
+    missing = lengths != 8
+    digits = _HEX_VALUES[text.view(np.uint8).reshape(*text.shape, 8)]  # (n, c, 8)
+    if np.any(digits[~missing] > 15):
+        raise ValueError("category cells should be 8 lowercase hex digits.")
+    mixed = np.zeros(text.shape, dtype=np.uint32)
+    for position in range(8):
+        mixed = (mixed << np.uint32(4)) | digits[..., position].astype(np.uint32)
+    salts = _mix32(np.arange(1, text.shape[1] + 1, dtype=np.uint32) * np.uint32(0x9E3779B9))
+    ids = (_unmix32(mixed) ^ salts).astype(np.int64)
+    return np.where(missing, -1, ids)
+
+
+_HEX_VALUES = np.full(256, 255, dtype=np.uint8)  # byte -> its hex digit's value, else 255
+_HEX_VALUES[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16, dtype=np.uint8)
+
+
+def _unmix32(x: np.ndarray) -> np.ndarray:
+    """The inverse of `_mix32`: xor-shifts undone, multiplications by the inverses mod 2^32."""
+    x = x ^ (x >> np.uint32(16))
+    x = x * np.uint32(pow(0xC2B2AE35, -1, 2**32))
+    x = x ^ (x >> np.uint32(13)) ^ (x >> np.uint32(26))
+    x = x * np.uint32(pow(0x85EBCA6B, -1, 2**32))
+    return x ^ (x >> np.uint32(16))
+
+
 def _mix32(x: np.ndarray) -> np.ndarray:
     """MurmurHash3's fmix32 finalizer: a bijection on uint32 that scrambles sequential ids."""
     x = x ^ (x >> np.uint32(16))

@@ -1,4 +1,5 @@
-"""`write_tsv`: stream generated rows to a (gzipped) Criteo TSV file, with a report."""
+"""`write_tsv`: stream generated rows (of a day, `write_rows`) to a (gzipped) Criteo TSV file,
+with a report."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from unified_embedding.metrics.exact import roc_auc
-from unified_embedding.synthetic.batches import BLOCK_ROWS, block_slices
+from unified_embedding.synthetic.batches import BLOCK_ROWS, SyntheticBatch, block_slices
 from unified_embedding.synthetic.config import DEFAULT_CONFIG, SyntheticConfig
+from unified_embedding.synthetic.days import DayModel
+from unified_embedding.synthetic.drift import birth_days, drifting_fields, rows_with_new_values
 from unified_embedding.synthetic.planted import planted_model
 
 _WORKERS = 2  # the target machine has two cores
@@ -51,6 +54,17 @@ def write_tsv(
     threads (NumPy releases the GIL) and written in order. The file appears under `path` only
     once complete.
     """
+    return write_rows(path, rows, config, chunk_rows)[0]
+
+
+def write_rows(
+    path: str | os.PathLike[str],
+    rows: int,
+    config: SyntheticConfig,
+    chunk_rows: int,
+    day: DayModel | None = None,
+) -> tuple[GenerateReport, NewValueCounts]:
+    """`write_tsv`, of day `day`'s rows if given, also counting its new values."""
     if rows < 0:
         raise ValueError(f"`rows` should be non-negative. Received: `rows={rows}`")
     if chunk_rows < 1:
@@ -60,32 +74,59 @@ def write_tsv(
     target = os.fspath(path)
     partial = target + ".partial"
     tally = _Tally()
+    counts = NewValueCounts()
     with contextlib.ExitStack() as stack:
         stack.callback(_remove_if_present, partial)  # a no-op after the rename below
         raw = stack.enter_context(open(partial, "wb"))
         sink = _compressed(stack, raw) if target.endswith(".gz") else raw
         pool = stack.enter_context(ThreadPoolExecutor(max_workers=_WORKERS))
-        pending: deque[Future[tuple[bytes, np.ndarray, np.ndarray]]] = deque()
+        pending: deque[Future[_Chunk]] = deque()
         for start_row in [*range(0, rows, chunk_rows), None]:
             if start_row is not None:
                 count = min(chunk_rows, rows - start_row)
-                pending.append(pool.submit(_render_chunk, config, start_row, count))
+                pending.append(pool.submit(_render_chunk, config, start_row, count, day))
             # Keep one chunk queued per worker; write the oldest once it is ready.
             while pending and (start_row is None or len(pending) > _WORKERS):
-                text, chunk_labels, chunk_probabilities = pending.popleft().result()
-                sink.write(text)
-                tally.add(chunk_labels, chunk_probabilities)
+                chunk = pending.popleft().result()
+                sink.write(chunk.text)
+                tally.add(chunk.labels, chunk.probabilities)
+                counts = counts + chunk.counts
         sink.close()  # finishes the gzip stream; closing is idempotent
         raw.close()  # flushed before the file becomes visible
         os.replace(partial, target)
     seconds = time.perf_counter() - started
-    return GenerateReport(
+    report = GenerateReport(
         rows=rows,
         label_rate=tally.clicks / rows if rows else math.nan,
         planted_auc=tally.planted_auc(),
         seconds=seconds,
         rows_per_second=rows / seconds,
     )
+    return report, counts
+
+
+@dataclass(frozen=True)
+class NewValueCounts:
+    """Present values in the fields that get new IDs, those born on the day written, and the
+    rows holding a value new since day 1."""
+
+    present: int = 0
+    born_today: int = 0
+    rows_with_new_values: int = 0
+
+    def __add__(self, other: NewValueCounts) -> NewValueCounts:
+        pairs = zip(dataclasses.astuple(self), dataclasses.astuple(other), strict=True)
+        return NewValueCounts(*(a + b for a, b in pairs))
+
+    @staticmethod
+    def of(batch: SyntheticBatch, day: DayModel) -> NewValueCounts:
+        fields = list(drifting_fields(day.config, day.drift))
+        born = birth_days(batch.categories, day.config, day.drift)[:, fields]
+        return NewValueCounts(
+            present=int(np.count_nonzero(born)),
+            born_today=int(np.count_nonzero(born == day.day)) if day.day > 1 else 0,
+            rows_with_new_values=int(rows_with_new_values(batch.categories, day.config).sum()),
+        )
 
 
 def _compressed(stack: contextlib.ExitStack, raw: io.BufferedIOBase) -> io.BufferedIOBase:
@@ -118,15 +159,29 @@ class _Tally:
         return roc_auc(labels, np.concatenate(self._probabilities))
 
 
+@dataclass(frozen=True, eq=False)
+class _Chunk:
+    text: bytes
+    labels: np.ndarray
+    probabilities: np.ndarray
+    counts: NewValueCounts
+
+
 def _render_chunk(
-    config: SyntheticConfig, start_row: int, rows: int
-) -> tuple[bytes, np.ndarray, np.ndarray]:
-    """Worker task: TSV bytes, labels and probabilities of rows [start_row, start_row + rows)."""
-    parts = list(block_slices(config, start_row, rows))  # formatted unconcatenated: cheaper
-    return (
+    config: SyntheticConfig, start_row: int, rows: int, day: DayModel | None
+) -> _Chunk:
+    """Worker task: rows [start_row, start_row + rows) as TSV bytes, labels, probabilities
+    and (of a day) new value counts."""
+    parts = list(block_slices(config, start_row, rows, day))  # formatted unconcatenated: cheaper
+    counts = NewValueCounts()
+    if day is not None:
+        for part in parts:
+            counts = counts + NewValueCounts.of(part, day)
+    return _Chunk(
         b"".join(part.to_tsv_bytes() for part in parts),
         np.concatenate([part.labels for part in parts]),
         np.concatenate([part.probabilities for part in parts]),
+        counts,
     )
 
 
