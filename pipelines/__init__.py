@@ -5,6 +5,7 @@
     options              the jobs' flags as config dataclasses (no Beam, no TensorFlow)
     jobs                 the runner both jobs share, and their common read and stats steps
     read, validate       blocks of whole lines from byte ranges; dead letters with a reason
+    split                which rows are eval rows: by content hash, by file, or by a column
     encode, sinks        hashing with the shared function; gzip TFRecord shards
     stats, sketch        preprocessing statistics; HyperLogLog distinct counts
     inference            RunInference over an exported model, one call per block

@@ -1,5 +1,6 @@
-"""Hash the valid rows of a block with the ONE shared function, split them by content and
-serialize one training record per split, plus the block's statistics."""
+"""Hash the valid rows of a block with the ONE shared function, split them (`split`: by content,
+by input file or by a time column) and serialize one training record per split, plus the
+block's statistics."""
 
 from __future__ import annotations
 
@@ -12,14 +13,15 @@ import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 
 from pipelines.accounting import RowCounts
+from pipelines.options import DEFAULT_EVAL_FRACTION
 from pipelines.sketch import HyperLogLog
+from pipelines.split import RandomSplit, Split
 from pipelines.stats import BlockStats
 from unified_embedding.contract import artifacts
 from unified_embedding.contract.spec import FeatureSpec
 from unified_embedding.rows.validation import CheckedBlock
 
 STATS = "stats"
-SPLIT_BUCKETS = 1_000_000
 
 
 Encoder = Callable[..., dict[str, Any]]
@@ -82,19 +84,9 @@ def _gather_ragged(flat: np.ndarray, lengths: np.ndarray, rows: np.ndarray) -> t
 
 
 def eval_rows(checked: CheckedBlock, split_column: str | None, eval_fraction: float) -> np.ndarray:
-    """True for rows of the eval split: a FarmHash bucket of the row's text (or of its
-    `split_column` value), so the split depends on content alone, never on order or workers."""
-    import tensorflow as tf
-
-    from unified_embedding.rows.arrow_tensors import string_tensor
-
-    if split_column is not None:
-        keys = string_tensor(checked.columns[split_column])
-    else:
-        starts, ends = checked.starts[checked.rows], checked.ends[checked.rows]
-        keys = tf.strings.substr(tf.constant(checked.block.data), starts, ends - starts)
-    buckets = tf.strings.to_hash_bucket_fast(keys, SPLIT_BUCKETS).numpy()
-    return buckets < round(eval_fraction * SPLIT_BUCKETS)
+    """True for rows of the eval split of the random split (`split.RandomSplit`): a FarmHash
+    bucket of the row's text (or of its `split_column` value)."""
+    return RandomSplit(eval_fraction, split_column).assign(checked).eval
 
 
 def take_rows(spec: FeatureSpec, columns: dict[str, object], rows: np.ndarray) -> dict[str, object]:
@@ -131,12 +123,18 @@ def block_stats(spec: FeatureSpec, checked: CheckedBlock, columns: dict[str, obj
 
 class EncodeBlockFn(beam.DoFn):
     """CheckedBlock -> tagged outputs `train` and `eval` (one serialized block record each,
-    when the split has rows) and `stats` (one BlockStats)."""
+    when the split has rows) and `stats` (one BlockStats). `split` decides each row's split;
+    without it, the random split of `split_column` and `eval_fraction`."""
 
-    def __init__(self, spec_json: str, split_column: str | None, eval_fraction: float) -> None:
+    def __init__(
+        self,
+        spec_json: str,
+        split_column: str | None = None,
+        eval_fraction: float = DEFAULT_EVAL_FRACTION,
+        split: Split | None = None,
+    ) -> None:
         self._spec_json = spec_json
-        self._split_column = split_column
-        self._eval_fraction = eval_fraction
+        self._split = split if split is not None else RandomSplit(eval_fraction, split_column)
         self._rows = {s: Metrics.counter("encode", f"rows_{s}") for s in artifacts.SPLITS}
 
     def setup(self) -> None:
@@ -152,7 +150,7 @@ class EncodeBlockFn(beam.DoFn):
         columns = encode_columns(self._spec, checked, self._encoder) if len(checked.rows) else {}
         stats = block_stats(self._spec, checked, columns)
         if len(checked.rows):
-            is_eval = eval_rows(checked, self._split_column, self._eval_fraction)
+            is_eval, stats.without_split_value = self._split.assign(checked)
             for split, rows in zip(artifacts.SPLITS, (~is_eval, is_eval), strict=True):
                 count = int(rows.sum())
                 stats.splits[split] = count

@@ -2,8 +2,9 @@
 
     stats = run_job(Job("score", options, input_format, patterns, build, fingerprint), beam_args)
 
-run_job: match the inputs (`read.matched_files`) -> read each file's header (a missing column
-fails here) -> refuse an input that overlaps the output -> own the output directory
+run_job: match the inputs (`read.matched_files`; `--input`, and a job's other globs such as
+`--eval-input`) -> refuse globs that overlap each other or the output -> read each file's
+header (a missing column fails here) -> own the output directory
 (`outputs.JobOutputs`) -> run the pipeline `build` lays out -> read stats.json -> seal the
 manifest -> fail on too many dead rows or an empty input (the outputs stay for the user).
 
@@ -14,6 +15,7 @@ manifest -> fail on too many dead rows or an empty input (the outputs stay for t
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -32,8 +34,9 @@ from apache_beam.options.pipeline_options import (
 )
 
 from pipelines.accounting import FilesRead, MergeFilesReadFn
+from pipelines.globs import globs_overlap
 from pipelines.options import JobOptions
-from pipelines.outputs import JobOutputs
+from pipelines.outputs import JobOutputs, is_local
 from pipelines.read import FILES_READ, ReadBlocks, check_headers, matched_files
 from pipelines.validate import DEAD_LETTERS, ValidateBlocks
 from unified_embedding.contract import artifacts
@@ -91,15 +94,22 @@ class EmptyInputError(RuntimeError):
     """The job read no row at all, and `--allow-empty` was not given."""
 
 
-def check_not_empty(stats: Mapping[str, Any], allow_empty: bool, pattern: str) -> None:
-    """Raises EmptyInputError when no row was read, unless `allow_empty`: files that are
-    empty or hold only a header are a mistake far more often than a dataset."""
-    if stats["rows_read"] or allow_empty:
+def check_not_empty(
+    stats: Mapping[str, Any],
+    allow_empty: bool,
+    pattern: str,
+    flag: str = "--input",
+    paths: Sequence[str] | None = None,
+) -> None:
+    """Raises EmptyInputError when no row was read from the files of `pattern` (`paths`;
+    None: every file), unless `allow_empty`: files that are empty or hold only a header are a
+    mistake far more often than a dataset."""
+    files = sorted(stats["files"] if paths is None else paths)
+    if allow_empty or sum(stats["files"].get(p, {}).get("rows_read", 0) for p in files):
         return
-    files = sorted(stats["files"])
     shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
     raise EmptyInputError(
-        f"read 0 rows from the {len(files)} files `--input {pattern}` matches ({shown}): "
+        f"read 0 rows from the {len(files)} files `{flag} {pattern}` matches ({shown}): "
         f"empty, or a header only; pass --allow-empty to accept an empty input"
     )
 
@@ -111,6 +121,7 @@ class JobInputs:
 
     files: tuple[FileMetadata, ...]
     extra_columns: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    globs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # flag -> its paths
 
     @property
     def paths(self) -> tuple[str, ...]:
@@ -141,10 +152,14 @@ def run_job(job: Job, beam_args: Sequence[str]) -> dict[str, Any]:
     files no manifest names, too many rows are dead-lettered, or none was read."""
     options = job.options
     output = options.output.rstrip("/")
-    files = tuple(matched_files(options.input))
     outputs = JobOutputs(job.name, output, job.outputs)
-    outputs.check_input(options.input, files)
-    inputs = JobInputs(files, check_headers(files, job.input_format))  # a missing column fails
+    matched = match_inputs(options.globs(), outputs)
+    files = tuple(f for group in matched.values() for f in group)
+    inputs = JobInputs(
+        files,
+        check_headers(files, job.input_format),  # a missing column fails
+        {flag: tuple(f.path for f in group) for flag, group in matched.items()},
+    )
     pipeline_options = default_runner(beam_args, inputs.total_bytes, options.verbose)
     stats: dict[str, Any] = {}
     with outputs.writing(options.overwrite, lambda: job.fingerprint(stats)):
@@ -160,8 +175,50 @@ def run_job(job: Job, beam_args: Sequence[str]) -> dict[str, Any]:
         {k: v for k, v in stats["dead_by_reason"].items() if v},
     )
     check_dead_fraction(stats, options.max_dead_fraction, output)
-    check_not_empty(stats, options.allow_empty, options.input)
+    for flag, pattern in options.globs().items():
+        check_not_empty(stats, options.allow_empty, pattern, flag, inputs.globs[flag])
     return stats
+
+
+def match_inputs(
+    globs: Mapping[str, str], outputs: JobOutputs
+) -> dict[str, tuple[FileMetadata, ...]]:
+    """Each input glob's files, by flag (a glob matching nothing fails, naming its flag);
+    refuses two globs that could match one path (its rows would be read twice) and a glob
+    that overlaps the output."""
+    matched = {flag: tuple(matched_files(pattern, flag)) for flag, pattern in globs.items()}
+    for (a, glob_a), (b, glob_b) in itertools.combinations(globs.items(), 2):
+        check_disjoint((a, glob_a, matched[a]), (b, glob_b, matched[b]))
+    for flag, pattern in globs.items():
+        try:
+            outputs.check_input(pattern, matched[flag])
+        except ValueError as e:  # its message names `--input`
+            if flag == "--input":
+                raise
+            raise ValueError(
+                str(e).replace(f"`--input {pattern}`", f"`{flag} {pattern}`")
+            ) from None
+    return matched
+
+
+def check_disjoint(
+    a: tuple[str, str, Sequence[FileMetadata]], b: tuple[str, str, Sequence[FileMetadata]]
+) -> None:
+    """Refuses two (flag, glob, matched files) that could match one path (`globs_overlap`,
+    local globs as absolute paths) or that match one file (through links, say)."""
+    (flag_a, glob_a, files_a), (flag_b, glob_b, files_b) = a, b
+    named = f"`{flag_a} {glob_a}` and `{flag_b} {glob_b}`"
+    local = is_local(glob_a) and is_local(glob_b)
+    absolute = os.path.abspath if local else str
+    if globs_overlap(absolute(glob_a), absolute(glob_b)):
+        raise ValueError(
+            f"{named} could match the same file, whose rows would then be read twice: give "
+            f"globs that no path matches both"
+        )
+    real = os.path.realpath if local else str
+    shared = {real(f.path) for f in files_a} & {real(f.path) for f in files_b}
+    if shared:
+        raise ValueError(f"{named} both match `{min(shared)}` (through a link): give other files")
 
 
 class Rows(NamedTuple):

@@ -23,6 +23,7 @@ from unified_embedding.runtime.helpformat import DefaultsHelpFormatter
 
 # Matched once at the start; every match must be a readable file (`read.matched_files`).
 INPUT_HELP = "file glob (CSV/TSV; .gz, .bz2, .xz ok)"
+DEFAULT_EVAL_FRACTION = 0.1  # the random split's share of eval rows
 SCORE_FORMATS = ("csv", "parquet")  # `score_output.FORMATS`: the writers of each
 DEFAULT_KEYS = ("source", "offset")  # `score_output.ROW_KEYS`: where each row came from
 
@@ -62,12 +63,43 @@ class JobOptions:
         fraction = self.max_dead_fraction
         _check(0.0 <= fraction <= 1.0, "--max-dead-fraction", "in [0, 1]", fraction)
 
+    def globs(self) -> dict[str, str]:
+        """The input globs the job reads, by flag (`--input`, and a job's others)."""
+        return {"--input": self.input}
+
 
 @dataclass(frozen=True, kw_only=True)
 class PreprocessOptions(JobOptions):
+    """`ue preprocess`'s flags. The eval rows come from one of three splits: random (the
+    default: `--eval-fraction` of the rows by a hash of their content or `--split-key`'s
+    value), `--eval-input`'s files, or `--split-by COLUMN --eval-from VALUE`; flags of two of
+    them together are refused. A random split leaves `eval_fraction` set (its default when
+    not given); the others leave it None."""
+
     schema: str = option(help="criteo | avazu | frappe | FILE.json")
-    eval_fraction: float = option(0.1, "share of rows in eval")
-    split_key: str | None = option(None, "column deciding the split; None: the whole row")
+    eval_fraction: float | None = option(
+        None,
+        f"share of rows in eval by a hash of each row (the random split); None: "
+        f"{DEFAULT_EVAL_FRACTION}, unless --eval-input or --split-by chooses the eval rows",
+    )
+    split_key: str | None = option(
+        None, "column whose value decides the random split; None: the whole row"
+    )
+    eval_input: str | None = option(
+        None,
+        f"{INPUT_HELP} of the eval rows, e.g. the next day's: every row of it goes to eval, "
+        f"every row of --input to train",
+    )
+    split_by: str | None = option(
+        None,
+        "column ordering the split (e.g. a timestamp; an ignored column will do): rows whose "
+        "value is at or after --eval-from go to eval, the rest (empty cells too) to train",
+    )
+    eval_from: str | None = option(
+        None,
+        "first --split-by value of the eval rows; a number compares as a number (the column "
+        "must hold numbers), anything else as a string (ISO dates and times order correctly)",
+    )
     budget: str | None = option(
         None,
         "embedding parameter budget with units (200KB, 4MB, 1MiB) sizing the shared table; "
@@ -86,8 +118,52 @@ class PreprocessOptions(JobOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self._check_split()
+        if self.eval_fraction is None and not self.time_ordered:
+            object.__setattr__(self, "eval_fraction", DEFAULT_EVAL_FRACTION)
         fraction = self.eval_fraction
-        _check(0.0 <= fraction <= 1.0, "--eval-fraction", "in [0, 1]", fraction)
+        if fraction is not None:
+            _check(0.0 <= fraction <= 1.0, "--eval-fraction", "in [0, 1]", fraction)
+
+    @property
+    def time_ordered(self) -> bool:
+        """True when the eval rows are chosen by file or by a column, not at random."""
+        return self.eval_input is not None or self.split_by is not None
+
+    def globs(self) -> dict[str, str]:
+        extra = {"--eval-input": self.eval_input} if self.eval_input is not None else {}
+        return {**super().globs(), **extra}
+
+    def _check_split(self) -> None:
+        """Refuses flags of two splits, or half of the column split, in one line."""
+        by, start = self.split_by, self.eval_from
+        if (by is None) != (start is None):
+            given = f"--split-by {by}" if start is None else f"--eval-from {start}"
+            missing = "--eval-from" if start is None else "--split-by"
+            raise ValueError(
+                f"`--split-by` and `--eval-from` go together: rows whose --split-by value is at "
+                f"or after --eval-from are eval rows. Received: `{given}` without "
+                f"`{missing}`"
+            )
+        if self.eval_input is not None and by is not None:
+            raise ValueError(
+                f"`--eval-input` and `--split-by` are two ways to choose the eval rows; give "
+                f"one. Received: `--eval-input {self.eval_input}` and `--split-by {by}`"
+            )
+        _check(start != "", "--eval-from", "a value of the --split-by column", "''")
+        chosen = (
+            f"--eval-input {self.eval_input}" if self.eval_input is not None else f"--split-by {by}"
+        )
+        for flag, value in (
+            ("--eval-fraction", self.eval_fraction),
+            ("--split-key", self.split_key),
+        ):
+            if self.time_ordered and value is not None:
+                raise ValueError(
+                    f"`{flag}` belongs to the random split: with `{chosen}` the eval rows are "
+                    f"chosen by {'file' if self.eval_input is not None else 'column'}. "
+                    f"Received: `{flag} {value}` and `{chosen}`"
+                )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -139,10 +215,10 @@ def parse(
     return from_flags(cls, args), beam_args
 
 
-def check_local_input(pattern: str) -> None:
-    """Refuses a local input that cannot match anything, before Beam is imported: a path
-    without a glob that does not exist, or a glob whose fixed folder does not. The full
-    match (`read.matched_files`) runs when the job starts."""
+def check_local_input(pattern: str, flag: str = "--input") -> None:
+    """Refuses a local input (given by `flag`) that cannot match anything, before Beam is
+    imported: a path without a glob that does not exist, or a glob whose fixed folder does
+    not. The full match (`read.matched_files`) runs when the job starts."""
     if "://" in pattern:
         return
     fixed = re.match(r"^[^[*?]*", pattern)
@@ -153,7 +229,7 @@ def check_local_input(pattern: str) -> None:
         folder = os.path.dirname(prefix)
         missing = bool(folder) and not os.path.isdir(folder)
     if missing:
-        raise FileNotFoundError(f"no input file matches `--input {pattern}`")
+        raise FileNotFoundError(f"no input file matches `{flag} {pattern}`")
 
 
 def quiet_logging(verbose: bool) -> None:

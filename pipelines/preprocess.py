@@ -5,17 +5,20 @@ Runs locally on the FnApiRunner by default and on Dataflow, Flink or Spark by ru
     ue preprocess --input 'logs/day=*/part-*.tsv.gz' --schema criteo --output out/ \\
         [--budget 4MB] [--probes 4] [--eval-fraction 0.1] [--direct_num_workers 2 \\
         --direct_running_mode multi_processing]
+    ue preprocess --input 'logs/day=06/*' --eval-input 'logs/day=07/*' ...   # eval: the next day
+    ue preprocess --input 'logs/*' --split-by hour --eval-from 14102200 ...  # eval: from then on
 
 Blocks of lines flow from read to write: read (byte ranges of uncompressed files) -> validate
-(dead letters) -> hash with the shared function, split by content, one record per block and
-split -> write; statistics are merged per block. No row is ever its own element, and no step
-groups or reshuffles rows, so memory stays bounded whatever the input's size.
+(dead letters) -> hash with the shared function, split (`split`: by content, by file or by a
+column), one record per block and split -> write; statistics are merged per block. No row is
+ever its own element, and no step groups or reshuffles rows, so memory stays bounded whatever
+the input's size.
 
 Outputs under --output: `train-*.tfrecord.gz`, `eval-*.tfrecord.gz` (block records, see
 `unified_embedding.rows.records`), `dead_letters-*.jsonl`, `spec.json` (with the shared table
 `ue train` uses: `--budget`'s, or sized from the data's distinct counts), `stats.json` (rows
-read, valid and dead in total and per input file, distinct counts) and `manifest.json` naming
-them (the job owns the directory: see `outputs`).
+read, valid and dead in total and per input file of every glob, distinct counts, how the split
+was made) and `manifest.json` naming them (the job owns the directory: see `outputs`).
 
 This module imports neither Beam nor TensorFlow until the flags are parsed (`main`, `run`).
 """
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
     import apache_beam as beam
 
     from pipelines.jobs import JobInputs
+    from pipelines.split import Split
 
 PROG = "ue preprocess"
 OUTPUTS = (
@@ -66,7 +70,31 @@ def load_spec(options: PreprocessOptions) -> FeatureSpec:
         spec = spec.replace(table=plan_budget(spec, parse_budget(options.budget)).table)
     if options.split_key and options.split_key not in spec.input_format.columns:
         raise ValueError(f"`--split-key` is not a column. Received: `{options.split_key}`")
+    by, fmt = options.split_by, spec.input_format
+    if by is not None and (by not in fmt.columns or by == spec.label):
+        raise ValueError(
+            f"`--split-by` should be a column of the input format other than the label "
+            f"`{spec.label}` (one of {list(fmt.columns)}). Received: `--split-by {by}`"
+        )
     return spec
+
+
+def split_of(options: PreprocessOptions, spec: FeatureSpec, inputs: JobInputs) -> Split:
+    """How the job chooses its eval rows: by `--eval-input`'s files, by `--split-by`'s
+    column, or at random (`split`)."""
+    from pipelines.split import ColumnSplit, FileSplit, RandomSplit
+
+    if options.eval_input is not None:
+        return FileSplit(
+            frozenset(inputs.globs["--eval-input"]),
+            options.input,
+            options.eval_input,
+            len(inputs.globs["--input"]),
+        )
+    if options.split_by is not None and options.eval_from is not None:
+        return ColumnSplit(options.split_by, options.eval_from, spec.input_format.missing)
+    assert options.eval_fraction is not None  # set by PreprocessOptions for a random split
+    return RandomSplit(options.eval_fraction, options.split_key)
 
 
 def build_pipeline(
@@ -82,15 +110,16 @@ def build_pipeline(
 
     output = options.output.rstrip("/")
     spec_json = spec.to_json()
+    chooser = split_of(options, spec, inputs)
     rows = pipeline | "Rows" >> ReadRows(spec, inputs, options.block_rows, output)
     encoded = rows.valid | "Encode" >> beam.ParDo(
-        EncodeBlockFn(spec_json, options.split_key, options.eval_fraction)
+        EncodeBlockFn(spec_json, split=chooser)
     ).with_outputs(STATS, *artifacts.SPLITS)
     for split in artifacts.SPLITS:
         _ = encoded[split] | f"Write{split.capitalize()}" >> WriteRecords(
             f"{output}/{artifacts.record_prefix(split)}"
         )
-    documents = PreprocessDocuments(spec_json, size_table=not options.budget)
+    documents = PreprocessDocuments(spec_json, size_table=not options.budget, split=chooser)
     _ = encoded[STATS] | "Stats" >> WriteDocuments(
         MergeFn(BlockStats), documents, output, inputs, rows.lines
     )
@@ -151,7 +180,27 @@ def summary(stats: Mapping[str, Any], output: str) -> str:
     ]
     table = [f"{label:<{width}}{value:>12}" for label, value in lines]
     table[2] += share
-    return "\n".join([*table, *notable_files(stats["files"]), *files])
+    split = [split_summary(stats["split"])] if "split" in stats else []
+    return "\n".join([*table, *split, *notable_files(stats["files"]), *files])
+
+
+def split_summary(split: Mapping[str, Any]) -> str:
+    """One line for a person: how stats.json's `split` chose the eval rows."""
+    method = split["method"]
+    if method == "eval_input":
+        return (
+            f"split: eval rows from `--eval-input {split['eval_input']}` "
+            f"({split['eval_files']:,} files), train rows from the other {split['train_files']:,}"
+        )
+    if method == "column":
+        missing = split["rows_without_value"]
+        trained = f"; {missing:,} rows without a value in train" if missing else ""
+        return (
+            f"split: eval rows have {split['column']} >= {split['eval_from']} "
+            f"(compared as {split['compare']}){trained}"
+        )
+    key = f"`{split['key']}`" if split["key"] else "each row"
+    return f"split: random, a share of {split['eval_fraction']:g} in eval by a hash of {key}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -159,7 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def work() -> int:
         options, beam_args = parse_args(sys.argv[1:] if argv is None else argv)
-        check_local_input(options.input)
+        for flag, pattern in options.globs().items():
+            check_local_input(pattern, flag)
         load_spec(options)  # a bad schema or budget fails before Beam starts
         quiet_logging(options.verbose)
         from unified_embedding.runtime.startup import import_beam_quietly

@@ -254,9 +254,10 @@ class UnreadableInput(ValueError):
     """A matched entry that cannot be read as rows (a dangling link, a folder, no permission)."""
 
 
-def matched_files(pattern: str) -> list[FileMetadata]:
-    """The files `pattern` matches, each one a file the job can read; raises naming the
-    pattern when it matches nothing, and naming the entry when a match cannot be read:
+def matched_files(pattern: str, flag: str = "--input") -> list[FileMetadata]:
+    """The files `pattern` (given by `flag`) matches, each one a file the job can read; raises
+    naming the pattern when it matches nothing, and naming the entry when a match cannot be
+    read:
 
     - a link to nothing, or a file without read permission (UnreadableInput; Beam's match
       drops such local entries without a word);
@@ -271,9 +272,9 @@ def matched_files(pattern: str) -> list[FileMetadata]:
         pattern = f"./{pattern}"  # Beam's local match lists nothing for `*.tsv`
     matches = FileSystems.match([pattern])[0].metadata_list
     if local:
-        _check_local_entries(pattern, matches)
+        _check_local_entries(pattern, matches, flag)
     if not matches:
-        raise FileNotFoundError(f"no input file matches `--input {given}`")
+        raise FileNotFoundError(f"no input file matches `{flag} {given}`")
     for m in matches:
         if m.size_in_bytes == 0 and compression_of(m.path):
             raise CorruptInput(
@@ -283,21 +284,21 @@ def matched_files(pattern: str) -> list[FileMetadata]:
     return matches
 
 
-def _check_local_entries(pattern: str, matches: Sequence[FileMetadata]) -> None:
+def _check_local_entries(pattern: str, matches: Sequence[FileMetadata], flag: str) -> None:
     """Every local entry the glob matches, as Beam lists them (recursively below the glob's
     fixed prefix) but without skipping any, is a readable file among `matches`."""
     found = {m.path for m in matches}
     recursive = "**" in pattern
     for path in found:
         if os.path.isdir(path):  # a plain path naming a folder
-            raise UnreadableInput(_unreadable(pattern, path, _FOLDER))
+            raise UnreadableInput(_unreadable(pattern, path, _FOLDER, flag))
         if not os.access(path, os.R_OK):
-            raise UnreadableInput(_unreadable(pattern, path, "no permission to read it"))
+            raise UnreadableInput(_unreadable(pattern, path, "no permission to read it", flag))
     fixed = re.match(r"^[^[*?]*", pattern)
     root = os.path.dirname(fixed.group(0)) if fixed else ""
     if fixed is None or fixed.group(0) == pattern:  # no glob
         if os.path.islink(pattern) and not os.path.exists(pattern):
-            raise UnreadableInput(_unreadable(pattern, pattern, "a link to nothing"))
+            raise UnreadableInput(_unreadable(pattern, pattern, "a link to nothing", flag))
         return
     if not root:
         return  # not reached: matched_files gives such a glob its folder (`./*.tsv`)
@@ -308,14 +309,16 @@ def _check_local_entries(pattern: str, matches: Sequence[FileMetadata]) -> None:
             if path in found or not regex.match(path):
                 continue
             if os.path.islink(path) and os.path.isdir(path):
-                raise UnreadableInput(_unreadable(pattern, path, "a link to a folder, not a file"))
+                raise UnreadableInput(
+                    _unreadable(pattern, path, "a link to a folder, not a file", flag)
+                )
             if os.path.isdir(path):
                 if not recursive:  # `**`: folders are containers, their files are matched
-                    raise UnreadableInput(_unreadable(pattern, path, _FOLDER))
+                    raise UnreadableInput(_unreadable(pattern, path, _FOLDER, flag))
             elif not os.path.exists(path):
-                raise UnreadableInput(_unreadable(pattern, path, "a link to nothing"))
+                raise UnreadableInput(_unreadable(pattern, path, "a link to nothing", flag))
             else:
-                raise UnreadableInput(_unreadable(pattern, path, "it cannot be read"))
+                raise UnreadableInput(_unreadable(pattern, path, "it cannot be read", flag))
 
 
 _FOLDER = (
@@ -324,8 +327,8 @@ _FOLDER = (
 )
 
 
-def _unreadable(pattern: str, path: str, why: str) -> str:
-    return f"`--input {pattern}` matches `{path}`, which cannot be read: {why}"
+def _unreadable(pattern: str, path: str, why: str, flag: str) -> str:
+    return f"`{flag} {pattern}` matches `{path}`, which cannot be read: {why}"
 
 
 def check_headers(files: Sequence[FileMetadata], fmt: InputFormat) -> dict[str, tuple[str, ...]]:

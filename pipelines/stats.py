@@ -20,6 +20,7 @@ import numpy as np
 
 from pipelines.accounting import FilesRead, RowCounts
 from pipelines.sketch import HyperLogLog
+from pipelines.split import Split
 from unified_embedding.budget.params import split_rows_equally
 from unified_embedding.budget.plan import DATA_BUDGET, data_budget, plan_budget
 from unified_embedding.contract import artifacts
@@ -29,12 +30,14 @@ from unified_embedding.contract.spec import FeatureSpec
 @dataclass
 class BlockStats:
     """Counts of one block (or of many, merged). `split_clicks`: the label sum per split;
-    `missing` is per field in spec order; `distinct` holds one sketch per categorical field."""
+    `without_split_value`: rows a column split put in train for lack of a value; `missing` is
+    per field in spec order; `distinct` holds one sketch per categorical field."""
 
     rows: RowCounts = field(default_factory=RowCounts)
     clicks: float = 0.0
     splits: dict[str, int] = field(default_factory=dict)
     split_clicks: dict[str, float] = field(default_factory=dict)
+    without_split_value: int = 0
     missing: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     distinct: dict[str, HyperLogLog] = field(default_factory=dict)
 
@@ -46,6 +49,7 @@ class BlockStats:
             self.splits[split] = self.splits.get(split, 0) + count
         for split, clicks in other.split_clicks.items():
             self.split_clicks[split] = self.split_clicks.get(split, 0.0) + clicks
+        self.without_split_value += other.without_split_value
         if len(other.missing):
             self.missing = (
                 other.missing.copy() if not len(self.missing) else self.missing + other.missing
@@ -134,14 +138,26 @@ def build_stats(
     }
 
 
+def with_split(stats: dict[str, Any], split: Split, total: BlockStats) -> dict[str, Any]:
+    """`stats` with how the split was made (`split`: its method, whether the eval rows are the
+    train rows' future, its settings) and, when it goes by file, each file's split."""
+    for path, entry in stats["files"].items():
+        which = split.file_split(path)
+        if which is not None:
+            entry["split"] = which
+    return {**stats, "split": split.document(total.without_split_value)}
+
+
 @dataclass(frozen=True)
 class PreprocessDocuments:
     """The merged BlockStats -> spec.json and stats.json (`jobs.WriteDocuments`). With
     `size_table` (no `--budget`), spec.json's table is sized from the distinct counts and
-    stats.json also carries the budget it came from (`data_budget_bytes`)."""
+    stats.json also carries the budget it came from (`data_budget_bytes`); with a `split`,
+    how the split was made (`with_split`)."""
 
     spec_json: str
     size_table: bool
+    split: Split | None = None
 
     def __call__(self, total: BlockStats, read: FilesRead) -> dict[str, str]:
         spec = FeatureSpec.from_json(self.spec_json)
@@ -149,6 +165,8 @@ class PreprocessDocuments:
         if self.size_table:
             spec, sized[DATA_BUDGET] = sized_by_data(spec, total.distinct_counts())
         stats = {**build_stats(spec, total, read), **sized}
+        if self.split is not None:
+            stats = with_split(stats, self.split, total)
         return {
             artifacts.SPEC_FILE: spec.to_json(),
             artifacts.STATS_FILE: json.dumps(stats, indent=2, allow_nan=False) + "\n",
