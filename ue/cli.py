@@ -41,11 +41,15 @@ COMMANDS = {
         "unified_embedding.training.cli:main", "train AutoInt on the records of ue preprocess"
     ),
     "export": Command(
-        "unified_embedding.exported.cli:main", "a trained run as a new SavedModel version"
+        "unified_embedding.training.export_cli:main", "a trained run as a new SavedModel version"
     ),
     "evaluate": Command(
         "unified_embedding.evaluation.cli:main",
         "an exported model's metrics on labelled raw rows",
+    ),
+    "push": Command(
+        "unified_embedding.evaluation.push_cli:main",
+        "the gate before serving: compare a candidate with the serving model, copy it in if better",
     ),
     "score": Command(
         "pipelines.score:main",

@@ -26,7 +26,8 @@ from unified_embedding.budget.layouts import LAYOUTS
 from unified_embedding.budget.plan import plan_budget
 from unified_embedding.contract.schemas import criteo, frappe
 from unified_embedding.evaluation import cli as evaluation_cli
-from unified_embedding.exported import cli as exported_cli
+from unified_embedding.evaluation import push_cli
+from unified_embedding.training import export_cli
 from unified_embedding.models.config import DEFAULT_TRAIN_MODEL
 from unified_embedding.rows.reader import read_rows
 from unified_embedding.runtime.flags import flag_fields, from_flags, with_flags
@@ -38,10 +39,11 @@ from unified_embedding.training.job import TrainJob
 PARSERS: dict[str, Callable[[], argparse.ArgumentParser]] = {
     "generate": synthetic_cli.build_parser,
     "train": training_cli.build_parser,
-    "export": exported_cli.build_parser,
+    "export": export_cli.build_parser,
     "evaluate": evaluation_cli.build_parser,
     "serve": serving_cli.build_serve_parser,
     "predict": serving_cli.build_predict_parser,
+    "push": push_cli.build_parser,
     "demo": demo.build_parser,
 }
 

@@ -7,6 +7,7 @@ the server and the Beam launchers import it).
                                   train_summary.json (written last: the run is finished)
     <export-base>/<version>/      saved_model.pb, variables/, assets/spec.json,
                                   assets.extra/tf_serving_warmup_requests
+                                  blessing.json (`ue push`'s verdict on the version)
     <export-base>/.<name>         hidden: a version being written (`ue export` stages it there
                                   and renames it to its version); never a version
     <score --output>/             manifest.json, stats.json, scores-*, dead_letters-*.jsonl
@@ -55,6 +56,7 @@ SAVED_MODEL_FILE = "saved_model.pb"
 SPEC_ASSET = f"assets/{SPEC_FILE}"
 WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"  # TF Serving's warm-up location
 STAGING_PREFIX = "."  # hidden entries of an export base: staging folders, never versions
+BLESSING_FILE = "blessing.json"  # `ue push`'s verdict, in the candidate's version folder
 
 
 def record_prefix(split: str) -> str:

@@ -1,6 +1,7 @@
 """Offline evaluation: model quality, explanations, the embedding-budget study, run comparison.
 
     evaluate, cli    `ue evaluate`: an exported model's metrics on labelled raw rows
+    gate, push_cli   `ue push`: a candidate against the serving model, paired; blessing.json
     scoring          labelled rows read in the model's format and scored
     quality          calibration by bucket, score histogram, AUC by slices of a field's values
     attention        attention weights averaged into field-pair strengths

@@ -4,6 +4,6 @@ versions   the version rule: which folders under an export base are versions, th
            the next, and which folder a model path names (no TensorFlow)
 model      ExportedModel: one version loaded, its spec checked against its signatures,
            scoring raw or packed rows, attention and each row's strongest field pairs
-writer     `ue export`: the SavedModel, its signatures and warm-up requests
-cli        `ue export`'s flags and main
+publish    a version copied into a serving base as its next version, atomically (`ue push`)
+writer     the SavedModel `ue export` writes (training/export_cli.py), its signatures and warm-up requests
 """

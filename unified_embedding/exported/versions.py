@@ -3,10 +3,11 @@ path names. No TensorFlow here: the server's parent process and the Beam launche
 
     <export-base>/<version>/   a version: its name is a number within int64 in ASCII digits
                                without leading zeros, and it holds saved_model.pb
-    <export-base>/.<name>      hidden: a version being written (`ue export` stages it there and
-                               renames it to its number); never a version
+    <export-base>/.<name>      hidden: a version being written (`ue export` and `ue push` stage
+                               it there and rename it to its number); never a version
 
-`ue export` takes `next_version`, the server loads `scan_versions`, and every command that takes
+`ue export` and `ue push` write into a `staging_folder` and `publish` it as the next version,
+the server loads `scan_versions`, and every command that takes
 a model (`ue evaluate`, `ue score`, `ue serve`, the notebooks) accepts an export base (its newest
 version) or a version folder (`locate`). Anything else under a base (`v2`, `²`, `007`,
 `9223372036854775808`) is not a version.
@@ -15,6 +16,7 @@ version) or a version folder (`locate`). Anything else under a base (`v2`, `²`,
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +81,24 @@ def next_version(base: Path, now: float | None = None) -> int:
             f"largest version int64 holds ({MAX_VERSION}); move it away to export a new one"
         )
     return version
+
+
+def staging_folder(base: Path, writer: str) -> Path:
+    """A fresh hidden folder of `base` for a version `writer` (`export`, `push`) is writing: on
+    the base's file system, so that renaming it publishes the version at once."""
+    return base / f"{STAGING_PREFIX}{writer}-{uuid.uuid4().hex}.partial"
+
+
+def publish(staging: Path, base: Path, attempts: int = 5) -> Path:
+    """Renames a complete `staging` folder to the next version of `base` and returns it. The
+    version is chosen only now: another writer may have taken one meanwhile (a rename onto an
+    existing empty folder would replace it, hence the check)."""
+    for _ in range(attempts):
+        target = base / str(next_version(base))
+        if not target.exists():
+            staging.rename(target)
+            return target
+    raise FileExistsError(f"`{base}`: versions were taken while writing `{staging.name}`")
 
 
 def version_name(path: str) -> str:

@@ -24,7 +24,6 @@ import contextlib
 import logging
 import shutil
 import tempfile
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,6 @@ import tensorflow as tf
 from unified_embedding.contract.artifacts import (
     LENGTHS_SUFFIX,
     SPEC_FILE,
-    STAGING_PREFIX,
     WARMUP_FILE,
 )
 from unified_embedding.contract.features import encode_features
@@ -200,7 +198,7 @@ def export(model: AutoInt, spec: FeatureSpec, export_base: str | Path) -> Path:
     base = Path(export_base)
     base.mkdir(parents=True, exist_ok=True)
     versions.next_version(base)  # refuse before the slow part when int64 has no version left
-    staging = base / f"{STAGING_PREFIX}export-{uuid.uuid4().hex}.partial"
+    staging = versions.staging_folder(base, "export")
     staging.mkdir()
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -210,18 +208,7 @@ def export(model: AutoInt, spec: FeatureSpec, export_base: str | Path) -> Path:
             with _without_keras_config_notes():
                 tf.saved_model.save(module, str(staging), signatures=signatures(module))
         write_warmup(spec, staging)
-        return _publish(staging, base)
+        return versions.publish(staging, base)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-
-
-def _publish(staging: Path, base: Path, attempts: int = 5) -> Path:
-    """Renames `staging` to the next version, chosen only now: another export may have taken
-    one meanwhile (a rename onto an existing empty folder would replace it, hence the check)."""
-    for _ in range(attempts):
-        target = base / str(versions.next_version(base))
-        if not target.exists():
-            staging.rename(target)
-            return target
-    raise FileExistsError(f"`--export-base {base}`: versions were taken while exporting")

@@ -12,7 +12,7 @@ ECE_BINS = 10  # equal-mass bins of `expected_calibration_error`
 LOG_LOSS_EPS = 1e-7  # `log_loss` clips probabilities to [eps, 1 - eps]
 
 
-def _binary_labels(
+def binary_labels(
     labels: npt.ArrayLike, other: npt.ArrayLike, other_name: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """Validates a (labels, values) pair and returns them as 1-D int64 / float64 arrays."""
@@ -53,7 +53,7 @@ def roc_auc(labels: npt.ArrayLike, scores: npt.ArrayLike) -> float:
       ValueError: if shapes differ, labels are not 0/1, scores are not finite, or only one
         class is present (the AUC is undefined then).
     """
-    y, s = _binary_labels(labels, scores, "scores")
+    y, s = binary_labels(labels, scores, "scores")
     n_pos = int(y.sum())
     n_neg = y.size - n_pos
     if n_pos == 0 or n_neg == 0:
@@ -92,7 +92,7 @@ def log_loss(
     """
     if not 0.0 < eps < 0.5:
         raise ValueError(f"`eps` should be in (0, 0.5). Received: `eps={eps}`")
-    y, p = _binary_labels(labels, probabilities, "probabilities")
+    y, p = binary_labels(labels, probabilities, "probabilities")
     if np.any((p < 0.0) | (p > 1.0)):
         raise ValueError("`probabilities` must lie in [0, 1].")
     p = np.clip(p, eps, 1.0 - eps)
@@ -104,7 +104,7 @@ def calibration(labels: npt.ArrayLike, probabilities: npt.ArrayLike) -> float:
 
     NaN when `labels` hold no positive (the ratio is undefined then).
     """
-    y, p = _binary_labels(labels, probabilities, "probabilities")
+    y, p = binary_labels(labels, probabilities, "probabilities")
     positives = int(y.sum())
     return float(p.sum()) / positives if positives else math.nan
 
@@ -129,7 +129,7 @@ def expected_calibration_error(
     """
     if bins < 1:
         raise ValueError(f"`bins` should be >= 1. Received: `bins={bins}`")
-    y, p = _binary_labels(labels, probabilities, "probabilities")
+    y, p = binary_labels(labels, probabilities, "probabilities")
     order = np.argsort(p, kind="stable")
     groups = np.array_split(order, min(bins, y.size))
     gaps = [abs(float(p[g].sum()) - float(y[g].sum())) for g in groups]

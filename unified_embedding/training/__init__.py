@@ -1,6 +1,7 @@
 """`ue train`'s parts, one concept per module; `unified_embedding.training.loop` runs them.
 
 cli           `ue train`: TrainJob's flags, the JSON result on stdout
+export_cli    `ue export`: a trained run as the next SavedModel version of an export base
 job           TrainJob: what the command line asks for, validated (no TensorFlow)
 config        TrainConfig (the optimisers) and the strategies' names (no TensorFlow)
 loop          the fit loop: `train(job)`

@@ -21,6 +21,7 @@ OWNED = {
     "assets/spec.json",
     "dead_letters",
     ".tfrecord.gz",
+    "blessing.json",
 }
 OWNED_PARTS = ("tf_serving_warmup", ".tfrecord", "dead_letters-")
 
