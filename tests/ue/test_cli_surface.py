@@ -27,13 +27,13 @@ from unified_embedding.budget.plan import plan_budget
 from unified_embedding.contract.schemas import criteo, frappe
 from unified_embedding.evaluation import cli as evaluation_cli
 from unified_embedding.evaluation import push_cli
-from unified_embedding.training import export_cli
 from unified_embedding.models.config import DEFAULT_TRAIN_MODEL
 from unified_embedding.rows.reader import read_rows
 from unified_embedding.runtime.flags import flag_fields, from_flags, with_flags
 from unified_embedding.synthetic import SyntheticConfig, generate
 from unified_embedding.synthetic import cli as synthetic_cli
 from unified_embedding.training import cli as training_cli
+from unified_embedding.training import export_cli
 from unified_embedding.training.job import TrainJob
 
 PARSERS: dict[str, Callable[[], argparse.ArgumentParser]] = {

@@ -5,5 +5,5 @@ versions   the version rule: which folders under an export base are versions, th
 model      ExportedModel: one version loaded, its spec checked against its signatures,
            scoring raw or packed rows, attention and each row's strongest field pairs
 publish    a version copied into a serving base as its next version, atomically (`ue push`)
-writer     the SavedModel `ue export` writes (training/export_cli.py), its signatures and warm-up requests
+writer     the SavedModel `ue export` writes (training/export_cli.py): signatures, warm-up
 """

@@ -3,5 +3,7 @@
 exact      NumPy, over all scores at once: AUC, log loss, calibration, ECE (the oracles)
 summary    ScoreSummary: the same metrics from a mergeable histogram, summed per block of
            rows and merged across workers (what `ue evaluate` and `ue score` report)
-streaming  Keras metrics for training: calibration and ECE, batch by batch
+histogram  the logit histogram both histogram AUCs count in, their AUC and bound, refinement
+delong     DeLong's paired test of two AUCs on the same rows (`ue push`)
+streaming  Keras metrics for training: AUC (with its bound), calibration and ECE, batch by batch
 """

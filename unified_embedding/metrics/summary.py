@@ -6,14 +6,10 @@ scores in one place.
     summary.merge(other)                                 # any number of blocks, any order
     summary.metrics()                                    # None when no row carries a label
 
-The summary counts rows per label in `BINS` equal-width bins of the logit in
-[-LOGIT_RANGE, LOGIT_RANGE] (probabilities 1.1e-7 .. 1 - 1.1e-7; the end bins take the rest)
-and sums each bin's probabilities. From it:
-
-    AUC = sum_b pos_b (neg_<b + neg_b / 2) / (P N)
-
-A (positive, negative) pair in different bins is ordered exactly; a pair in the same bin counts
-1/2 (a tie), so the result differs from the exact AUC by at most
+The summary counts rows per label in the logit bins of `metrics.histogram` (`BINS` equal-width
+bins over [-LOGIT_RANGE, LOGIT_RANGE]: probabilities 1.1e-7 .. 1 - 1.1e-7; the end bins take the
+rest) and sums each bin's probabilities. Its AUC is `histogram.histogram_auc`: a pair in one bin
+counts 1/2, so the result differs from the exact AUC by at most
 `auc_max_error = sum_b pos_b neg_b / (2 P N)`, reported beside it. A bin is 0.00049 wide in
 logit (~8e-5 in probability at p = 0.2). The ECE's equal-mass groups (`exact.ECE_BINS`) are cut
 at the bins' resolution: a bin that straddles a cut shares its rows, clicks and probabilities
@@ -30,9 +26,8 @@ import numpy as np
 import numpy.typing as npt
 
 from unified_embedding.metrics.exact import ECE_BINS, LOG_LOSS_EPS, calibration_warning
-
-BINS = 1 << 16
-LOGIT_RANGE = 16.0
+from unified_embedding.metrics.histogram import BINS, histogram_auc
+from unified_embedding.metrics.histogram import logit_bins as bins_of_logits
 
 
 def logit_bins(probability: npt.ArrayLike) -> np.ndarray:
@@ -40,8 +35,7 @@ def logit_bins(probability: npt.ArrayLike) -> np.ndarray:
     p = np.asarray(probability, dtype=np.float64)
     with np.errstate(divide="ignore"):
         logit = np.log(p) - np.log1p(-p)  # -inf at 0, inf at 1
-    scaled = (np.clip(logit, -LOGIT_RANGE, LOGIT_RANGE) + LOGIT_RANGE) * (BINS / (2 * LOGIT_RANGE))
-    return np.minimum(scaled.astype(np.int64), BINS - 1)
+    return bins_of_logits(logit)
 
 
 def _zeros(dtype: type) -> np.ndarray:
@@ -133,22 +127,6 @@ class ScoreSummary:
             "calibration": predicted / observed if self.positives else None,
             "ece": histogram_ece(counts.sum(axis=0), counts[1], sums.sum(axis=0)),
         }
-
-
-def histogram_auc(
-    positives: npt.ArrayLike, negatives: npt.ArrayLike
-) -> tuple[float | None, float | None]:
-    """(AUC, its largest possible error) from per-bin counts in score order; (None, None)
-    when a class is absent."""
-    pos = np.asarray(positives, dtype=np.float64)
-    neg = np.asarray(negatives, dtype=np.float64)
-    n_pos, n_neg = pos.sum(), neg.sum()
-    if not n_pos or not n_neg:
-        return None, None
-    below = np.cumsum(neg) - neg  # negatives in lower bins
-    same = float(np.dot(pos, neg))
-    auc = (float(np.dot(pos, below)) + same / 2.0) / (n_pos * n_neg)
-    return auc, same / (2.0 * n_pos * n_neg)
 
 
 def histogram_ece(

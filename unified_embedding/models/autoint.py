@@ -11,7 +11,11 @@ import tensorflow_recommenders as tfrs
 import tf_keras as keras
 
 from unified_embedding.layers.interacting import InteractingLayer
-from unified_embedding.metrics.streaming import Calibration, ExpectedCalibrationError
+from unified_embedding.metrics.streaming import (
+    Calibration,
+    ExpectedCalibrationError,
+    HistogramAUC,
+)
 from unified_embedding.models.config import (
     DEFAULT_TRAIN_MODEL,
     MIN_LABEL_RATE,
@@ -95,8 +99,9 @@ class InteractingStack(keras.layers.Layer):
 
 
 def ranking_task(reduction: str = keras.losses.Reduction.NONE) -> tfrs.tasks.Ranking:
-    """The CTR task: binary cross-entropy on logits, reporting AUC, log loss, calibration (mean
-    predicted / observed CTR) and ECE (10 equal-mass bins).
+    """The CTR task: binary cross-entropy on logits, reporting AUC (from a fine logit histogram,
+    with `auc_bound`), log loss, calibration (mean predicted / observed CTR) and ECE (10
+    equal-mass bins).
 
     Args:
       reduction: `NONE` (per-example losses) or `SUM`. `AutoInt.compute_loss` sums either and
@@ -108,7 +113,7 @@ def ranking_task(reduction: str = keras.losses.Reduction.NONE) -> tfrs.tasks.Ran
     return tfrs.tasks.Ranking(
         loss=keras.losses.BinaryCrossentropy(from_logits=True, reduction=reduction),
         metrics=[
-            keras.metrics.AUC(from_logits=True, name="auc"),
+            HistogramAUC(name="auc"),  # with `auc_bound`, its largest possible error
             keras.metrics.BinaryCrossentropy(from_logits=True, name="logloss"),
             Calibration(name="calibration"),
             ExpectedCalibrationError(name="ece"),

@@ -10,6 +10,7 @@ eval_rows     the rows training evaluates on, and how many positives they hold
 inputs        the train and eval inputs `model.fit` takes under each strategy
 callbacks     Keras callbacks of the fit loop
 recalibrate   the output bias re-fit on the training rows once training stops
+warm_start    `--warm-start-from`: a run or an export's weights, checked against the records
 run           the run's files: run.json, the embedding layer's config, best weights
 strategies    tf.distribute strategies: mirrored, multi-worker, parameter servers, TPU
 precision     bfloat16 where the hardware has it natively

@@ -3,11 +3,72 @@ stderr: stdout carries only `ue train`'s JSON result."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import tf_keras as keras
+
+from unified_embedding.metrics.histogram import histogram_auc, refined_auc, refinement_window
+from unified_embedding.metrics.streaming import HistogramAUC
+
+# `--early-stop-on`: the logged value early stopping, the best weights and the plateau decay
+# watch, and whether higher is better.
+MONITORS = {"auc": ("val_auc", "max"), "logloss": ("val_logloss", "min")}
+
+
+def monitor_of(early_stop_on: str) -> tuple[str, str]:
+    """(logged value, "max" or "min") that `--early-stop-on` names."""
+    if early_stop_on not in MONITORS:
+        raise ValueError(
+            f"`--early-stop-on` should be one of {tuple(MONITORS)}. Received: `{early_stop_on}`"
+        )
+    return MONITORS[early_stop_on]
+
+
+def refine_auc(
+    model: keras.Model, data: Any, steps: int | None, logs: dict[str, Any], prefix: str = ""
+) -> None:
+    """Writes `logs[prefix + "auc"]` and its bound `logs[prefix + "auc_bound"]` from the
+    model's `HistogramAUC` metric (in float64, `histogram.histogram_auc`) after an evaluation
+    of `data`, while the metric still holds it. When the bound exceeds AUC_MAX_BOUND (scores
+    bunched within a few logit bins), evaluates `data` once more counting only the bins that
+    hold the tied pairs, split finer, and writes the combined AUC and bound instead
+    (`histogram.refined_auc`). Nothing is written when the evaluation held one class."""
+    metric = next(m for m in model.metrics if isinstance(m, HistogramAUC) and m.name == "auc")
+    coarse = metric.histograms()
+    auc, bound = histogram_auc(*coarse)
+    if auc is None:
+        return
+    key = f"{prefix}auc"
+    logs[key], logs[f"{key}_bound"] = auc, bound
+    window = refinement_window(*coarse)
+    if window is None:
+        return
+    metric.set_window(window)
+    try:
+        model.evaluate(data, steps=steps, verbose=0)
+        fine = metric.histograms()
+    finally:
+        metric.set_window(None)
+    logs[key], logs[f"{key}_bound"] = refined_auc(coarse, window, fine)
+
+
+class RefineAUC(keras.callbacks.Callback):
+    """`refine_auc` after each evaluation of `fit` (place it before the callbacks that read
+    `val_auc`): `val_auc_bound` logged, and one more pass over the eval rows when it exceeds
+    `histogram.AUC_MAX_BOUND`."""
+
+    def __init__(self, data: Any, steps: int | None) -> None:
+        super().__init__()
+        self._data = data
+        self._steps = steps
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if logs is not None:
+            refine_auc(self.model, self._data, self._steps, logs, prefix="val_")
 
 
 class ExamplesPerSecond(keras.callbacks.Callback):
@@ -46,16 +107,20 @@ class ResumeLogger(keras.callbacks.Callback):
 
 class DecayOnPlateau(keras.callbacks.Callback):
     """Multiplies every optimizer's learning rate by `factor` after an epoch (evaluation
-    period) whose `monitor` is not above its best so far, as Keras's `ReduceLROnPlateau` with
-    patience 0, but through a `CompositeOptimizer` too (its `optimizers`), whose learning
-    rates are variables that checkpoints keep."""
+    period) whose `monitor` is not better than its best so far (above, `mode="max"`; below,
+    `"min"`), as Keras's `ReduceLROnPlateau` with patience 0, but through a
+    `CompositeOptimizer` too (its `optimizers`), whose learning rates are variables that
+    checkpoints keep."""
 
-    def __init__(self, factor: float, monitor: str = "val_auc") -> None:
+    def __init__(self, factor: float, monitor: str = "val_auc", mode: str = "max") -> None:
         super().__init__()
         if not 0.0 < factor <= 1.0:
             raise ValueError(f"`plateau_decay` should be in (0, 1]. Received: `{factor}`")
+        if mode not in ("max", "min"):
+            raise ValueError(f"`mode` should be 'max' or 'min'. Received: `mode={mode!r}`")
         self.factor = factor
         self.monitor = monitor
+        self.mode = mode
         self.best = -float("inf")
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
@@ -65,14 +130,17 @@ class DecayOnPlateau(keras.callbacks.Callback):
         value = (logs or {}).get(self.monitor)
         if value is None or self.factor == 1.0:
             return
-        if value > self.best:
-            self.best = value
+        signed = value if self.mode == "max" else -value  # higher is better
+        if signed > self.best:
+            self.best = signed
             return
         optimizer = self.model.optimizer
         for each in getattr(optimizer, "optimizers", [optimizer]):
             each.learning_rate.assign(each.learning_rate * self.factor)
+        best = self.best if self.mode == "max" else -self.best
         print(
-            f"{self.monitor} {value:.4f} not above {self.best:.4f}: learning rates x{self.factor}",
+            f"{self.monitor} {value:.4f} not {'above' if self.mode == 'max' else 'below'} "
+            f"{best:.4f}: learning rates x{self.factor}",
             file=sys.stderr,
             flush=True,
         )
@@ -87,10 +155,11 @@ class Progress(keras.callbacks.Callback):
 
     Epoch-level hooks only, as `ExamplesPerSecond`; place it after that callback."""
 
-    def __init__(self, total_steps: int, patience: int) -> None:
+    def __init__(self, total_steps: int, patience: int, early_stop_on: str = "auc") -> None:
         super().__init__()
         self._total = total_steps
         self._patience = patience
+        self._watched = {"auc": "AUC gain", "logloss": "log loss drop"}[early_stop_on]
         self._step = 0
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -101,7 +170,7 @@ class Progress(keras.callbacks.Callback):
             parts[0] += f": loss {logs['loss']:.4f}"
         # the evaluation's metrics, not its losses (`val_loss`: `val_logloss` + regularization)
         evaluated = [
-            f"{k[4:]} {v:.4f}"
+            f"{k[4:]} {v:.2g}" if k.endswith("_bound") else f"{k[4:]} {v:.4f}"
             for k, v in logs.items()
             if k.startswith("val_") and not k.endswith("_loss")
         ]
@@ -114,8 +183,25 @@ class Progress(keras.callbacks.Callback):
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if self.model.stop_training:
             print(
-                f"stopped early at step {self._step}: no AUC gain in the last {self._patience} "
-                "evaluations; keeping the best weights",
+                f"stopped early at step {self._step}: no {self._watched} in the last "
+                f"{self._patience} evaluations; keeping the best weights",
                 file=sys.stderr,
                 flush=True,
             )
+
+
+@contextlib.contextmanager
+def summaries_restored_on_error() -> Iterator[None]:
+    """Keras's TensorBoard callback points the thread's summary state (writer, step, whether
+    to record) at its own writers until `on_train_end`, which a `fit` interrupted by an error
+    never reaches: every later `tf.summary` call of the process would then go to the dead run
+    or not be recorded (a notebook training again after an interrupted run). Restores it."""
+    from tensorflow.python.ops import summary_ops_v2  # the state has no public accessor
+
+    state = summary_ops_v2._summary_state
+    saved = (state.writer, state.step, state.is_recording)
+    try:
+        yield
+    except BaseException:
+        state.writer, state.step, state.is_recording = saved
+        raise

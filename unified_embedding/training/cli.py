@@ -56,9 +56,19 @@ def check_data(data_dir: str) -> None:
         )
 
 
+def check_warm_start(source: str | None) -> None:
+    """Refuses a `--warm-start-from` that does not exist before TensorFlow starts (what it
+    holds is checked by `training.warm_start`)."""
+    if source is not None and not Path(source).exists():
+        raise FileNotFoundError(
+            f"no run directory or export there. Received: `--warm-start-from {source}`"
+        )
+
+
 def main(argv: Sequence[str]) -> int:
     job = job_from(build_parser().parse_args(argv))
     check_data(job.data_dir)
+    check_warm_start(job.warm_start_from)
     from unified_embedding.runtime.startup import import_tensorflow_quietly
 
     import_tensorflow_quietly()

@@ -1,7 +1,9 @@
 """The rows `ue train` evaluates on, and how many positives they hold.
 
 They are the eval split plus, with `--eval-share S`, the rows of the train split whose
-fingerprint falls in the lowest fraction S: those rows are never trained on. A row's
+fingerprint falls in the lowest fraction S: those rows are never trained on. By default
+(`auto_eval_share`) S is just enough for the evaluated rows to hold about AUTO_EVAL_POSITIVES
+positives, at most AUTO_EVAL_SHARE_CAP, and 0 when the eval split holds them already. A row's
 fingerprint is a function of its feature values alone (not of its position), so the same rows
 are held out whatever the read order, on every worker, epoch and resume; identical rows fall
 on the same side.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +26,10 @@ from unified_embedding.rows.records import LABEL
 from unified_embedding.training.data import training_dataset
 
 MIN_EVAL_POSITIVES = 100  # fewer: validation AUC swings by ~0.03 between evaluations
+# `--eval-share` by default: evaluate on about this many positives (the AUC's standard error is
+# then ~0.02 at AUC 0.7), holding out at most this share of the train split for it.
+AUTO_EVAL_POSITIVES = 200
+AUTO_EVAL_SHARE_CAP = 0.2
 _COUNT_BATCH = 65_536
 
 
@@ -53,11 +60,12 @@ def split_counts(spec: FeatureSpec, data_dir: str | Path, split: str) -> SplitCo
     return SplitCounts(rows_total, positives_total)
 
 
-def held_out(block: Mapping[str, tf.Tensor], share: float) -> tf.Tensor:
+def held_out(block: Mapping[str, tf.Tensor], share: float | None) -> tf.Tensor:
     """(rows,) bool: the rows of a parsed block (`records.parse_block`) held out of training.
 
     A row is held out when the first 32 bits of the FarmHash fingerprint of its feature
-    values, read as a fraction of 2^32, are below `share`.
+    values, read as a fraction of 2^32, are below `share` (None: a `TrainJob`'s share before
+    `resolve_eval_share`, holds none out).
     """
     rows = tf.shape(block[LABEL])[0]
     columns = []
@@ -72,14 +80,43 @@ def held_out(block: Mapping[str, tf.Tensor], share: float) -> tf.Tensor:
         columns.append(tf.reshape(tf.cast(value, tf.int64), (rows, -1)))
     fingerprint = tf.fingerprint(tf.concat(columns, axis=1))  # (rows, 8) uint8
     high = tf.bitcast(fingerprint[:, :4], tf.uint32)
-    return tf.cast(high, tf.float64) < share * 2.0**32
+    return tf.cast(high, tf.float64) < (share or 0.0) * 2.0**32
 
 
-def kept_for_training(share: float) -> Callable[[Mapping[str, tf.Tensor]], tf.Tensor] | None:
+def kept_for_training(
+    share: float | None,
+) -> Callable[[Mapping[str, tf.Tensor]], tf.Tensor] | None:
     """The `keep` of the train split's dataset: every row not `held_out`; None for share 0."""
     if not share:
         return None
     return lambda block: tf.logical_not(held_out(block, share))
+
+
+def auto_eval_share(train: SplitCounts, evaluation: SplitCounts) -> float:
+    """The share of the train split to hold out so that the evaluated rows hold about
+    AUTO_EVAL_POSITIVES positives (`evaluated_positives`): 0 when the eval split holds them,
+    else rounded up to 1e-4 and at most AUTO_EVAL_SHARE_CAP."""
+    missing = AUTO_EVAL_POSITIVES - evaluation.positives
+    if missing <= 0 or train.positives <= 0:
+        return 0.0
+    return min(AUTO_EVAL_SHARE_CAP, math.ceil(missing / train.positives * 1e4) / 1e4)
+
+
+def resolve_eval_share(
+    share: float | None, train: SplitCounts, evaluation: SplitCounts
+) -> tuple[float, str]:
+    """(the share held out, how it was chosen): `share` as given, or by `auto_eval_share`
+    when None."""
+    if share is not None:
+        return share, "given"
+    chosen = auto_eval_share(train, evaluation)
+    if not chosen:
+        return 0.0, f"auto: the eval split holds >= {AUTO_EVAL_POSITIVES} positives"
+    capped = " (capped)" if chosen == AUTO_EVAL_SHARE_CAP else ""
+    return chosen, (
+        f"auto: the eval split holds {evaluation.positives:.0f} positives; {chosen:g} of the "
+        f"train rows{capped} held out to evaluate on about {AUTO_EVAL_POSITIVES}"
+    )
 
 
 def evaluated_positives(train: SplitCounts, evaluation: SplitCounts, share: float) -> float:

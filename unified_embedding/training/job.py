@@ -8,6 +8,7 @@ the command's: `ue train --help` shows them, and `TrainJob(data_dir, model_dir)`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from unified_embedding.budget.layouts import LAYOUTS
 from unified_embedding.budget.plan import parse_budget
@@ -22,6 +23,7 @@ from unified_embedding.training.config import STRATEGIES, TrainConfig
 # 9 dataset-seed pairs, never below -0.0002; FuxiCTR, a peer, reduces its learning rate on a
 # plateau too.
 PLATEAU_DECAY = 0.2
+EARLY_STOP_ON = ("auc", "logloss")  # `training.callbacks.MONITORS` maps them to logged values
 
 
 @dataclass(frozen=True)
@@ -46,19 +48,34 @@ class TrainJob:
         "to 100 distinct values, +1 per factor of 10 beyond, at most 4 (multi-size); None: the "
         "records'",
     )
+    warm_start_from: str | None = option(
+        None,
+        "begin from a finished run (its --model-dir: weights and optimizer slots) or an export "
+        "base or version (weights); its table, probes and model continue on --data's records",
+    )
     steps: int = option(10_000, "training steps (batches)")
     eval_every: int | None = option(
         None, "steps between evaluations; None: one pass over the train split, at most 1000"
     )
     checkpoint_every: int = option(200, "steps between backups (resume)")
-    patience: int = option(3, "evaluations without AUC gain before training stops")
-    plateau_decay: float = option(
-        PLATEAU_DECAY, "learning rates x this after an evaluation without AUC gain (1: off)"
+    patience: int = option(
+        3, "evaluations without a gain (of --early-stop-on) before training stops"
     )
-    eval_share: float = option(
-        0.0,
+    early_stop_on: str = option(
+        "auc",
+        "what early stopping, the kept weights and --plateau-decay watch: the validation AUC "
+        "(highest) or log loss (lowest)",
+        choices=EARLY_STOP_ON,
+    )
+    plateau_decay: float = option(
+        PLATEAU_DECAY,
+        "learning rates x this after an evaluation without a gain (of --early-stop-on; 1: off)",
+    )
+    eval_share: float | None = option(
+        None,
         "share of the train split's rows held out of training and evaluated with the eval "
-        "split (chosen by a fingerprint of the row: the same rows on every run)",
+        "split (chosen by a fingerprint of the row: the same rows on every run); None (auto): "
+        "enough to evaluate on about 200 positives, at most 0.2, 0 when the eval split has them",
     )
     bias_from_label_rate: bool = True  # False: the output bias starts at 0 (a baseline)
     refit_output_bias: bool = True  # after training, on the train rows (recalibrate.py)
@@ -100,6 +117,8 @@ class TrainJob:
             raise ValueError(
                 f"`--strategy` should be one of {STRATEGIES}. Received: `{self.strategy}`"
             )
+        if self.warm_start_from is not None:
+            _check_warm_start(self)
         if self.budget is not None:
             parse_budget(self.budget)  # raises naming the value
         parse_probes(self.probes)  # raises naming the value
@@ -107,8 +126,29 @@ class TrainJob:
             raise ValueError(
                 f"`--plateau-decay` should be in (0, 1]. Received: `{self.plateau_decay}`"
             )
-        if not 0.0 <= self.eval_share < 1.0:
+        if self.early_stop_on not in EARLY_STOP_ON:
+            raise ValueError(
+                f"`--early-stop-on` should be one of {EARLY_STOP_ON}. "
+                f"Received: `{self.early_stop_on}`"
+            )
+        if self.eval_share is not None and not 0.0 <= self.eval_share < 1.0:
             raise ValueError(f"`--eval-share` should be in [0, 1). Received: `{self.eval_share}`")
         for name in ("steps", "eval_every", "checkpoint_every", "batch_size", "cpu_devices"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"`{name}` should be >= 1. Received: `{getattr(self, name)}`")
+
+
+def _check_warm_start(job: TrainJob) -> None:
+    """A warm start continues its source's table and probes (`training.warm_start`), and
+    writes a run of its own."""
+    for flag, value in (("--budget", job.budget), ("--probes", job.probes)):
+        if value is not None:
+            raise ValueError(
+                f"`{flag}` cannot be combined with `--warm-start-from`: the source model's "
+                f"table and probes continue. Received: `{flag} {value}`"
+            )
+    if Path(str(job.warm_start_from)).resolve() == Path(job.model_dir).resolve():
+        raise ValueError(
+            f"`--warm-start-from` should be another run than `--model-dir`. Received: "
+            f"`--warm-start-from {job.warm_start_from}`"
+        )

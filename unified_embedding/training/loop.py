@@ -6,19 +6,24 @@ A run killed at any point (even SIGKILL) and started again with the same command
 from its last checkpoint (`keras.callbacks.BackupAndRestore`, every `--checkpoint-every`
 steps). A finished run (`training.run.is_finished`) is refused unless `--overwrite`, which
 starts it afresh. Evaluation on the eval split every `--eval-every` steps drives early stopping
-on AUC; TensorBoard logs go to `<model-dir>/logs`. Evaluations report AUC, log loss, calibration and
+(on AUC, or log loss: `--early-stop-on`); TensorBoard logs go to `<model-dir>/logs`.
+Evaluations report AUC (within `auc_bound`, `callbacks.refine_auc`), log loss, calibration and
 ECE; the output bias starts at the logit of the train split's label rate and, once training
-stops, is re-fit on the train rows (`training/recalibrate.py`); `--eval-share` evaluates on
-more rows (`training/eval_rows.py`). The best weights, `run.json` and the embedding layer's
-config are what `ue export` reads (`training.run.load_trained`).
+stops, is re-fit on the train rows (`training/recalibrate.py`); `--eval-share` (by default
+enough for about 200 positives) evaluates on more rows (`training/eval_rows.py`). The best
+weights, `run.json` and the embedding layer's config are what `ue export` reads
+(`training.run.load_trained`). `--warm-start-from` begins from another run's or an export's
+model instead of random weights (`training/warm_start.py`).
 
 This module is the fit loop; its parts live in `unified_embedding/training/`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import sys
 import tempfile
 from collections.abc import Sequence
 from functools import partial
@@ -36,7 +41,11 @@ from unified_embedding.training.callbacks import (
     DecayOnPlateau,
     ExamplesPerSecond,
     Progress,
+    RefineAUC,
     ResumeLogger,
+    monitor_of,
+    refine_auc,
+    summaries_restored_on_error,
 )
 from unified_embedding.training.data import (
     distinct_fingerprints,
@@ -48,6 +57,7 @@ from unified_embedding.training.eval_rows import (
     evaluated_positives,
     held_out,
     kept_for_training,
+    resolve_eval_share,
     split_counts,
     warn_if_few_positives,
 )
@@ -67,10 +77,10 @@ from unified_embedding.training.run import (
     build_model,
     load_trained,
     prepare_model_dir,
-    run_config,
     save_embedding,
 )
 from unified_embedding.training.strategies import is_chief, make_strategy, serve_task
+from unified_embedding.training.warm_start import WarmSource, planned_run, resumes
 
 __all__ = ["TrainJob", "load_trained", "train"]
 
@@ -108,17 +118,24 @@ def _train(
     # Non-chief workers take part in every collective save but write to a scratch directory.
     write_dir = model_dir if chief else Path(tempfile.mkdtemp(prefix="ue-worker-"))
     train_rows = split_counts(data_spec, job.data_dir, "train")
-    eval_rows = split_counts(data_spec, job.data_dir, "eval")
-    eval_positives = evaluated_positives(train_rows, eval_rows, job.eval_share)
-    if chief:
-        warn_if_few_positives(eval_positives, job.eval_share)
     label_rate = train_rows.label_rate if job.bias_from_label_rate else None
-    run = run_config(job, data_spec, resolve_precision(job.precision), label_rate)
+    # First: a warm-start source that does not fit the records is refused before any output.
+    run, warm = planned_run(job, data_spec, resolve_precision(job.precision), label_rate)
+    eval_rows = split_counts(data_spec, job.data_dir, "eval")
+    share, share_rule = resolve_eval_share(job.eval_share, train_rows, eval_rows)
+    job = dataclasses.replace(job, eval_share=share)  # the rows every part holds out
+    eval_positives = evaluated_positives(train_rows, eval_rows, share)
+    if chief:
+        warn_if_few_positives(eval_positives, share)
+        if progress:
+            print(f"evaluating on ~{eval_positives:,.0f} positives ({share_rule})", file=sys.stderr)
     if chief:
         run.save(model_dir)
     keras.utils.set_random_seed(job.optimizer.seed)
     inputs = fit_inputs(job, data_spec)
-    model = _compiled_model(job, run, data_spec, strategy, inputs, model_dir if chief else None)
+    model = _compiled_model(
+        job, run, data_spec, strategy, inputs, model_dir if chief else None, warm
+    )
     eval_every = job.eval_every or evaluation_period(job, data_spec)
     history, resume = _fit(job, model, inputs, eval_every, write_dir, extra_callbacks, progress)
     shift, final = _finish(job, model, inputs, data_spec, write_dir)
@@ -129,6 +146,8 @@ def _train(
         **_history_summary(final, history),
         "output_bias_shift": shift,
         "eval_share": job.eval_share,
+        "eval_share_rule": share_rule,
+        "early_stop_on": job.early_stop_on,
         "eval_positives": eval_positives,
         "train_label_rate": train_rows.label_rate,
         "eval_every": eval_every,
@@ -136,6 +155,7 @@ def _train(
         "replicas": strategy.num_replicas_in_sync,
         "table_shards": table_shards(model.embedding),
         "precision": run.model["precision"],
+        "warm_start": run.warm_start,
     }
     if chief:
         # Last: its presence marks the run finished (`training.run.is_finished`).
@@ -150,15 +170,17 @@ def _compiled_model(
     strategy: tf.distribute.Strategy,
     inputs: FitInputs,
     embedding_dir: Path | None,
+    warm: WarmSource | None = None,
 ) -> AutoInt:
     """The model built and compiled under `strategy`; its embedding layer's config saved to
-    `embedding_dir` (the chief's model dir: what `load_trained` rebuilds the layer from)."""
+    `embedding_dir` (the chief's model dir: what `load_trained` rebuilds the layer from). A
+    warm start loads its source's weights, unless the run resumes from its own backup."""
     # Every worker derives the same vocabularies from the same records; the chief keeps them.
     fingerprints = None
-    if get_layout(job.layout).needs_vocabulary:
+    if warm is None and get_layout(run.layout).needs_vocabulary:
         fingerprints = distinct_fingerprints(data_spec, job.data_dir, "train")
     with strategy.scope():
-        model = build_model(run, fingerprints)
+        model = build_model(run, fingerprints) if warm is None else warm.build(run)
         model(inputs.first_batch)  # build every variable before the optimizers split them
         if embedding_dir is not None:
             save_embedding(model.embedding, embedding_dir)
@@ -168,6 +190,8 @@ def _compiled_model(
         model.compile(optimizer=make_optimizer(model, job.optimizer, run.layout))
         if job.strategy == "multi_worker":
             model.distribute_reduction_method = "first"
+        if warm is not None and not resumes(job.model_dir):
+            warm.restore(model)
     return model
 
 
@@ -180,32 +204,38 @@ def _fit(
     extra_callbacks: Sequence[keras.callbacks.Callback],
     progress: bool,
 ) -> tuple[keras.callbacks.History, ResumeLogger]:
-    """`model.fit` in evaluation periods (Keras's epochs) with backups, early stopping on AUC,
-    the plateau decay, TensorBoard logs and, with `progress`, a line per evaluation."""
+    """`model.fit` in evaluation periods (Keras's epochs) with backups, the bounded validation
+    AUC, early stopping and the plateau decay on `--early-stop-on`, TensorBoard logs and, with
+    `progress`, a line per evaluation."""
     model_dir = Path(job.model_dir)
+    monitor, mode = monitor_of(job.early_stop_on)
+    # Under parameter_server the periodic `val_*` are approximate anyway (see `fit_inputs`).
+    refine = job.strategy != "parameter_server"
     callbacks = [
         keras.callbacks.BackupAndRestore(
             str(model_dir / BACKUP_DIR), save_freq=job.checkpoint_every
         ),
+        *([RefineAUC(inputs.evaluation, inputs.validation_steps)] if refine else []),
         resume := ResumeLogger(),
         ExamplesPerSecond(job.batch_size),
-        *([Progress(job.steps, job.patience)] if progress else []),
+        *([Progress(job.steps, job.patience, job.early_stop_on)] if progress else []),
         keras.callbacks.EarlyStopping(
-            "val_auc", mode="max", patience=job.patience, restore_best_weights=True
+            monitor, mode=mode, patience=job.patience, restore_best_weights=True
         ),
-        DecayOnPlateau(job.plateau_decay),
+        DecayOnPlateau(job.plateau_decay, monitor, mode),
         keras.callbacks.TensorBoard(str(write_dir / LOGS_DIR), update_freq=job.checkpoint_every),
         *extra_callbacks,
     ]
-    history = model.fit(
-        inputs.train,
-        steps_per_epoch=eval_every,
-        epochs=math.ceil(job.steps / eval_every),
-        validation_data=inputs.evaluation,
-        validation_steps=inputs.validation_steps,
-        callbacks=callbacks,
-        verbose=0,  # Keras counts epochs; `Progress` counts steps and evaluations
-    )
+    with summaries_restored_on_error():
+        history = model.fit(
+            inputs.train,
+            steps_per_epoch=eval_every,
+            epochs=math.ceil(job.steps / eval_every),
+            validation_data=inputs.evaluation,
+            validation_steps=inputs.validation_steps,
+            callbacks=callbacks,
+            verbose=0,  # Keras counts epochs; `Progress` counts steps and evaluations
+        )
     return history, resume
 
 
@@ -221,8 +251,10 @@ def _finish(
         shift = refit_output_bias(model, rows)
     model.save_weights(str(write_dir / WEIGHTS))
     if job.strategy == "parameter_server":  # exact, on the coordinator (see `fit_inputs`)
-        return shift, evaluate_weights(job.model_dir, job.data_dir, job.eval_share)
-    return shift, model.evaluate(inputs.evaluation, return_dict=True, verbose=0)
+        return shift, evaluate_weights(job.model_dir, job.data_dir, job.eval_share or 0.0)
+    final = model.evaluate(inputs.evaluation, return_dict=True, verbose=0)
+    refine_auc(model, inputs.evaluation, None, final)
+    return shift, final
 
 
 def _history_summary(final: dict[str, Any], history: keras.callbacks.History) -> dict[str, Any]:
@@ -230,6 +262,7 @@ def _history_summary(final: dict[str, Any], history: keras.callbacks.History) ->
     return {
         "eval": {k: float(v) for k, v in final.items()},
         "best_val_auc": max(history.history.get("val_auc", [math.nan])),
+        "best_val_logloss": min(history.history.get("val_logloss", [math.nan])),
         "val_history": {
             k: [float(x) for x in v] for k, v in history.history.items() if k.startswith("val_")
         },
@@ -266,4 +299,5 @@ def evaluate_weights(
         )
     with naming_bad_records(spec, data_dir):
         metrics = model.evaluate(data, return_dict=True, verbose=0)
+        refine_auc(model, data, None, metrics)
     return {k: float(v) for k, v in metrics.items()}

@@ -1,7 +1,8 @@
 """A training run's files in its model directory, and the model rebuilt from them.
 
 run.json          RunConfig: layout, budget, the sized spec, AutoInt's config, the records'
-                  spec fingerprint (a resumed run must read records of the same contract)
+                  spec fingerprint (a resumed run must read records of the same contract) and,
+                  for a warm start, where it started from (`training.warm_start`)
 embedding.json    the embedding layer's own `get_config`: what a reload builds (the budget
                   is never re-planned, so a change of `plan_budget` cannot move a trained
                   table's rows)
@@ -85,6 +86,7 @@ class RunConfig:
     spec: dict[str, Any]  # the data's spec with the table sized for the budget
     model: dict[str, Any]
     data_fingerprint: str  # of the records' spec.json
+    warm_start: dict[str, Any] | None = None  # the source of a warm start (`WarmSource.record`)
 
     def feature_spec(self) -> FeatureSpec:
         return FeatureSpec.from_dict(self.spec)
@@ -108,14 +110,7 @@ def run_config(
     """The run `job` asks for on records of `spec`; refuses a model directory trained on
     records of another contract. `label_rate` (of the train split) sets the output bias."""
     stats = read_stats(job.data_dir)
-    model_dir = Path(job.model_dir)
-    if (model_dir / RUN_FILE).is_file():  # resuming: the contract must not have changed
-        previous = RunConfig.load(model_dir).data_fingerprint
-        if previous != spec.fingerprint:
-            raise ValueError(
-                f"{model_dir} was trained on records of spec {previous}; these records are "
-                f"{spec.fingerprint}. Use a new --model-dir."
-            )
+    check_resumable(Path(job.model_dir), spec, None)
     spec = with_probes(spec, job.probes, distinct_counts(stats), recorded=spec)
     # without a budget, the records' table (spec.json's), whatever the run's probes
     budget = parse_budget(job.budget) if job.budget else default_budget(spec)
@@ -126,6 +121,28 @@ def run_config(
     return RunConfig(
         job.layout, budget, sized.to_dict(), dataclasses.asdict(model), spec.fingerprint
     )
+
+
+def check_resumable(
+    model_dir: Path, spec: FeatureSpec, warm_start: Mapping[str, Any] | None
+) -> None:
+    """Refuses to resume a run in `model_dir` on records of another contract, or started from
+    another warm-start source (`warm_start`: `WarmSource.record`, None for a fresh start)."""
+    if not (model_dir / RUN_FILE).is_file():
+        return
+    previous = RunConfig.load(model_dir)
+    if previous.data_fingerprint != spec.fingerprint:
+        raise ValueError(
+            f"{model_dir} was trained on records of spec {previous.data_fingerprint}; these "
+            f"records are {spec.fingerprint}. Use a new --model-dir."
+        )
+    started, asked = (previous.warm_start or {}).get("from"), (warm_start or {}).get("from")
+    if started != asked:
+        raise ValueError(
+            f"{model_dir} holds a run started from `--warm-start-from {started}`; resume it "
+            f"with the same source, or use a new --model-dir. Received: "
+            f"`--warm-start-from {asked}`"
+        )
 
 
 def build_model(run: RunConfig, fingerprints: Mapping[str, np.ndarray] | None = None) -> AutoInt:
@@ -159,6 +176,15 @@ def load_vocabulary(model_dir: str | Path) -> dict[str, np.ndarray] | None:
         return {name: saved[name] for name in saved.files}
 
 
+def rebuild_model(model_dir: str | Path, run: RunConfig) -> AutoInt:
+    """A new model of the run in `model_dir` (weights not loaded): its embedding layer from its
+    own saved config; only runs written before `embedding.json` rebuild it from the plan."""
+    embedding = load_embedding(model_dir)
+    if embedding is None:
+        return build_model(run, load_vocabulary(model_dir))
+    return build_autoint(embedding, run.autoint_config())
+
+
 def load_trained(model_dir: str | Path) -> tuple[AutoInt, RunConfig]:
     """The best weights of a finished run, ready to export. The embedding layer comes from its
     own saved config; only runs written before `embedding.json` rebuild it from the plan."""
@@ -169,11 +195,7 @@ def load_trained(model_dir: str | Path) -> tuple[AutoInt, RunConfig]:
                 f"missing): train one with `ue train`"
             )
     run = RunConfig.load(model_dir)
-    embedding = load_embedding(model_dir)
-    if embedding is None:
-        model = build_model(run, load_vocabulary(model_dir))
-    else:
-        model = build_autoint(embedding, run.autoint_config())
+    model = rebuild_model(model_dir, run)
     spec = run.feature_spec()
     model({f.name: kind_of(f).dummy_input(f) for f in spec.fields})
     model.load_weights(str(Path(model_dir) / WEIGHTS)).expect_partial()
