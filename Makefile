@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: demo test lint install study notebooks clean
+.PHONY: demo test lint install study daily notebooks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,18 @@ study: $(STAMP)
 	PYTHONPATH=$(CURDIR) $(BIN)/papermill notebooks/02_embedding_budget.ipynb \
 		$(STUDY_DIR)/02_embedding_budget.ipynb -k python3 --cwd $(CURDIR) \
 		-p output_dir $(STUDY_DIR) $(STUDY_ARGS) --log-output --no-progress-bar
+
+# The daily benchmark (frozen / retrained / warm-started per layout, next-day metrics) and its
+# figures: notebook 04 into $(DAILY_DIR)/. About 17 minutes on 2 cores at its defaults.
+# Smaller: make daily DAILY_ARGS="-p days 3 -p rows 5000"; from a recorded line:
+# make daily DAILY_ARGS="-p result_file benchmarks/results/daily.jsonl"
+DAILY_DIR ?= out/daily
+DAILY_ARGS ?=
+daily: $(STAMP)
+	mkdir -p $(DAILY_DIR)
+	PYTHONPATH=$(CURDIR) $(BIN)/papermill notebooks/04_daily.ipynb \
+		$(DAILY_DIR)/04_daily.ipynb -k python3 --cwd $(CURDIR) \
+		-p output_dir $(DAILY_DIR) $(DAILY_ARGS) --log-output --no-progress-bar
 
 # Rewrite notebooks/*.ipynb (outputs cleared) from notebooks/build.py.
 notebooks: $(STAMP)

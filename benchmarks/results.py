@@ -155,6 +155,22 @@ TABLES: dict[str, tuple[str, tuple[Column, ...]]] = {
             col("`rest_sequential_vs_grpc`", "rest_sequential_vs_grpc"),
         ),
     ),
+    "daily": (
+        "daily",
+        (
+            DATE,
+            NOTE,
+            col("days x rows", "days", "rows_per_day"),
+            col("`warm_vs_retrain_auc`", "warm_vs_retrain_auc", fmt=ratio),
+            col("`warm_vs_retrain_seconds` (last day)", "warm_vs_retrain_seconds", fmt=ratio),
+            col("`unified_vs_collisionless_new_ids`", "unified_vs_collisionless_new_ids"),
+            col("warm within 0.003 AUC", "targets.warm_within_auc_of_retrain"),
+            col("warm <= 1/3 s", "targets.warm_at_most_third_of_retrain_seconds"),
+            col("unified ahead, new IDs", "targets.unified_ahead_on_new_ids"),
+            col("warm calibrated", "targets.warm_calibrated_without_jump"),
+            col("minutes", "minutes"),
+        ),
+    ),
     "faults": (
         "faults",
         (

@@ -397,10 +397,118 @@ print(f"wrote {write_json(out / 'summary.json', summary)}")""",
     ),
 ]
 
+DAILY = [
+    (
+        "markdown",
+        """\
+# Running it every day: frozen, retrained or warm-started, under drift
+
+`benchmarks/daily.py` generates days that drift (new IDs in the high-cardinality fields, a
+moving click rate with a jump, planted effects that rotate), trains each day's model three ways
+(the day-1 model frozen; retrained from scratch on every day so far; warm-started from the day
+before on the new day alone) for each embedding layout, and tests it on the next day's rows.
+This notebook runs it (or reads a line it printed) and plots the next-day metrics per day.
+`make daily` runs it with the defaults below (about 17 minutes on 2 cores).""",
+    ),
+    ("code", SETUP),
+    (
+        "parameters",
+        """\
+# Run from the repo root (paths are relative to it). Lists: papermill -y 'layouts: [unified]'
+output_dir = "out/daily"  # figures (PNG), daily.json (the benchmark's line) and summary.json
+result_file = ""  # a file holding the benchmark's JSON line (its last line): "" runs it now
+days = 7  # training days; each day's model is tested on the next day's rows
+rows = 16_000  # generated rows per day
+passes = 3  # passes over each run's train rows (early stopping may stop sooner)
+layouts = ["unified", "per_feature", "collisionless"]
+extra_args = []  # more flags of benchmarks/daily.py, e.g. ["--ctr-jump-day", "0"]""",
+    ),
+    (
+        "code",
+        """\
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+from IPython.display import Image, display
+
+from unified_embedding.evaluation import daily_plots, plots
+from unified_embedding.evaluation.json_report import write_json
+
+pd.set_option("display.width", 200)
+out = Path(output_dir)
+out.mkdir(parents=True, exist_ok=True)
+
+
+def run_benchmark() -> dict:
+    \"\"\"Runs benchmarks/daily.py, echoing its per-day lines; returns its JSON line.\"\"\"
+    command = [sys.executable, "benchmarks/daily.py", "--days", str(days), "--rows", str(rows),
+               "--passes", str(passes), "--layouts", *layouts, *map(str, extra_args)]
+    print(" ".join(command[1:]), flush=True)
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as job:
+        output = []
+        for line in job.stdout:
+            output.append(line)
+            if line.startswith('{"layout"'):
+                print(line, end="", flush=True)
+    if job.returncode != 0:
+        raise RuntimeError("benchmarks/daily.py failed:\\n" + "".join(output[-20:]))
+    return json.loads([line for line in output if line.startswith('{"benchmark"')][-1])
+
+
+if result_file:
+    lines = Path(result_file).read_text().splitlines()
+    line = json.loads([text for text in lines if text.startswith("{")][-1])
+else:
+    line = run_benchmark()
+(out / "daily.json").write_text(json.dumps(line) + "\\n")
+table = daily_plots.daily_table(line["results"])
+jump_day = line["drift"]["ctr_jump_day"] if line["drift"]["ctr_jump"] else None
+print(f"{line['days']} days of {line['rows_per_day']:,} rows; the click rate jumps on day "
+      f"{jump_day}; share of next-day rows holding a value unseen on day 1: "
+      f"{line['new_id_rows_share']}")
+table.pivot_table(index=["layout", "strategy"], columns="test_day", values="auc", sort=False)""",
+    ),
+    ("markdown", "## Next-day AUC per day, for each strategy and layout"),
+    (
+        "code",
+        """\
+figures = {
+    "auc.png": daily_plots.next_day_figure(table, "auc", "layout", jump_day),
+    "auc_by_strategy.png": daily_plots.next_day_figure(table, "auc", "strategy", jump_day),
+    "new_id_auc.png": daily_plots.next_day_figure(table, "new_id_auc", "strategy", jump_day),
+    "calibration.png": daily_plots.next_day_figure(table, "calibration", "layout", jump_day),
+}
+for name, figure in figures.items():
+    plots.save(figure, out / name)
+    display(Image(out / name))""",
+    ),
+    ("markdown", "## The summary and the targets"),
+    (
+        "code",
+        """\
+summary = {
+    key: line.get(key)
+    for key in ("warm_vs_retrain_auc", "warm_vs_retrain_seconds",
+                "unified_vs_collisionless_new_ids", "calibration_out_of_range", "targets",
+                "train_seconds", "seconds")
+}
+summary["figures"] = sorted(figures)
+print(json.dumps({k: summary[k] for k in ("warm_vs_retrain_auc", "warm_vs_retrain_seconds",
+                                          "unified_vs_collisionless_new_ids", "targets")},
+                 indent=1))
+print(f"wrote {write_json(out / 'summary.json', summary)}")""",
+    ),
+]
+
 NOTEBOOKS = {
     "01_model_quality.ipynb": QUALITY,
     "02_embedding_budget.ipynb": BUDGET,
     "03_compare_runs.ipynb": COMPARE,
+    "04_daily.ipynb": DAILY,
 }
 
 

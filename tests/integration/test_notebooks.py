@@ -65,6 +65,7 @@ def test_committed_notebooks_have_no_outputs_and_match_the_builder() -> None:
         "01_model_quality.ipynb",
         "02_embedding_budget.ipynb",
         "03_compare_runs.ipynb",
+        "04_daily.ipynb",
     ]
     for path in paths:
         notebook = nbformat.read(path, as_version=4)
@@ -304,3 +305,42 @@ def test_compare_runs_notebook(demo: Path, tmp_path: Path) -> None:
     assert "epoch_auc" in summary["scalar_tags"]
     assert_pngs(out, ["curves.png", "metrics.png"])
     assert np.isfinite([runs[n]["eval.auc"] for n in runs]).all()
+
+
+@pytest.mark.slow
+def test_daily_notebook_runs_the_benchmark_and_plots_each_strategy_and_layout(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "daily"
+    layouts = ["unified", "collisionless"]
+    summary = execute(
+        "04_daily.ipynb",
+        out,
+        days=2,
+        rows=1500,
+        passes=1,
+        layouts=layouts,
+        extra_args=["--batch-size", "256", "--workdir", str(tmp_path / "work")],
+    )
+    line = json.loads((out / "daily.json").read_text())
+    results = line["results"]
+    # days 1 and 2 of each layout and strategy, tested on days 2 and 3
+    assert sorted((r["layout"], r["strategy"], r["day"], r["test_day"]) for r in results) == sorted(
+        (layout, strategy, day, day + 1)
+        for layout in layouts
+        for strategy in ("frozen", "retrain", "warm")
+        for day in (1, 2)
+    )
+    for r in results:
+        assert 0.4 < r["auc"] < 1.0 and r["logloss"] > 0 and r["calibration"] > 0, r
+        assert r["new_id_rows"] > 0 and 0.0 < r["new_id_auc"] < 1.0, r
+    day_one = {(r["layout"], r["auc"]) for r in results if r["day"] == 1}
+    assert len(day_one) == len(layouts)  # one day-1 model per layout, shared by the strategies
+    frozen = [r for r in results if r["strategy"] == "frozen" and r["day"] == 2]
+    assert all(r["train_seconds"] == 0.0 for r in frozen)
+    assert set(summary["warm_vs_retrain_auc"]) == set(layouts)
+    assert isinstance(summary["unified_vs_collisionless_new_ids"], float)
+    assert all(isinstance(v, bool) for v in summary["targets"].values())
+    figures = ["auc.png", "auc_by_strategy.png", "calibration.png", "new_id_auc.png"]
+    assert summary["figures"] == figures
+    assert_pngs(out, figures)
