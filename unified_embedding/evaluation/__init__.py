@@ -10,6 +10,7 @@
     budget_study     layouts x budgets x seeds through `experiment.train_and_evaluate`
     runs             TensorBoard scalars and summary / eval JSON of training runs as DataFrames
     plots, budget_plots   matplotlib figures from those DataFrames
+    daily_plots      next-day metrics per day, strategy and layout (benchmarks/daily.py)
     json_report      JSON with `null` where a number is undefined, never `NaN`
 
 The notebooks in `notebooks/` are thin callers of these modules.
