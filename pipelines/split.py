@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from unified_embedding.rows.validation import NUMBER, CheckedBlock
+from unified_embedding.rows.validation import NUMBER, CheckedBlock, number_cells
 
 SPLIT_BUCKETS = 1_000_000
 
@@ -132,7 +132,7 @@ class ColumnSplit:
     def assign(self, checked: CheckedBlock) -> Assigned:
         cells = checked.columns[self.column]
         present = _mask(pc.invert(pc.is_in(cells, value_set=pa.array(["", *self.missing]))))
-        number = _numbers(cells)
+        number = number_cells(cells)
         wrong = present & (~number if self.numeric else number)
         if wrong.any():
             raise SplitValueError(self._mixed(checked, int(np.flatnonzero(wrong)[0])))
@@ -172,15 +172,6 @@ class ColumnSplit:
 
     def file_split(self, path: str) -> str | None:
         return None
-
-
-def _numbers(cells: pa.Array) -> np.ndarray:
-    """Cells that are numbers: plain digit strings by a cheap test, the rest by the regex."""
-    plain = _mask(pc.ascii_is_decimal(cells))
-    rest = np.flatnonzero(~plain)
-    if len(rest):
-        plain[rest] = _mask(pc.match_substring_regex(cells.take(pa.array(rest)), NUMBER))
-    return plain
 
 
 def _mask(values: pa.Array | pa.ChunkedArray) -> np.ndarray:

@@ -182,7 +182,7 @@ class BlockValidator:
         for f in self.spec.numeric_fields:
             column = columns[f.name]
             present = _mask(pc.not_equal(column, ""))
-            number = _numbers(column)
+            number = number_cells(column)
             checks.append(("non_numeric", f.name, present & ~number))
             longest = pc.max(pc.binary_length(column)).as_py() or 0
             if longest > _SAFE_DIGITS or not _mask(pc.ascii_is_decimal(column))[present].all():
@@ -229,7 +229,7 @@ def _detail(reason: str, name: str, value: str, validator: BlockValidator) -> st
     return f"field `{name}` is not a finite float32 number: {value!r}"
 
 
-def _numbers(column: pa.Array) -> np.ndarray:
+def number_cells(column: pa.Array) -> np.ndarray:
     """Cells that are ASCII decimal numbers. Plain digit strings (most cells of count data)
     pass a cheap test; only the rest meet the regular expression."""
     plain = _mask(pc.ascii_is_decimal(column))
