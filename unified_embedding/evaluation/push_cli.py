@@ -20,13 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from unified_embedding.contract.artifacts import SAVED_MODEL_FILE, SPEC_ASSET
 from unified_embedding.contract.spec import FeatureSpec
 from unified_embedding.evaluation.gate import GateConfig, judge, raw_field_differences
 from unified_embedding.exported.versions import ModelFolder, locate
-from unified_embedding.rows.reader import RawRows
+from unified_embedding.rows.reader import concat_rows
 from unified_embedding.runtime.flags import add_flags, command_parser, from_flags, option
 
 PUSHED = 0
@@ -124,11 +122,6 @@ def plan(command: PushCommand) -> PushPlan:
     return PushPlan(candidate, baseline, files)
 
 
-def _concatenate(parts: list[RawRows]) -> RawRows:
-    columns = {name: np.concatenate([p.columns[name] for p in parts]) for name in parts[0].columns}
-    return RawRows(columns, np.concatenate([p.labels for p in parts]))
-
-
 def push(command: PushCommand, plan: PushPlan) -> dict[str, Any]:
     """Scores, judges, writes blessing.json, and copies a blessed candidate into the serving
     base; returns the verdict with `pushed` (the new version's path, or None)."""
@@ -138,7 +131,7 @@ def push(command: PushCommand, plan: PushPlan) -> dict[str, Any]:
     from unified_embedding.exported.publish import copy_as_next_version
 
     candidate = ExportedModel.load_folder(plan.candidate)
-    rows = _concatenate([read_labelled(candidate, p, command.schema) for p in plan.files])
+    rows = concat_rows([read_labelled(candidate, p, command.schema) for p in plan.files])
     baseline = None if plan.baseline is None else ExportedModel.load_folder(plan.baseline)
     verdict = judge(
         rows.labels,

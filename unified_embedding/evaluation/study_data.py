@@ -28,7 +28,7 @@ from unified_embedding.evaluation.dataset_entries import (
     dataset_sources,
 )
 from unified_embedding.metrics.exact import roc_auc
-from unified_embedding.rows.reader import RawRows, parse_bytes, read_rows
+from unified_embedding.rows.reader import RawRows, concat_rows, parse_bytes, read_rows
 from unified_embedding.rows.textfile import CorruptInput
 from unified_embedding.synthetic import SyntheticConfig, generate
 
@@ -126,11 +126,3 @@ def load_datasets(
     then each source read (`read_dataset`)."""
     sources, skipped = dataset_sources(entries, shared_data)
     return LoadedDatasets([read_dataset(s, train_rows=train_rows) for s in sources], skipped)
-
-
-def concat_rows(parts: Sequence[RawRows]) -> RawRows:
-    """Rows of several files of one schema, in order."""
-    if len(parts) == 1:
-        return parts[0]
-    columns = {name: np.concatenate([p.columns[name] for p in parts]) for name in parts[0].columns}
-    return RawRows(columns, np.concatenate([p.labels for p in parts]))

@@ -9,6 +9,7 @@ field and value.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -35,6 +36,14 @@ class RawRows:
 
     def take(self, index: np.ndarray) -> RawRows:
         return RawRows({k: v[index] for k, v in self.columns.items()}, self.labels[index])
+
+
+def concat_rows(parts: Sequence[RawRows]) -> RawRows:
+    """Rows of several files of one schema, in order."""
+    if len(parts) == 1:
+        return parts[0]
+    columns = {name: np.concatenate([p.columns[name] for p in parts]) for name in parts[0].columns}
+    return RawRows(columns, np.concatenate([p.labels for p in parts]))
 
 
 def read_stream(spec: FeatureSpec, raw: BinaryIO, source: str) -> RawRows:
