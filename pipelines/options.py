@@ -10,6 +10,7 @@ a fraction of a second. Flags the job does not know are left to Beam's `Pipeline
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import re
@@ -213,6 +214,19 @@ def parse(
     parser = parser_of(cls, prog, description)
     args, beam_args = parser.parse_known_args(argv)
     return from_flags(cls, args), beam_args
+
+
+# The fields holding a path the job's workers open (`--schema` is read by the launcher alone).
+WORKER_PATHS = ("input", "eval_input", "output", "model")
+
+
+def with_absolute_paths(options: Options) -> Options:
+    """`options` with its local paths (WORKER_PATHS) made absolute. A runner's workers may run
+    in another working directory (a portable runner's worker pool, Flink's task managers),
+    where a relative path would name other files or none."""
+    paths = {name: getattr(options, name, None) for name in WORKER_PATHS}
+    local = {n: os.path.abspath(p) for n, p in paths.items() if p is not None and "://" not in p}
+    return dataclasses.replace(options, **local)
 
 
 def check_local_input(pattern: str, flag: str = "--input") -> None:

@@ -31,7 +31,13 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pipelines.options import PreprocessOptions, check_local_input, parse, quiet_logging
+from pipelines.options import (
+    PreprocessOptions,
+    check_local_input,
+    parse,
+    quiet_logging,
+    with_absolute_paths,
+)
 from unified_embedding.budget.plan import parse_budget, plan_budget
 from unified_embedding.budget.probes import with_probes
 from unified_embedding.contract import artifacts
@@ -126,9 +132,11 @@ def build_pipeline(
 
 
 def run_options(options: PreprocessOptions, beam_args: Sequence[str]) -> dict[str, Any]:
-    """Runs the job (`jobs.run_job`) and returns stats.json's contents."""
+    """Runs the job (`jobs.run_job`) and returns stats.json's contents; local paths are made
+    absolute first (`with_absolute_paths`), for workers in another working directory."""
     from pipelines.jobs import Job, run_job
 
+    options = with_absolute_paths(options)
     spec = load_spec(options)
     job = Job(
         "preprocess",

@@ -27,7 +27,13 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from pipelines.options import ScoreOptions, check_local_input, parse, quiet_logging
+from pipelines.options import (
+    ScoreOptions,
+    check_local_input,
+    parse,
+    quiet_logging,
+    with_absolute_paths,
+)
 from unified_embedding.contract import artifacts
 from unified_embedding.contract.schemas import load_schema
 from unified_embedding.contract.spec import FeatureSpec, SpecError
@@ -108,11 +114,13 @@ def build_pipeline(
 
 
 def run_options(options: ScoreOptions, beam_args: Sequence[str]) -> dict[str, Any]:
-    """Runs the job (`jobs.run_job`) and returns stats.json's contents."""
+    """Runs the job (`jobs.run_job`) and returns stats.json's contents; local paths are made
+    absolute first (`with_absolute_paths`), for workers in another working directory."""
     from pipelines.inference import resolve_model
     from pipelines.jobs import Job, run_job
     from pipelines.score_output import ScoreTable
 
+    options = with_absolute_paths(options)
     model = resolve_model(options.model)
     spec = input_spec(model, options.schema)
     ScoreTable(spec, options.keys, options.explain_top_k)  # bad flags fail before the job
