@@ -178,13 +178,17 @@ def train_examples_per_second(
     return per_second * batch_size, per_cpu_second * batch_size
 
 
-def predict_examples_per_second(model: AutoInt, features: Tensors) -> float:
-    """`tf.function(model.probabilities)` over in-memory batches of BATCH_SIZE rows."""
+def predict_examples_per_second(
+    model: AutoInt, features: Tensors, batch_size: int = BATCH_SIZE
+) -> float:
+    """`tf.function(model.probabilities)` over in-memory batches of `batch_size` rows (the rows
+    repeat when there are fewer than the batches need)."""
     inputs = {k: v for k, v in features.items() if k != "label"}
     count = PREDICT_WARMUP_BATCHES + PREDICT_BATCHES
     batches = list(
         tf.data.Dataset.from_tensor_slices(inputs)
-        .batch(BATCH_SIZE, drop_remainder=True)
+        .repeat()
+        .batch(batch_size, drop_remainder=True)
         .take(count)
     )
     probabilities = tf.function(model.probabilities)
@@ -193,7 +197,7 @@ def predict_examples_per_second(model: AutoInt, features: Tensors) -> float:
     started = time.perf_counter()
     for batch in batches[PREDICT_WARMUP_BATCHES:]:
         probabilities(batch).numpy()
-    return PREDICT_BATCHES * BATCH_SIZE / (time.perf_counter() - started)
+    return PREDICT_BATCHES * batch_size / (time.perf_counter() - started)
 
 
 def measure_size(
