@@ -6,7 +6,11 @@ In one run, on generated Criteo rows, end to end (pipeline start-up included):
   split and checks per row, the same hashing function in batches, one `tf.train.Example` per
   row) on `--baseline-rows` rows, and `vs_per_row_baseline`;
 - `single_file`: one file of `--single-file-gb` through the default runner: rows/s and the
-  peak RSS summed over every process of the job (the workers included), sampled every 0.2 s.
+  peak RSS summed over every process of the job (the workers included), sampled every 0.2 s;
+- `startup`: the job on `--startup-rows` rows, seconds from its process's start to: its
+  modules imported (`imports_s`), Beam imported (`beam_s`), the pipeline built and handed to
+  the runner (`pipeline_built_s`), the first block of rows encoded (`first_row_s`), and the
+  end (`seconds`); `startup_seconds` repeats `first_row_s`.
 
 Prints one JSON line. Run: `.venv/bin/python benchmarks/preprocess.py` (~3 min on 2 cores).
 """
@@ -183,6 +187,47 @@ def time_job(rows: int, pattern: str, output: Path) -> dict[str, Any]:
     }
 
 
+# Runs `ue preprocess` (argv) as the console script does, noting when each start-up step ends,
+# and prints them as JSON: seconds since the process started (the kernel's start time).
+STARTUP_PROBE = """
+import json, sys, time
+started = time.time()
+marks = {}
+import pipelines.preprocess as preprocess
+marks["imports_s"] = time.time()
+from unified_embedding.runtime.startup import import_beam_quietly
+import_beam_quietly()
+import apache_beam as beam
+marks["beam_s"] = time.time()
+import pipelines.encode as encode
+run, process = beam.Pipeline.run, encode.EncodeBlockFn.process
+def timed_run(self, *args, **kwargs):
+    marks.setdefault("pipeline_built_s", time.time())
+    return run(self, *args, **kwargs)
+def timed_process(self, checked):
+    yield from process(self, checked)
+    marks.setdefault("first_row_s", time.time())
+beam.Pipeline.run, encode.EncodeBlockFn.process = timed_run, timed_process
+status = preprocess.main(sys.argv[1:])
+marks["seconds"] = time.time()
+import psutil
+zero = psutil.Process().create_time()
+print(json.dumps({k: round(v - zero, 2) for k, v in marks.items()}))
+sys.exit(status)
+"""
+
+
+def time_startup(pattern: str, output: Path) -> dict[str, float]:
+    """The start-up steps of `ue preprocess` on `pattern` (`STARTUP_PROBE`)."""
+    args = ["--input", pattern, "--schema", "criteo", "--output", str(output)]
+    done = subprocess.run(
+        [sys.executable, "-c", STARTUP_PROBE, *args], capture_output=True, text=True
+    )
+    if done.returncode:
+        raise RuntimeError(f"ue preprocess failed: {done.stderr[-2000:]}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
 def _children_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -193,13 +238,16 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--baseline-rows", type=int, default=200_000)
     parser.add_argument("--single-file-gb", type=float, default=1.0)
+    parser.add_argument("--startup-rows", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     logging.getLogger().setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        for name in ("input", "baseline_input", "single_input"):
+        for name in ("input", "baseline_input", "single_input", "startup_input"):
             (root / name).mkdir()
+        startup_pattern = write_inputs(root / "startup_input", args.startup_rows, 1, args.seed)
+        startup = time_startup(startup_pattern, root / "startup")
         pattern = write_inputs(root / "input", args.rows, INPUT_FILES, args.seed)
         job = time_job(args.rows, pattern, root / "job")
         baseline_pattern = write_inputs(root / "baseline_input", args.baseline_rows, 1, args.seed)
@@ -219,12 +267,15 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "rows": args.rows,
         "rows_per_s": job["rows_per_s"],
         "seconds": job["seconds"],
+        "startup_seconds": startup["first_row_s"],
+        "startup": {"rows": args.startup_rows, **startup},
         "peak_rss_mb_all_processes": job["peak_rss_mb_all_processes"],
         "rows_per_cpu_s": job["rows_per_cpu_s"],
         "per_row_baseline_rows": args.baseline_rows,
         "per_row_baseline_rows_per_s": round(baseline_rate),
         "vs_per_row_baseline": round(job["rows_per_s"] / baseline_rate, 2),
         "single_file": single,
+        "load_average_1m": round(os.getloadavg()[0], 2),
     }
     print(json.dumps(result))
     return result

@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 
 from pipelines.accounting import RowCounts
+from pipelines.numpy_encode import encode_cells
 from pipelines.options import DEFAULT_EVAL_FRACTION
 from pipelines.sketch import HyperLogLog
 from pipelines.split import RandomSplit, Split
@@ -46,33 +47,46 @@ def graph_encoder(spec: FeatureSpec) -> Encoder:
     )
 
 
-def encode_columns(spec: FeatureSpec, checked: CheckedBlock, encoder: Encoder) -> dict[str, object]:
-    """The valid rows -> NumPy columns of `encoder` (multi-valued: flat fingerprints and
-    lengths). Each field's distinct cells are encoded once and gathered back (pyarrow
-    dictionary encoding): click logs repeat values heavily, so the hashing sees far fewer
-    strings than there are cells."""
+def encode_columns(
+    spec: FeatureSpec, checked: CheckedBlock, encoder: Encoder | None = None
+) -> dict[str, object]:
+    """The valid rows -> NumPy columns of `numpy_encode.encode_cells` (or of `encoder`, a
+    `graph_encoder`: the TensorFlow reference); multi-valued: flat fingerprints and lengths.
+    Each field's distinct cells are encoded once and gathered back (pyarrow dictionary
+    encoding): click logs repeat values heavily, so the hashing sees far fewer strings than
+    there are cells."""
+    distinct, index = {}, {}
+    for f in spec.fields:
+        encoded = pc.dictionary_encode(checked.columns[f.name])
+        distinct[f.name] = encoded.dictionary
+        index[f.name] = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    values = encode_cells(spec, distinct) if encoder is None else _graph(spec, distinct, encoder)
+    out: dict[str, object] = {}
+    for f in spec.fields:
+        value, rows = values[f.name], index[f.name]
+        if isinstance(value, tuple):
+            flat, lengths = value
+            out[f.name] = _gather_ragged(flat, lengths, rows)
+        else:
+            out[f.name] = np.asarray(value)[rows]
+    return out
+
+
+def _graph(spec: FeatureSpec, distinct: dict[str, Any], encoder: Encoder) -> dict[str, object]:
+    """Distinct cells through a `graph_encoder`, as NumPy (multi-valued: flat and lengths)."""
     import tensorflow as tf
 
     from unified_embedding.rows.arrow_tensors import pack_strings
 
-    distinct, index = [], []
-    for f in spec.fields:
-        encoded = pc.dictionary_encode(checked.columns[f.name])
-        distinct.append(encoded.dictionary)
-        index.append(encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64))
-    data, starts, lengths = pack_strings(distinct)
-    sizes = np.array([len(d) for d in distinct], dtype=np.int64)
-    out: dict[str, object] = {}
-    encoded_fields = encoder(tf.constant(data), starts, lengths, sizes)
-    for f, rows in zip(spec.fields, index, strict=True):
-        value = encoded_fields[f.name]
-        if isinstance(value, tf.RaggedTensor):
-            out[f.name] = _gather_ragged(
-                value.flat_values.numpy(), value.row_lengths().numpy(), rows
-            )
-        else:
-            out[f.name] = value.numpy()[rows]
-    return out
+    data, starts, lengths = pack_strings([distinct[f.name] for f in spec.fields])
+    sizes = np.array([len(distinct[f.name]) for f in spec.fields], dtype=np.int64)
+    encoded = encoder(tf.constant(data), starts, lengths, sizes)
+    return {
+        name: (v.flat_values.numpy(), v.row_lengths().numpy())
+        if isinstance(v, tf.RaggedTensor)
+        else v.numpy()
+        for name, v in encoded.items()
+    }
 
 
 def _gather_ragged(flat: np.ndarray, lengths: np.ndarray, rows: np.ndarray) -> tuple[Any, Any]:
@@ -138,16 +152,12 @@ class EncodeBlockFn(beam.DoFn):
         self._rows = {s: Metrics.counter("encode", f"rows_{s}") for s in artifacts.SPLITS}
 
     def setup(self) -> None:
-        from unified_embedding.runtime.startup import import_tensorflow_quietly
-
-        import_tensorflow_quietly()  # a worker process: no "no GPU here" lines per worker
         self._spec = FeatureSpec.from_json(self._spec_json)
-        self._encoder = graph_encoder(self._spec)
 
     def process(self, checked: CheckedBlock) -> Iterator[beam.pvalue.TaggedOutput]:
         from unified_embedding.rows.records import encode_block
 
-        columns = encode_columns(self._spec, checked, self._encoder) if len(checked.rows) else {}
+        columns = encode_columns(self._spec, checked) if len(checked.rows) else {}
         stats = block_stats(self._spec, checked, columns)
         if len(checked.rows):
             is_eval, stats.without_split_value = self._split.assign(checked)

@@ -44,9 +44,10 @@ from unified_embedding.contract.spec import FeatureSpec, InputFormat
 from unified_embedding.rows.headers import header_of
 
 # Local inputs at least this big run on one worker thread per core by default. Threads, not
-# processes: the heavy work (pyarrow parsing, the TensorFlow graph, zlib) releases the GIL,
-# and worker processes would each import TensorFlow (seconds, and ~0.7 GB each). Measured on
-# 1M rows, 2 cores: 55k rows/s with 2 threads, 45k in one thread, 34k with 2 processes.
+# processes: the heavy work (pyarrow parsing, NumPy hashing, a model's graph, zlib) releases
+# the GIL, and worker processes would each start Python and Beam again (and, scoring, import
+# TensorFlow: seconds, ~0.7 GB each). Measured on 1M rows, 2 cores, when preprocessing still
+# imported TensorFlow: 55k rows/s with 2 threads, 45k in one thread, 34k with 2 processes.
 LOCAL_PARALLEL_BYTES = 64 << 20
 
 

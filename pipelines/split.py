@@ -26,6 +26,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.farmhash import fingerprint64
+from unified_embedding.rows.arrow_tensors import pack_strings
 from unified_embedding.rows.validation import NUMBER, CheckedBlock, number_cells
 
 SPLIT_BUCKETS = 1_000_000
@@ -55,16 +57,13 @@ class RandomSplit:
     key: str | None = None
 
     def assign(self, checked: CheckedBlock) -> Assigned:
-        import tensorflow as tf
-
-        from unified_embedding.rows.arrow_tensors import string_tensor
-
+        # FarmHash's Fingerprint64 in NumPy: the bucket `tf.strings.to_hash_bucket_fast` gives
         if self.key is not None:
-            keys = string_tensor(checked.columns[self.key])
+            data, starts, lengths = pack_strings([checked.columns[self.key]])
         else:
-            starts, ends = checked.starts[checked.rows], checked.ends[checked.rows]
-            keys = tf.strings.substr(tf.constant(checked.block.data), starts, ends - starts)
-        buckets = tf.strings.to_hash_bucket_fast(keys, SPLIT_BUCKETS).numpy()
+            data, starts = checked.block.data, checked.starts[checked.rows]
+            lengths = checked.ends[checked.rows] - starts
+        buckets = fingerprint64(data, starts, lengths) % np.uint64(SPLIT_BUCKETS)
         return Assigned(buckets < round(self.fraction * SPLIT_BUCKETS))
 
     def document(self, without_value: int) -> dict[str, Any]:

@@ -19,16 +19,30 @@ without importing TensorFlow).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
-import tensorflow as tf
 
 from unified_embedding.contract.artifacts import LENGTHS_SUFFIX
 from unified_embedding.contract.hashing import fingerprint
 from unified_embedding.contract.raw_values import RAW_TYPES
 from unified_embedding.contract.spec import KINDS as KIND_NAMES
 from unified_embedding.contract.spec import FieldSpec
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+else:
+
+    class _TensorFlowOnFirstUse:
+        """`tf` here, imported when a kind first uses it: a record's layout
+        (`record_columns`, what the pipeline's workers ask) needs no TensorFlow."""
+
+        def __getattr__(self, name: str) -> Any:
+            import tensorflow
+
+            return getattr(tensorflow, name)
+
+    tf = _TensorFlowOnFirstUse()
 
 
 class EmbeddingLayer(Protocol):

@@ -9,9 +9,13 @@ out of it by the columns' offsets: C++ loops only, and one op for any number of 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pyarrow as pa
-import tensorflow as tf
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 
 def pack_strings(columns: list[pa.Array]) -> tuple[bytes, np.ndarray, np.ndarray]:
@@ -39,6 +43,8 @@ def pack_strings(columns: list[pa.Array]) -> tuple[bytes, np.ndarray, np.ndarray
 
 def string_tensor(values: pa.Array | pa.ChunkedArray) -> tf.Tensor:
     """A (rows,) tf.string tensor of one Arrow string array."""
+    import tensorflow as tf
+
     data, starts, lengths = pack_strings([values])
     return tf.strings.substr(tf.constant(data), starts, lengths)
 

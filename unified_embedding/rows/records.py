@@ -26,17 +26,22 @@ path only: it reads the files again).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
+import types
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import tensorflow as tf
 
 from unified_embedding.contract.artifacts import LENGTHS_SUFFIX
 from unified_embedding.contract.kinds import kind_of
 from unified_embedding.contract.spec import FeatureSpec
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 __all__ = [
     "LABEL",
@@ -76,26 +81,92 @@ def record_key(spec: FeatureSpec) -> str:
 def encode_block(spec: FeatureSpec, columns: Mapping[str, np.ndarray], labels: np.ndarray) -> bytes:
     """Serialize a block. `columns` hold `encode_features` output as NumPy: (rows,) floats,
     (rows, probes) ints, or for multi-valued fields a (flat values (n, probes), lengths) pair."""
+    proto = _example_classes()
     contract = record_key(spec).encode("ascii")
     feature = {
-        LAYOUT: tf.train.Feature(int64_list=tf.train.Int64List(value=[LAYOUT_VERSION])),
-        CONTRACT: tf.train.Feature(bytes_list=tf.train.BytesList(value=[contract])),
+        LAYOUT: proto.Feature(int64_list=proto.Int64List(value=[LAYOUT_VERSION])),
+        CONTRACT: proto.Feature(bytes_list=proto.BytesList(value=[contract])),
         LABEL: _raw(labels, "<f4"),
     }
     for f in spec.fields:
         for key, (values, dtype) in kind_of(f).record_columns(f, columns[f.name]).items():
             feature[key] = _raw(values, dtype)
-    example = tf.train.Example(features=tf.train.Features(feature=feature))
-    return example.SerializeToString()
+    example = proto.Example(features=proto.Features(feature=feature))
+    return bytes(example.SerializeToString())
 
 
-def _raw(values: np.ndarray, dtype: str) -> tf.train.Feature:
+def _raw(values: np.ndarray, dtype: str) -> Any:
     data = np.ascontiguousarray(values, dtype=dtype).tobytes()
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[data]))
+    proto = _example_classes()
+    return proto.Feature(bytes_list=proto.BytesList(value=[data]))
+
+
+@functools.cache
+def _example_classes() -> Any:
+    """`tf.train.Example`'s protobuf classes (`.Example`, `.Feature`, ...), built from its
+    schema (example.proto, feature.proto: the messages a block uses) in a descriptor pool of
+    its own: the same protobuf runtime writes the same bytes as `tf.train.Example`, and the
+    pipeline's workers need no TensorFlow to write records."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    field = descriptor_pb2.FieldDescriptorProto
+    schema = descriptor_pb2.FileDescriptorProto(
+        name="unified_embedding/rows/example.proto", package="tensorflow", syntax="proto3"
+    )
+
+    def message(name: str, *fields: tuple[str, int, int, str]) -> Any:
+        out = schema.message_type.add(name=name)
+        for field_name, number, kind, type_name in fields:
+            label = field.LABEL_REPEATED if name.endswith("List") else field.LABEL_OPTIONAL
+            out.field.add(name=field_name, number=number, type=kind, label=label)
+            if type_name:
+                out.field[-1].type_name = type_name
+        return out
+
+    message("BytesList", ("value", 1, field.TYPE_BYTES, ""))
+    message("FloatList", ("value", 1, field.TYPE_FLOAT, ""))
+    message("Int64List", ("value", 1, field.TYPE_INT64, ""))
+    one_of = message(
+        "Feature",
+        ("bytes_list", 1, field.TYPE_MESSAGE, ".tensorflow.BytesList"),
+        ("float_list", 2, field.TYPE_MESSAGE, ".tensorflow.FloatList"),
+        ("int64_list", 3, field.TYPE_MESSAGE, ".tensorflow.Int64List"),
+    )
+    one_of.oneof_decl.add(name="kind")
+    for f in one_of.field:
+        f.oneof_index = 0
+    features = message("Features")
+    entry = features.nested_type.add(name="FeatureEntry")
+    entry.options.map_entry = True
+    entry.field.add(name="key", number=1, type=field.TYPE_STRING, label=field.LABEL_OPTIONAL)
+    entry.field.add(
+        name="value",
+        number=2,
+        type=field.TYPE_MESSAGE,
+        label=field.LABEL_OPTIONAL,
+        type_name=".tensorflow.Feature",
+    )
+    features.field.add(
+        name="feature",
+        number=1,
+        type=field.TYPE_MESSAGE,
+        label=field.LABEL_REPEATED,
+        type_name=".tensorflow.Features.FeatureEntry",
+    )
+    message("Example", ("features", 1, field.TYPE_MESSAGE, ".tensorflow.Features"))
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(schema)
+    names = ("BytesList", "Int64List", "Feature", "Features", "Example")
+    classes = {n: pool.FindMessageTypeByName(f"tensorflow.{n}") for n in names}
+    return types.SimpleNamespace(
+        **{n: message_factory.GetMessageClass(d) for n, d in classes.items()}
+    )
 
 
 def block_features(spec: FeatureSpec) -> dict[str, tf.io.FixedLenFeature]:
     """The parsing spec of a block record (a record of another layout fails on `layout`)."""
+    import tensorflow as tf
+
     raw = tf.io.FixedLenFeature([], tf.string)
     out = {
         LAYOUT: tf.io.FixedLenFeature([], tf.int64),
@@ -109,6 +180,8 @@ def block_features(spec: FeatureSpec) -> dict[str, tf.io.FixedLenFeature]:
 
 def parse_block(spec: FeatureSpec, serialized: tf.Tensor) -> dict[str, tf.Tensor]:
     """One serialized block -> columns with a leading rows dimension (ragged for multi-valued)."""
+    import tensorflow as tf
+
     parsed = tf.io.parse_single_example(serialized, block_features(spec))
     tf.debugging.assert_equal(
         parsed[LAYOUT],
@@ -128,6 +201,8 @@ def parse_block(spec: FeatureSpec, serialized: tf.Tensor) -> dict[str, tf.Tensor
 
 def read_blocks(spec: FeatureSpec, pattern: str, compression: str = COMPRESSION) -> tf.data.Dataset:
     """Rows (label included) from every block file matching `pattern`, in file order."""
+    import tensorflow as tf
+
     files = tf.data.Dataset.list_files(pattern, shuffle=False)
     records = tf.data.TFRecordDataset(files, compression_type=compression)
     return records.map(lambda s: parse_block(spec, s)).unbatch()
@@ -139,6 +214,8 @@ def find_bad_file(
     """The error naming the file behind `error` (raised while reading `files`), or None when
     every file reads. Another spec shows in a file's first block, so a parse error reads one
     block per file; a data loss (a truncated or corrupt shard) reads the files until one fails."""
+    import tensorflow as tf
+
     whole = isinstance(error, tf.errors.DataLossError)
     for path in files:
         records = tf.data.TFRecordDataset(path, compression_type=COMPRESSION)
