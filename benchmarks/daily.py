@@ -5,7 +5,10 @@ Data: `--days` + 1 generated days that drift (`ue generate --days`: new IDs in t
 high-cardinality fields, a moving base click rate with a jump on `--ctr-jump-day`, planted
 effects that rotate), `--rows` each; the learnable config of the budget study (3 weighted values
 per field, signal x2) with effects rotating 0.05 rad a day (at DriftConfig's 0.15, with so few
-weighted values, the rotation alone moves the click rate by up to 11% a day). Each day is
+weighted values, the rotation alone moves the click rate by up to 11% a day). As many values are
+born per field and day as carry planted effects (3): each new ID has an effect to learn, as the
+weighted day-1 values do. With DriftConfig's 1,000 births a day, 997 of them have none, and a
+table can only add noise to them (the out-of-vocabulary row learns their mean). Each day is
 preprocessed with `pipelines.preprocess.run` (a random 10% of the day validates early
 stopping); the next day's file is the test, scored only after training. The daily flow of the
 README validates on the next day instead (`ue preprocess --eval-input`); here that day is the
@@ -312,6 +315,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="the data's and training's seed")
     parser.add_argument("--new-id-share", type=float, default=DriftConfig.new_id_share)
     parser.add_argument(
+        "--new-ids-per-day",
+        type=int,
+        default=LEARNABLE.weighted_top_k,
+        help="values born per high-cardinality field and day; at the default (the config's "
+        "weighted values per field) every new value carries a planted effect",
+    )
+    parser.add_argument(
         "--effect-rotation",
         type=float,
         default=0.05,
@@ -344,6 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config=dataclasses.replace(LEARNABLE, seed=args.seed),
         drift=DriftConfig(
             new_id_share=args.new_id_share,
+            new_ids_per_day=args.new_ids_per_day,
             effect_rotation=args.effect_rotation,
             ctr_jump_day=jump_day,
             ctr_jump=args.ctr_jump if jump_day else 0.0,
