@@ -1,9 +1,10 @@
 """Serving throughput and latency on loopback, next to the in-process SavedModel call.
 
 Measures, in one run, for the same model and the same rows:
-  in_process   the `packed` signature called in-process on the ranking requests' rows (batches
-               of `--candidates`), from 1 and from `cores` threads: rows/s (the baseline is the
-               faster of the two); and batch-1 latency p50/p99
+  in_process   the server's model call (`Predictor.predict`, a session callable of the `packed`
+               signature) in-process on the ranking requests' rows (batches of `--candidates`),
+               from 1 and from `cores` threads: rows/s (the baseline is the faster of the two);
+               and batch-1 latency p50/p99, next to the `packed` tf.function signature's
   ranking      `--clients` concurrent clients (asyncio, one channel each) sending ranking
                requests (a context of `--context-fields` categorical fields sent once, plus
                `--candidates` candidates column-wise) for `--seconds`, against `ue serve
@@ -18,6 +19,9 @@ Measures, in one run, for the same model and the same rows:
                (the ranking requests' rows, every field a column) for `--seconds`, and batch-1
                row-format requests one after another; `rest_vs_grpc` is their rows/s over the
                gRPC ranking run's, `rest_sequential_vs_grpc` the p50 over gRPC's sequential p50
+  breakdown    sequential batch-1 in ms: the gRPC round trip without a model (the health check),
+               the model call in process (session callable, and the tf.function for comparison),
+               and the server's total on gRPC and on REST
 Clients send requests built and serialized once in advance (a pool of `--distinct` ones), so
 the client process spends little of the cores it shares with the server. The server runs as a
 subprocess (`ue serve`) on 127.0.0.1. Without `--model-base-path` a small Criteo-shaped model
@@ -54,7 +58,13 @@ from serving.model_manager import list_versions
 from serving.predictor import PackedBatch, Predictor
 from unified_embedding.runtime.threads import set_op_threads
 
-TARGETS = {"ranking_vs_in_process": 0.7, "sequential_p50_ms": 1.0, "sequential_p99_ms": 3.0}
+TARGETS = {
+    "ranking_vs_in_process": 0.7,
+    "sequential_p50_ms": 1.0,
+    "sequential_p99_ms": 3.0,
+    "rest_sequential_p50_ms": 1.0,
+    "rest_sequential_p99_ms": 3.0,
+}
 SCORE = "/unified_embedding.serving.v1.Ranking/Score"
 
 
@@ -157,11 +167,38 @@ def in_process_figures(
         for threads in sorted({1, cores})
     }
     one = predictor.pack_rows([row])
+    session, function = batch_1_calls(predictor, version, one, args.requests)
     return {
         "rows_per_second": max(per_thread.values()),
         **{f"threads_{t}_rows_per_second": v for t, v in per_thread.items()},
-        "batch_1": percentiles(timed(lambda: predictor.predict(one), args.requests)),
+        "batch_1": session,
+        "batch_1_tf_function": function,
     }
+
+
+def batch_1_calls(
+    predictor: Predictor, version: Path, one: PackedBatch, count: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Batch-1 latency of the server's model call (`Predictor.predict`: a session callable)
+    and of the `packed` tf.function signature, alternating call by call so both see the same
+    machine; the scores must agree to 1e-6."""
+    import tensorflow as tf
+
+    from serving.model_call import FunctionCalls
+
+    function = FunctionCalls(tf.saved_model.load(str(version)))
+    calls = (
+        lambda: predictor.predict(one),
+        lambda: function.packed(one.categorical, one.numeric),
+    )
+    np.testing.assert_allclose(calls[0](), calls[1](), rtol=0, atol=1e-6)
+    times: tuple[list[float], list[float]] = ([], [])
+    for i in range(2 * (count + 50)):
+        started = time.perf_counter()
+        calls[i % 2]()
+        if i >= 100:  # warm-up
+            times[i % 2].append(time.perf_counter() - started)
+    return percentiles(times[0]), percentiles(times[1])
 
 
 def free_port() -> int:
@@ -454,6 +491,13 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "sequential_p50_ms": sequential_ms["p50_ms"],
         "sequential_p99_ms": sequential_ms["p99_ms"],
         "sequential_health_check": sequential_ms["health_check"],
+        "breakdown": {  # sequential batch-1, ms: the floor, the model, the server's total
+            "grpc_round_trip_no_model": sequential_ms["health_check"],
+            "model_call_in_process": baseline["batch_1"],
+            "model_call_in_process_tf_function": baseline["batch_1_tf_function"],
+            "server_grpc": {k: sequential_ms[k] for k in ("p50_ms", "p99_ms")},
+            "server_rest": rest["sequential"],
+        },
         "rest": {"workers": cores, "format": "columnar", **rest},
         "rest_vs_grpc": round(rest["rows_per_second"] / served[cores]["rows_per_second"], 3),
         "rest_sequential_vs_grpc": round(rest["sequential"]["p50_ms"] / sequential_ms["p50_ms"], 3),
@@ -462,6 +506,10 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "ranking_vs_in_process": ratio >= TARGETS["ranking_vs_in_process"],
             "sequential_p50_ms": sequential_ms["p50_ms"] <= TARGETS["sequential_p50_ms"],
             "sequential_p99_ms": sequential_ms["p99_ms"] <= TARGETS["sequential_p99_ms"],
+            **{
+                f"rest_sequential_{p}": rest["sequential"][p] <= TARGETS[f"rest_sequential_{p}"]
+                for p in ("p50_ms", "p99_ms")
+            },
         },
         "op_threads": args.op_threads,
         "cpus": cores,

@@ -3,8 +3,13 @@
 A request waits in a bounded queue; the batcher takes the oldest, adds whatever else is queued
 for the same model (up to `max_batch_size` rows, waiting at most `max_wait_us` for more), runs
 one model call in a thread (TensorFlow releases the GIL) and hands each request its slice. While
-a call runs the next batch fills, so batches grow with load and batch-1 latency stays low. A full
-queue raises QueueFull at once (RESOURCE_EXHAUSTED) instead of growing.
+a call runs the next batch fills, so batches grow with load. A full queue raises QueueFull at once
+(RESOURCE_EXHAUSTED) instead of growing.
+
+An idle batcher (no call in flight, nothing queued) hands a request straight to a model thread:
+there is nothing to batch it with, and the queue and the batching task would add two turns of
+the event loop (~0.1-0.2 ms of a ~1.3 ms batch-1 request). Requests arriving while that call
+runs queue and batch as usual.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ class Batcher:
         self._pending: _Item | None = None  # taken from the queue, belongs to the next batch
         self._task: asyncio.Task[None] | None = None
         self._calls: set[asyncio.Task[None]] = set()
+        self._direct = 0  # calls made by `predict` itself, the batcher being idle
 
     def start(self) -> None:
         if self.config.enabled and self._task is None:
@@ -69,6 +75,12 @@ class Batcher:
         while not self._queue.empty():
             self._queue.get_nowait().future.cancel()
 
+    def _idle(self) -> bool:
+        """No model call in flight and nothing waiting for one."""
+        return (
+            not self._direct and not self._calls and self._pending is None and self._queue.empty()
+        )
+
     @property
     def queued(self) -> int:
         return self._queue.qsize()
@@ -78,6 +90,13 @@ class Batcher:
         if not self.config.enabled:
             self._on_batch(len(batch))
             return await loop.run_in_executor(self._executor, predictor.predict, batch)
+        if self._idle():  # nothing to batch it with: straight to a model thread
+            self._on_batch(len(batch))
+            self._direct += 1
+            try:
+                return await loop.run_in_executor(self._executor, predictor.predict, batch)
+            finally:
+                self._direct -= 1
         item = _Item(predictor, batch, loop.create_future())
         try:
             self._queue.put_nowait(item)

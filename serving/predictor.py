@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 from serving.config import PredictorConfig
+from serving.model_call import FunctionCalls, ModelCalls, SessionCalls
 from unified_embedding.contract.raw_values import (
     NUMBERS,
     STRINGS,
@@ -204,16 +204,22 @@ def _value(raw: RawType, name: str, value: Value, at: str) -> float | str | byte
 
 
 class Predictor:
-    """A loaded SavedModel version; thread-safe (TensorFlow calls are)."""
+    """A loaded SavedModel version; thread-safe (TensorFlow calls are). `calls` runs the model
+    (`serving.model_call`); None: the `tf.function` signatures of `loaded`."""
 
-    def __init__(self, path: Path, spec: FeatureSpec, loaded: Any, config: PredictorConfig) -> None:
+    def __init__(
+        self,
+        path: Path,
+        spec: FeatureSpec,
+        loaded: Any,
+        config: PredictorConfig,
+        calls: ModelCalls | None = None,
+    ) -> None:
         self.path = path
         self.version = int(path.name)
         self.spec = spec
         self.config = config
-        self._loaded = loaded  # keeps the variables alive
-        self._packed = loaded.signatures["packed"]
-        self._attention = loaded.signatures["attention"]
+        self.calls = FunctionCalls(loaded) if calls is None else calls
         self.categorical_names = tuple(f.name for f in spec.categorical_fields)
         self.max_field_chars = spec.input_format.max_field_chars
         self.numeric_names = tuple(f.name for f in spec.numeric_fields)
@@ -232,9 +238,9 @@ class Predictor:
         path: str | Path,
         config: PredictorConfig = PredictorConfig(),  # noqa: B008 (frozen)
     ) -> Predictor:
-        """Loads `<base>/<version>` (`ExportedModel.load_folder`); raises SpecError or
-        InconsistentModel when the version's spec.json is invalid or disagrees with its
-        signatures (and TF's errors when unloadable)."""
+        """Loads `<base>/<version>` (`ExportedModel.load_folder`), served by session callables
+        (`SessionCalls`); raises SpecError or InconsistentModel when the version's spec.json is
+        invalid or disagrees with its signatures (and TF's errors when unloadable)."""
         path = Path(path)
         version = parse_version(path.name)
         if version is None:
@@ -243,7 +249,8 @@ class Predictor:
                 f"Received: `{path.name}`"
             )
         model = ExportedModel.load_folder(ModelFolder(str(path), version))
-        return cls(path, model.spec, model.loaded, config)
+        calls = SessionCalls.load(path, model.spec.field_names)
+        return cls(path, model.spec, None, config, calls)  # `model` is released: calls serve
 
     @property
     def packed_widths(self) -> Mapping[str, int]:
@@ -373,22 +380,15 @@ class Predictor:
     # The model ---------------------------------------------------------------------------
     def predict(self, batch: PackedBatch) -> np.ndarray:
         """Click probabilities, float32 (rows,)."""
-        out = self._packed(
-            categorical=tf.constant(batch.categorical, tf.string),
-            numeric=tf.constant(batch.numeric, tf.float32),
-        )
-        return out["probability"].numpy()
+        return self.calls.packed(batch.categorical, batch.numeric)
 
     def explain(self, batch: PackedBatch, top_k: int) -> list[list[FieldPair]]:
         """Per row, the `top_k` (source, target) field pairs with the largest attention weight,
         averaged over interacting layers and heads; a field attending to itself is left out
         (`exported.model.top_pairs`)."""
-        raw = {
-            n: tf.constant(batch.categorical[:, i], tf.string)
-            for i, n in enumerate(self.categorical_names)
-        }
-        raw.update({n: tf.constant(batch.numeric[:, i]) for i, n in enumerate(self.numeric_names)})
-        pairs, weights = top_pairs(self._attention(**raw)["attention"], top_k)
+        columns = {n: batch.categorical[:, i] for i, n in enumerate(self.categorical_names)}
+        columns.update({n: batch.numeric[:, i] for i, n in enumerate(self.numeric_names)})
+        pairs, weights = top_pairs(self.calls.attention(columns), top_k)
         names, fields = self.spec.field_names, len(self.spec.fields)
         return [
             [
