@@ -82,6 +82,9 @@ class InteractingStack(keras.layers.Layer):
     ) -> tf.Tensor | tuple[tf.Tensor, list[tf.Tensor]]:
         outputs, all_scores = inputs, []
         for layer in self.interacting_layers:
+            if not return_attention_scores:  # no (batch, heads, fields, fields) stack to build
+                outputs = layer(outputs)
+                continue
             outputs, scores = layer(outputs, return_attention_scores=True)
             all_scores.append(scores)
         return (outputs, all_scores) if return_attention_scores else outputs
