@@ -81,6 +81,10 @@ def col(
     return Column(header, paths, fmt, context)
 
 
+def _p50_p99(path: str) -> tuple[str, str]:
+    return f"{path}.p50_ms", f"{path}.p99_ms"
+
+
 def ratio(value: Any) -> str:
     return MISSING if value is None else f"**{number(value)}**"
 
@@ -97,6 +101,7 @@ TABLES: dict[str, tuple[str, tuple[Column, ...]]] = {
             DATE,
             NOTE,
             col("1M rows in 4 files: rows/s", "rows_per_s"),
+            col("first row s", "startup_seconds"),
             col("rows per CPU-s", "rows_per_cpu_s"),
             col("peak RSS MB", "peak_rss_mb_all_processes"),
             col("one file: GB", "single_file.gb"),
@@ -140,6 +145,18 @@ TABLES: dict[str, tuple[str, tuple[Column, ...]]] = {
             col("health check p50 ms", "sequential_health_check.p50_ms"),
         ),
     ),
+    "serve_batch_1": (
+        "serve",
+        (
+            DATE,
+            LOAD,
+            col("gRPC, no model: p50 / p99 ms", *_p50_p99("breakdown.grpc_round_trip_no_model")),
+            col("model call: session", *_p50_p99("breakdown.model_call_in_process")),
+            col("tf.function", *_p50_p99("breakdown.model_call_in_process_tf_function")),
+            col("server, gRPC", *_p50_p99("breakdown.server_grpc"), fmt=ratio),
+            col("server, REST", *_p50_p99("breakdown.server_rest"), fmt=ratio),
+        ),
+    ),
     "serve_rest": (
         "serve",
         (
@@ -153,6 +170,28 @@ TABLES: dict[str, tuple[str, tuple[Column, ...]]] = {
                 "gRPC batch-1 p50 / p99 ms", "sequential_p50_ms", "sequential_p99_ms", context=True
             ),
             col("`rest_sequential_vs_grpc`", "rest_sequential_vs_grpc"),
+        ),
+    ),
+    "peer_autoint": (
+        "peer_autoint",
+        (
+            DATE,
+            NOTE,
+            col("rows", "rows"),
+            col("peer train ex/s", "means.peer.train_examples_per_second"),
+            col("ours / peer: float32", "ours_vs_peer_train.float32", fmt=ratio),
+            col("bfloat16", "ours_vs_peer_train.mixed_bfloat16", fmt=ratio),
+            col(
+                "per CPU-s: float32 / bfloat16",
+                "ours_vs_peer_train_cpu.float32",
+                "ours_vs_peer_train_cpu.mixed_bfloat16",
+            ),
+            col(
+                "predict: float32 / bfloat16",
+                "ours_vs_peer_predict.float32",
+                "ours_vs_peer_predict.mixed_bfloat16",
+                fmt=ratio,
+            ),
         ),
     ),
     "daily": (
