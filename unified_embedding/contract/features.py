@@ -15,6 +15,7 @@ from collections.abc import Mapping
 
 import tensorflow as tf
 
+from unified_embedding.contract.hashing import fingerprint_columns
 from unified_embedding.contract.kinds import as_strings, kind_of, parse_numeric, transform_numeric
 from unified_embedding.contract.spec import FeatureSpec, FieldSpec
 
@@ -23,6 +24,7 @@ __all__ = [
     "blank_missing",
     "encode_features",
     "encode_field",
+    "encode_packed",
     "parse_numeric",
     "transform_numeric",
 ]
@@ -58,3 +60,32 @@ def encode_features(spec: FeatureSpec, raw: Mapping[str, tf.Tensor | tf.RaggedTe
         raise KeyError(f"raw features are missing fields {absent} of spec `{spec.name}`")
     missing = spec.input_format.missing
     return {f.name: encode_field(f, raw[f.name], missing) for f in spec.fields}
+
+
+def encode_packed(spec: FeatureSpec, categorical: tf.Tensor, numeric: tf.Tensor) -> Features:
+    """`encode_features` of a (batch, categorical fields) string matrix and a (batch, numeric
+    fields) float32 matrix, columns in the spec's order, with the same values: each step runs
+    once over the matrix (one missing-token check, one hash per (field, probe), one transform
+    per transform), where field by field a batch-1 call runs ~40% more graph nodes."""
+    missing = spec.input_format.missing
+    categorical = blank_missing(tf.convert_to_tensor(categorical, tf.string), missing)
+    out: Features = {}
+    single = [(i, f) for i, f in enumerate(spec.categorical_fields) if f.kind == "categorical"]
+    if single:
+        columns = tf.gather(categorical, [i for i, _ in single], axis=1)
+        fields = [(f.name, f.probes) for _, f in single]
+        out.update(
+            zip((f.name for _, f in single), fingerprint_columns(columns, fields), strict=True)
+        )
+    for i, f in enumerate(spec.categorical_fields):
+        if f.kind != "categorical":  # multi-valued: split, then hashed as a ragged tensor
+            out[f.name] = encode_field(f, categorical[:, i], missing)
+    numeric = parse_numeric(numeric)
+    by_transform: dict[str, list[int]] = {}
+    for i, f in enumerate(spec.numeric_fields):
+        by_transform.setdefault(f.transform, []).append(i)
+    for transform, indices in by_transform.items():
+        values = transform_numeric(tf.gather(numeric, indices, axis=1), transform)
+        for i, column in zip(indices, tf.unstack(values, num=len(indices), axis=1), strict=True):
+            out[spec.numeric_fields[i].name] = column
+    return {f.name: out[f.name] for f in spec.fields}

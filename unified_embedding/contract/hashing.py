@@ -65,6 +65,25 @@ def fingerprint(values: tf.Tensor | tf.RaggedTensor, field: str, probes: int) ->
     )
 
 
+def fingerprint_columns(columns: tf.Tensor, fields: Sequence[tuple[str, int]]) -> list[tf.Tensor]:
+    """`fingerprint` of each column of a (batch, len(fields)) string matrix, `fields[i]` =
+    (field, probes) naming column i: int64 (batch, probes) per field, equal to `fingerprint`'s,
+    with the empty check and the missing value's fingerprint applied once to the matrix."""
+    import tensorflow as tf
+
+    columns = tf.convert_to_tensor(columns, dtype=tf.string)
+    hashes, owners, missing = [], [], []
+    for i, (field, probes) in enumerate(fields):
+        column = columns[:, i]
+        for j in range(probes):
+            hashes.append(_hash(column, field, j))
+            owners.append(i)
+            missing.append(_missing_fingerprint(field, j))
+    empty = tf.gather(tf.equal(tf.strings.length(columns), 0), owners, axis=1)
+    merged = tf.where(empty, tf.constant(missing, tf.int64), tf.stack(hashes, axis=1))
+    return tf.split(merged, [probes for _, probes in fields], axis=1)
+
+
 def _hash(values: tf.Tensor, field: str, probe: int) -> tf.Tensor:
     import tensorflow as tf
 

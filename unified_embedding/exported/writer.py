@@ -36,7 +36,7 @@ from unified_embedding.contract.artifacts import (
     SPEC_FILE,
     WARMUP_FILE,
 )
-from unified_embedding.contract.features import encode_features
+from unified_embedding.contract.features import encode_features, encode_packed
 from unified_embedding.contract.kinds import kind_of
 from unified_embedding.contract.spec import FeatureSpec
 from unified_embedding.exported import versions
@@ -80,15 +80,8 @@ class ServingModule(tf.Module):
         return self.score(tf.io.parse_example(examples, example_features(self.spec)))
 
     def score_packed(self, categorical: tf.Tensor, numeric: tf.Tensor) -> Tensors:
-        return self.score(self.unpack(categorical, numeric))
-
-    def unpack(self, categorical: tf.Tensor, numeric: tf.Tensor) -> Tensors:
-        raw: Tensors = {}
-        for i, f in enumerate(self.spec.categorical_fields):
-            raw[f.name] = categorical[:, i]
-        for i, f in enumerate(self.spec.numeric_fields):
-            raw[f.name] = numeric[:, i]
-        return raw
+        ids = encode_packed(self.spec, categorical, numeric)
+        return {"probability": self.model.probabilities(ids)[:, 0]}
 
     def attention(self, raw: Tensors) -> Tensors:
         scores = self.model.attention_scores(encode_features(self.spec, raw))

@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from unified_embedding.contract.features import encode_features, parse_numeric, transform_numeric
+from unified_embedding.contract.features import (
+    encode_features,
+    encode_packed,
+    parse_numeric,
+    transform_numeric,
+)
 from unified_embedding.contract.hashing import fingerprint
 from unified_embedding.contract.schemas import from_short_form
 
@@ -82,3 +87,42 @@ def test_numeric_transform_does_not_depend_on_batch_size() -> None:
             transform_numeric(tf.constant(v[None]), transform).numpy()[0] for v in values[:300]
         ]
         np.testing.assert_array_equal(batched[:300], one_by_one)
+
+
+@pytest.mark.parametrize("probes", [1, 3])
+def test_encode_packed_equals_encode_features_field_by_field(probes: int) -> None:
+    """The `packed` signature's matrix encoding gives every field exactly what the per-field
+    encoding gives: every kind, every transform, missing tokens and empty cells."""
+    spec = from_short_form(
+        {
+            "columns": ["y", "n1", "c1", "g", "n2", "city", "n3", "n4", "c2"],
+            "label": "y",
+            "numeric": {"n1": "log1p", "n2": "identity", "n3": "log_square", "n4": "log1p"},
+            "multi_valued": {"g": "|"},
+            "vocabulary": {"city": ["paris", "rome"]},
+            "missing": ["null", "\\N"],
+            "probes": probes,
+        }
+    )
+    cells = [
+        ["a", "x|y", "rome", ""],
+        ["", "", "oslo", "null"],
+        ["null", "z", "", "\\N"],
+        ["\u00e9t\u00e9", "x||y", "paris", "b"],
+    ]
+    numbers = [[3.0, -1.5, 7.0, 0.0], [np.nan, 2.0, -3.0, 1e6], [0.5, np.nan, np.nan, -2.0]]
+    numbers.append([1.0, 1.0, 1.0, 1.0])
+    categorical = tf.constant(cells)
+    numeric = tf.constant(numbers, tf.float32)
+    names = [f.name for f in spec.categorical_fields]
+    assert names == ["c1", "g", "city", "c2"]
+    raw = {name: categorical[:, i] for i, name in enumerate(names)}
+    raw.update({f.name: numeric[:, i] for i, f in enumerate(spec.numeric_fields)})
+    expected, got = encode_features(spec, raw), encode_packed(spec, categorical, numeric)
+    assert list(got) == [f.name for f in spec.fields]
+    for name, value in expected.items():
+        if isinstance(value, tf.RaggedTensor):
+            assert got[name].to_list() == value.to_list(), name
+        else:
+            np.testing.assert_array_equal(got[name].numpy(), value.numpy(), err_msg=name)
+            assert got[name].dtype == value.dtype and got[name].shape == value.shape, name
