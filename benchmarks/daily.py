@@ -18,7 +18,8 @@ Strategies, each trained with `ue train`'s recipe (`training.loop.train`, the sa
 `--passes` over its train rows, early stopping on the validation AUC):
   frozen   the day-1 model, never trained again (the baseline measured in the same run)
   retrain  from scratch on days 1..d (one preprocessing of all of them)
-  warm     `TrainJob(warm_start_from=<day d-1's run>)` on day d alone (day 2: from day 1's run)
+  warm     `TrainJob(warm_start_from=<day d-1's run>)` on day d alone (day 2: from day 1's run),
+           `--warm-passes` over it when given
 Day 1's model is the same run for all three.
 
 Layouts: `unified`, `per_feature` and `collisionless`. The collision-free layout's vocabulary is
@@ -108,6 +109,7 @@ class Plan:
     seed: int
     config: SyntheticConfig
     drift: DriftConfig
+    warm_passes: int | None = None  # the warm start's passes; None: `passes`
 
 
 @dataclass(frozen=True)
@@ -154,13 +156,14 @@ def fit(plan: Plan, data: Path, model_dir: Path, layout: str, warm_from: Path | 
     """Trains one run as `ue train` does (`--passes` over the train rows); returns its
     wall-clock seconds, start-up included."""
     rows = json.loads((data / "stats.json").read_text())["rows_by_split"]["train"]
+    passes = plan.warm_passes if warm_from and plan.warm_passes else plan.passes
     job = TrainJob(
         str(data),
         str(model_dir),
         layout=layout,
         budget=None if warm_from else plan.budget,  # a warm start continues its source's table
         warm_start_from=None if warm_from is None else str(warm_from),
-        steps=max(1, math.ceil(plan.passes * rows / plan.batch_size)),
+        steps=max(1, math.ceil(passes * rows / plan.batch_size)),
         batch_size=plan.batch_size,
         optimizer=TrainConfig(seed=plan.seed),
     )
@@ -311,6 +314,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--layouts", nargs="+", default=list(LAYOUTS), choices=LAYOUTS)
     parser.add_argument("--budget", default="1MB", help="as ue train's --budget (from scratch)")
     parser.add_argument("--passes", type=int, default=3, help="passes over each run's rows")
+    parser.add_argument(
+        "--warm-passes", type=int, default=None, help="the warm start's passes (default: --passes)"
+    )
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--seed", type=int, default=0, help="the data's and training's seed")
     parser.add_argument("--new-id-share", type=float, default=DriftConfig.new_id_share)
@@ -349,6 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         layouts=tuple(args.layouts),
         budget=args.budget,
         passes=args.passes,
+        warm_passes=args.warm_passes,
         batch_size=args.batch_size,
         seed=args.seed,
         config=dataclasses.replace(LEARNABLE, seed=args.seed),
@@ -376,6 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "layouts": list(plan.layouts),
         "budget": plan.budget,
         "passes": plan.passes,
+        "warm_passes": plan.warm_passes or plan.passes,
         "drift": dataclasses.asdict(plan.drift),
         "new_id_rows_share": {t.day: round(float(t.new_ids.mean()), 3) for t in tests.values()},
         "results": results,
