@@ -25,6 +25,7 @@ import pipelines.read as read
 from pipelines.encode import STATS, EncodeBlockFn, encode_columns, graph_encoder
 from pipelines.read import FILES_READ, ReadBlocks, matched_files
 from pipelines.validate import DEAD_LETTERS, ValidateBlockFn
+from tests.pipelines.tiny_schema import TINY_SCHEMA
 from unified_embedding.contract.artifacts import SPLITS
 from unified_embedding.contract.hashing import fingerprint
 from unified_embedding.contract.schemas import from_short_form
@@ -32,16 +33,7 @@ from unified_embedding.rows.records import parse_block
 from unified_embedding.rows.textfile import LineBlock
 from unified_embedding.rows.validation import REASONS, BlockValidator, CheckedBlock
 
-SPEC = from_short_form(
-    {
-        "columns": ["y", "n", "c", "m"],
-        "label": "y",
-        "delimiter": "\t",
-        "header": False,
-        "numeric": {"n": "log1p"},
-        "multi_valued": {"m": "|"},
-    }
-)
+SPEC = from_short_form(TINY_SCHEMA)
 BLOCK_ROWS = 7
 
 

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.pipelines.tiny_schema import TINY_SCHEMA
+
 SCRIPT = """
 import json, sys
 from pipelines.preprocess import main
@@ -17,15 +19,7 @@ print(json.dumps({"status": status, "tensorflow": "tensorflow" in sys.modules}))
 def test_a_preprocessing_job_imports_no_tensorflow(tmp_path: Path) -> None:
     lines = [f"{i % 2}\t{i}\tv{i % 7}\ta|b{i % 3}" for i in range(500)]
     (tmp_path / "rows.tsv").write_text("\n".join(lines) + "\n")
-    schema = {
-        "columns": ["y", "n", "c", "m"],
-        "label": "y",
-        "delimiter": "\t",
-        "header": False,
-        "numeric": {"n": "log1p"},
-        "multi_valued": {"m": "|"},
-    }
-    (tmp_path / "schema.json").write_text(json.dumps(schema))
+    (tmp_path / "schema.json").write_text(json.dumps(TINY_SCHEMA))
     args = ["--input", str(tmp_path / "rows.tsv"), "--schema", str(tmp_path / "schema.json")]
     args += ["--output", str(tmp_path / "out"), "--block-rows", "100"]
     done = subprocess.run(

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from tests.pipelines.tiny_schema import TINY_SCHEMA
 from unified_embedding.contract.schemas import from_short_form
 from unified_embedding.rows.records import (
     CONTRACT,
@@ -19,17 +20,7 @@ from unified_embedding.rows.records import (
     record_key,
 )
 
-SPEC = from_short_form(
-    {
-        "columns": ["y", "n", "c", "m"],
-        "label": "y",
-        "delimiter": "\t",
-        "header": False,
-        "numeric": {"n": "log1p"},
-        "multi_valued": {"m": "|"},
-        "probes": 2,
-    }
-)
+SPEC = from_short_form({**TINY_SCHEMA, "probes": 2})
 
 
 Columns = dict[str, Any]
