@@ -7,14 +7,18 @@ explanations, NumPy in and NumPy out.
     calls.attention(columns)                # (rows, layers, heads, fields, fields), by field
 
 `SessionCalls` runs the version the way TF Serving runs it: its `serve` graph in a
-`tf.compat.v1.Session` (`SignatureSession`), one callable per signature made once
-(`Session.make_callable`: feeds and fetches resolved, Grappler's rewrite done, at load). A
-`tf.function` signature instead goes, on every call, through Python argument handling, eager
-tensors built from the arrays, and the function runtime, whose executor hands each costly op to
-the inter-op pool and waits for it. With one inter-op thread (`ue serve --op-threads 1`) the
-session runs every op in the caller's thread (`inter_op_parallelism_threads=-1`): no hand-off.
-A batch-1 call of the 39-field demo model took ~0.40 ms instead of ~0.55 ms in process, scores
-equal to 1e-6 (tests/serving/test_model_call.py); batches of 100 rows ran alike.
+`tf.compat.v1.Session` (`SignatureSession`), one callable per signature made once from
+`CallableOptions`, as TF Serving and Keras's graph backend make theirs: feeds, fetches and
+Grappler's rewrite resolved at load, each call one C call with the arrays
+(`TF_SessionRunCallable`). `Session.make_callable` with a feed list is not that: it runs
+`Session.run` on every call, with its Python feed and fetch handling (~0.1 ms of a ~0.4 ms
+batch-1 call). A `tf.function` signature instead goes, on every call, through Python argument
+handling, eager tensors built from the arrays, and the function runtime, whose executor hands
+each costly op to the inter-op pool and waits for it. With one inter-op thread (`ue serve
+--op-threads 1`) the session runs every op in the caller's thread
+(`inter_op_parallelism_threads=-1`): no hand-off. A batch-1 call of the 39-field demo model took
+~0.30 ms instead of ~0.55 ms in process, scores equal to 1e-6
+(tests/serving/test_model_call.py); batches of 100 rows ran alike.
 
 The session restores its own copy of the variables from the version folder. Its callables are
 thread-safe; it is closed when collected (a version unloaded after its last request).
@@ -28,6 +32,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.protobuf import config_pb2
 from tensorflow.python.util import deprecation
 
 Call = Callable[..., Any]
@@ -85,9 +90,19 @@ class SignatureSession:
                 f"signature `{signature}` takes {sorted(sig.inputs)} and gives "
                 f"{sorted(sig.outputs)}. Received: `inputs={list(inputs)}`, `output={output!r}`"
             )
-        tensor = self._graph.get_tensor_by_name
-        feeds = [tensor(sig.inputs[name].name) for name in inputs]
-        return self._session.make_callable(tensor(sig.outputs[output].name), feed_list=feeds)
+        options = config_pb2.CallableOptions(
+            feed=[sig.inputs[name].name for name in inputs], fetch=[sig.outputs[output].name]
+        )
+        # Keras's graph backend makes its callables the same way (the public `make_callable`
+        # runs `Session.run` per call when given feeds)
+        call = self._session._make_callable_from_options(options)
+        dtypes = [tf.as_dtype(sig.inputs[name].dtype).as_numpy_dtype for name in inputs]
+
+        def run(*arrays: Any) -> np.ndarray:
+            # the C call takes arrays of the feeds' exact dtypes (object for strings)
+            return call(*(np.asarray(a, d) for a, d in zip(arrays, dtypes, strict=True)))[0]
+
+        return run
 
     def run(self, signature: str, arrays: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Every output of `signature` for `arrays` (one per input, by name): the general form

@@ -104,6 +104,20 @@ def test_the_predictor_scores_and_explains_as_the_tf_functions_do(
         assert weights == sorted(weights, reverse=True) and len(weights) == 3
 
 
+def test_a_callable_is_one_c_call_not_a_session_run(
+    predictor: Predictor, batch: PackedBatch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = predictor.predict(batch)
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("Session.run per call: the slow path")
+
+    monkeypatch.setattr(tf.compat.v1.Session, "run", refuse)
+    np.testing.assert_array_equal(predictor.predict(batch), expected)
+    strings = batch.categorical.astype(str)  # numpy str columns become the string feed's objects
+    np.testing.assert_array_equal(predictor.calls.packed(strings, batch.numeric), expected)
+
+
 def test_a_callable_refuses_inputs_the_signature_does_not_take(exported_model: Any) -> None:
     session = SignatureSession.load(exported_model.version)
     with pytest.raises(ValueError, match=r"signature `packed` takes \['categorical', 'numeric'\]"):
