@@ -19,7 +19,7 @@ Strategies, each trained with `ue train`'s recipe (`training.loop.train`, the sa
   frozen   the day-1 model, never trained again (the baseline measured in the same run)
   retrain  from scratch on days 1..d (one preprocessing of all of them)
   warm     `TrainJob(warm_start_from=<day d-1's run>)` on day d alone (day 2: from day 1's run),
-           `--warm-passes` over it when given
+           `--warm-passes` over it (default: twice `--passes`: it sees one day, not all of them)
 Day 1's model is the same run for all three.
 
 Layouts: `unified`, `per_feature` and `collisionless`. The collision-free layout's vocabulary is
@@ -34,14 +34,17 @@ Prints one JSON line: per layout, strategy and day the next-day AUC, log loss, c
 days 2.. of warm - retrain AUC), `warm_vs_retrain_seconds` (warm / retrain training seconds on
 the last day) and `unified_vs_collisionless_new_ids` (mean over days of the warm-started unified
 minus collision-free AUC on the rows with new IDs); and `targets`, booleans beside those
-numbers: in every layout the warm start is on average at most 0.003 AUC below the retrain
-(above it is no failure) and takes at most a third of its training seconds on the last day;
+numbers: in each hashed layout (unified, per-feature) the warm start is on average at most
+0.003 AUC below the retrain (above it is no failure), and in every layout it takes at most a
+third of its training seconds on the last day. The collision-free warm start keeps day 1's
+vocabulary by design while its retrain takes every day's, so its gap measures the frozen
+vocabulary rather than the warm start: it is reported, not held to the 0.003;
 the unified warm start is ahead of the collision-free one on the rows with new IDs; every
 next-day calibration of the warm start is in [0.9, 1.1], except where the click rate jumps
 between the model's day and its test day (`calibration_out_of_range` lists the misses of each
 strategy).
 
-Run (17 minutes on 2 shared cores at the defaults; RESULTS.md, "Running it every day"):
+Run (23 minutes on 2 cores at load 1-2 at the defaults; RESULTS.md, "Running it every day"):
     nice -n 5 .venv/bin/python benchmarks/daily.py | .venv/bin/python benchmarks/results.py \\
         record --command "benchmarks/daily.py" --note "load 4"
     .venv/bin/python benchmarks/daily.py --quick     # 2-3 minutes: 3 days of 3,000 rows
@@ -90,6 +93,7 @@ from unified_embedding.training.loop import TrainJob, load_trained, train
 
 STRATEGIES = ("frozen", "retrain", "warm")
 LAYOUTS = ("unified", "per_feature", "collisionless")
+HASHED = ("unified", "per_feature")  # whose warm start can learn new IDs
 # The targets (benchmarks/RESULTS.md, "Running it every day").
 MAX_WARM_AUC_GAP = 0.003  # warm start within this AUC of the full retrain, on average
 MAX_WARM_SECONDS_RATIO = 1 / 3  # of the retrain's training seconds on the last day
@@ -109,7 +113,7 @@ class Plan:
     seed: int
     config: SyntheticConfig
     drift: DriftConfig
-    warm_passes: int | None = None  # the warm start's passes; None: `passes`
+    warm_passes: int | None = None  # the warm start's passes; None: twice `passes`
 
 
 @dataclass(frozen=True)
@@ -156,7 +160,7 @@ def fit(plan: Plan, data: Path, model_dir: Path, layout: str, warm_from: Path | 
     """Trains one run as `ue train` does (`--passes` over the train rows); returns its
     wall-clock seconds, start-up included."""
     rows = json.loads((data / "stats.json").read_text())["rows_by_split"]["train"]
-    passes = plan.warm_passes if warm_from and plan.warm_passes else plan.passes
+    passes = plan.passes if warm_from is None else plan.warm_passes or 2 * plan.passes
     job = TrainJob(
         str(data),
         str(model_dir),
@@ -235,7 +239,7 @@ def summarize(plan: Plan, results: list[dict[str, Any]]) -> dict[str, Any]:
     ahead = None if new_ids is None else new_ids > 0  # None: one of the two layouts not run
     jump = plan.drift.ctr_jump_day if plan.drift.ctr_jump else None
     miscalibrated = {strategy: _miscalibrated(results, strategy, jump) for strategy in STRATEGIES}
-    gaps = [g for g in auc_gap.values() if g is not None]
+    gaps = [g for layout, g in auc_gap.items() if g is not None and layout in HASHED]
     ratios = [r for r in seconds_ratio.values() if r is not None]
     return {
         "warm_vs_retrain_auc": auc_gap,
@@ -313,9 +317,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=16_000, help="rows per day")
     parser.add_argument("--layouts", nargs="+", default=list(LAYOUTS), choices=LAYOUTS)
     parser.add_argument("--budget", default="1MB", help="as ue train's --budget (from scratch)")
-    parser.add_argument("--passes", type=int, default=3, help="passes over each run's rows")
+    parser.add_argument("--passes", type=int, default=6, help="passes over each run's rows")
     parser.add_argument(
-        "--warm-passes", type=int, default=None, help="the warm start's passes (default: --passes)"
+        "--warm-passes", type=int, default=None, help="the warm start's (default: twice --passes)"
     )
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--seed", type=int, default=0, help="the data's and training's seed")
@@ -383,7 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "layouts": list(plan.layouts),
         "budget": plan.budget,
         "passes": plan.passes,
-        "warm_passes": plan.warm_passes or plan.passes,
+        "warm_passes": plan.warm_passes or 2 * plan.passes,
         "drift": dataclasses.asdict(plan.drift),
         "new_id_rows_share": {t.day: round(float(t.new_ids.mean()), 3) for t in tests.values()},
         "results": results,
