@@ -18,6 +18,7 @@ from pipelines.encode import STATS, EncodeBlockFn, eval_rows
 from pipelines.read import FileRanges, ReadBlocksFn
 from pipelines.stats import BlockStats, build_stats, collision_rates
 from pipelines.validate import DEAD_LETTERS, ValidateBlocks
+from tests.pipelines.tiny_schema import TINY_SCHEMA
 from unified_embedding.contract.artifacts import SPLITS
 from unified_embedding.contract.hashing import fingerprint
 from unified_embedding.contract.schemas import from_short_form
@@ -26,15 +27,7 @@ from unified_embedding.rows.records import parse_block
 from unified_embedding.rows.textfile import ColumnsOf, LineBlock
 from unified_embedding.rows.validation import BlockValidator
 
-SCHEMA = {
-    "name": "tiny",
-    "columns": ["y", "n", "c", "m"],
-    "label": "y",
-    "delimiter": "\t",
-    "header": False,
-    "numeric": {"n": "log1p"},
-    "multi_valued": {"m": "|"},
-}
+SCHEMA = {"name": "tiny", **TINY_SCHEMA}
 SPEC = from_short_form(SCHEMA)
 SHORT = from_short_form({**SCHEMA, "max_field_chars": 20})  # cells of 21 characters are dead
 #  line  y  n      c      m      -> verdict

@@ -70,8 +70,7 @@ class ServingModule(tf.Module):
         self.spec_asset = tf.saved_model.Asset(spec_path)
 
     def score(self, raw: Tensors) -> Tensors:
-        ids = encode_features(self.spec, raw)
-        return {"probability": self.model.probabilities(ids)[:, 0]}
+        return self.score_ids(encode_features(self.spec, raw))
 
     def score_ids(self, ids: Tensors) -> Tensors:
         return {"probability": self.model.probabilities(ids)[:, 0]}
@@ -80,8 +79,7 @@ class ServingModule(tf.Module):
         return self.score(tf.io.parse_example(examples, example_features(self.spec)))
 
     def score_packed(self, categorical: tf.Tensor, numeric: tf.Tensor) -> Tensors:
-        ids = encode_packed(self.spec, categorical, numeric)
-        return {"probability": self.model.probabilities(ids)[:, 0]}
+        return self.score_ids(encode_packed(self.spec, categorical, numeric))
 
     def attention(self, raw: Tensors) -> Tensors:
         scores = self.model.attention_scores(encode_features(self.spec, raw))
