@@ -23,7 +23,8 @@ Measures, in one run, for the same model and the same rows:
                the model call in process (session callable, and the tf.function for comparison),
                and the server's total on gRPC and on REST
 Clients send requests built and serialized once in advance (a pool of `--distinct` ones), so
-the client process spends little of the cores it shares with the server. The server runs as a
+the client process spends little of the cores it shares with the server: `client_cores` (its
+CPU seconds per second of a run) measures how little (~0.05 of a core). The server runs as a
 subprocess (`ue serve`) on 127.0.0.1. Without `--model-base-path` a small Criteo-shaped model
 is trained and exported first (~30 s). Prints one JSON line.
 
@@ -274,7 +275,7 @@ class Load:
         tasks = [asyncio.create_task(c) for c in clients]
         await asyncio.sleep(1.0)  # connections and the first requests out of the way
         first = len(self.latencies)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - started
         measured = self.latencies[first:]
@@ -283,6 +284,8 @@ class Load:
             "rows_per_second": rate,
             "requests": len(measured),
             "errors": self.errors,
+            # the cores this process's clients kept busy, taken from the server's machine
+            "client_cores": round((time.process_time() - cpu_started) / elapsed, 2),
             **percentiles(measured),
         }
 
