@@ -3,16 +3,17 @@ embedding layout.
 
 Data: `--days` + 1 generated days that drift (`ue generate --days`: new IDs in the
 high-cardinality fields, a moving base click rate with a jump on `--ctr-jump-day`, planted
-effects that rotate), `--rows` each; the learnable config of the budget study (3 weighted values
-per field, signal x2) with effects rotating 0.05 rad a day (at DriftConfig's 0.15, with so few
-weighted values, the rotation alone moves the click rate by up to 11% a day). As many values are
-born per field and day as carry planted effects (3): each new ID has an effect to learn, as the
-weighted day-1 values do. With DriftConfig's 1,000 births a day, 997 of them have none, and a
-table can only add noise to them (the out-of-vocabulary row learns their mean). Each day is
-preprocessed with `pipelines.preprocess.run` (a random 10% of the day validates early
-stopping); the next day's file is the test, scored only after training. The daily flow of the
-README validates on the next day instead (`ue preprocess --eval-input`); here that day is the
-test, so it must not choose the model.
+effects that rotate), `--rows` each (48,000: a warm start sees one day, and 16,000 rows were
+too few for it to keep up with a retrain on every day so far); the learnable config of the
+budget study (3 weighted values per field, signal x2) with effects rotating 0.05 rad a day (at
+DriftConfig's 0.15, with so few weighted values, the rotation alone moves the click rate by up
+to 11% a day). As many values are born per field and day as carry planted effects (3): each
+new ID has an effect to learn, as the weighted day-1 values do. With DriftConfig's 1,000 births
+a day, 997 of them have none, and a table can only add noise to them (the out-of-vocabulary
+row learns their mean). Each day is preprocessed with `pipelines.preprocess.run` (a random
+10% of the day validates early stopping); the next day's file is the test, scored only after
+training. The daily flow of the README validates on the next day instead (`ue preprocess
+--eval-input`); here that day is the test, so it must not choose the model.
 
 Strategies, each trained with `ue train`'s recipe (`training.loop.train`, the same budget,
 `--passes` over its train rows, early stopping on the validation AUC):
@@ -314,7 +315,13 @@ def _round(value: float | None) -> float | None:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=7, help="training days (tested on 2..N+1)")
-    parser.add_argument("--rows", type=int, default=16_000, help="rows per day")
+    parser.add_argument(
+        "--rows",
+        type=int,
+        default=48_000,
+        help="rows per day; at 16,000 a day is too small for one day's warm start to match a "
+        'retrain on every day so far (RESULTS.md, "Running it every day")',
+    )
     parser.add_argument("--layouts", nargs="+", default=list(LAYOUTS), choices=LAYOUTS)
     parser.add_argument("--budget", default="1MB", help="as ue train's --budget (from scratch)")
     parser.add_argument("--passes", type=int, default=6, help="passes over each run's rows")
