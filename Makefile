@@ -41,7 +41,7 @@ study: $(STAMP)
 		-p output_dir $(STUDY_DIR) $(STUDY_ARGS) --log-output --no-progress-bar
 
 # The daily benchmark (frozen / retrained / warm-started per layout, next-day metrics) and its
-# figures: notebook 04 into $(DAILY_DIR)/. About 17 minutes on 2 cores at its defaults.
+# figures: notebook 04 into $(DAILY_DIR)/. About 80 minutes on 2 shared cores at its defaults.
 # Smaller: make daily DAILY_ARGS="-p days 3 -p rows 5000"; from a recorded line:
 # make daily DAILY_ARGS="-p result_file benchmarks/results/daily.jsonl"
 DAILY_DIR ?= out/daily

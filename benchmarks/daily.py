@@ -45,7 +45,7 @@ next-day calibration of the warm start is in [0.9, 1.1], except where the click 
 between the model's day and its test day (`calibration_out_of_range` lists the misses of each
 strategy).
 
-Run (23 minutes on 2 cores at load 1-2 at the defaults; RESULTS.md, "Running it every day"):
+Run (83 minutes on 2 cores beside other work, load 3-6; RESULTS.md, "Running it every day"):
     nice -n 5 .venv/bin/python benchmarks/daily.py | .venv/bin/python benchmarks/results.py \\
         record --command "benchmarks/daily.py" --note "load 4"
     .venv/bin/python benchmarks/daily.py --quick     # 2-3 minutes: 3 days of 3,000 rows

@@ -408,7 +408,8 @@ moving click rate with a jump, planted effects that rotate), trains each day's m
 (the day-1 model frozen; retrained from scratch on every day so far; warm-started from the day
 before on the new day alone) for each embedding layout, and tests it on the next day's rows.
 This notebook runs it (or reads a line it printed) and plots the next-day metrics per day.
-`make daily` runs it with the defaults below (about 17 minutes on 2 cores).""",
+`make daily` runs it with the defaults below (about 80 minutes on 2 shared cores; with
+`-p rows 16000`, about 25).""",
     ),
     ("code", SETUP),
     (
