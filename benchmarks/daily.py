@@ -315,13 +315,7 @@ def _round(value: float | None) -> float | None:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=7, help="training days (tested on 2..N+1)")
-    parser.add_argument(
-        "--rows",
-        type=int,
-        default=48_000,
-        help="rows per day; at 16,000 a day is too small for one day's warm start to match a "
-        'retrain on every day so far (RESULTS.md, "Running it every day")',
-    )
+    parser.add_argument("--rows", type=int, default=48_000, help="rows per day")
     parser.add_argument("--layouts", nargs="+", default=list(LAYOUTS), choices=LAYOUTS)
     parser.add_argument("--budget", default="1MB", help="as ue train's --budget (from scratch)")
     parser.add_argument("--passes", type=int, default=6, help="passes over each run's rows")

@@ -24,7 +24,7 @@ Measures, in one run, for the same model and the same rows:
                and the server's total on gRPC and on REST
 Clients send requests built and serialized once in advance (a pool of `--distinct` ones), so
 the client process spends little of the cores it shares with the server: `client_cores` (its
-CPU seconds per second of a run) measures how little (~0.05 of a core). The server runs as a
+CPU seconds per second of a run) measures how little. The server runs as a
 subprocess (`ue serve`) on 127.0.0.1. Without `--model-base-path` a small Criteo-shaped model
 is trained and exported first (~30 s). Prints one JSON line.
 

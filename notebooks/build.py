@@ -419,7 +419,7 @@ This notebook runs it (or reads a line it printed) and plots the next-day metric
 output_dir = "out/daily"  # figures (PNG), daily.json (the benchmark's line) and summary.json
 result_file = ""  # a file holding the benchmark's JSON line (its last line): "" runs it now
 days = 7  # training days; each day's model is tested on the next day's rows
-rows = 48_000  # generated rows per day (16,000: too few for a warm start to keep up)
+rows = 48_000  # generated rows per day
 passes = 6  # passes over each run's rows (a warm start: twice); early stopping may stop sooner
 layouts = ["unified", "per_feature", "collisionless"]
 extra_args = []  # more flags of benchmarks/daily.py, e.g. ["--ctr-jump-day", "0"]""",
