@@ -131,6 +131,7 @@ TABLES: dict[str, tuple[str, tuple[Column, ...]]] = {
         (
             DATE,
             LOAD,
+            col("`--pin-workers`", "pin_workers"),
             col(
                 "in-process rows/s (1 / 2 threads)",
                 "in_process.threads_1_rows_per_second",
@@ -150,6 +151,7 @@ TABLES: dict[str, tuple[str, tuple[Column, ...]]] = {
         (
             DATE,
             LOAD,
+            col("`--pin-workers`", "pin_workers"),
             col("gRPC, no model: p50 / p99 ms", *_p50_p99("breakdown.grpc_round_trip_no_model")),
             col("model call: session", *_p50_p99("breakdown.model_call_in_process")),
             col("tf.function", *_p50_p99("breakdown.model_call_in_process_tf_function")),

@@ -211,7 +211,7 @@ def free_port() -> int:
 class ServerProcess:
     """`ue serve --workers W` on a free loopback port, stopped with SIGTERM."""
 
-    def __init__(self, base: Path, workers: int, op_threads: int) -> None:
+    def __init__(self, base: Path, workers: int, op_threads: int, pin: bool = False) -> None:
         self.port = free_port()
         self.rest_port = free_port()
         self.rest_url = f"http://127.0.0.1:{self.rest_port}/v1/models/default:predict"
@@ -230,6 +230,7 @@ class ServerProcess:
             str(op_threads),
             "--rest-api-port",
             str(self.rest_port),
+            *(["--pin-workers"] if pin else []),
         ]
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
         self.process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
@@ -411,6 +412,12 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--requests", type=int, default=2000, help="sequential requests")
     parser.add_argument("--in-process-seconds", type=float, default=5.0)
     parser.add_argument("--op-threads", type=int, default=1, help="as `ue serve --op-threads`")
+    parser.add_argument(
+        "--pin-workers",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="as `ue serve --pin-workers`, for every server",
+    )
     args = parser.parse_args(argv)
     cores = os.cpu_count() or 1
     set_op_threads(args.op_threads or None)  # the in-process calls run as the server's do
@@ -444,7 +451,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         sequential_ms: dict[str, float] = {}
         rest: dict[str, Any] = {}
         for workers in sorted({1, 2, cores}, reverse=True):
-            server = ServerProcess(base, workers, args.op_threads)
+            server = ServerProcess(base, workers, args.op_threads, args.pin_workers)
             try:
                 server.wait_ready()
                 served[workers] = asyncio.run(
@@ -515,6 +522,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
             },
         },
         "op_threads": args.op_threads,
+        "pin_workers": args.pin_workers,
         "cpus": cores,
         "load_average_1m": round(os.getloadavg()[0], 2),
     }

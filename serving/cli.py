@@ -28,6 +28,7 @@ from serving.config import (
     ServerConfig,
     TlsConfig,
 )
+from serving.cpu_affinity import cpu_for, pin_request_path, usable_cpus
 from serving.logs import configure_logging
 from serving.workers import Turn, WorkersConfig, reserve_port, run_workers
 from unified_embedding.runtime.flags import add_flags, command_parser, from_flags, option
@@ -126,6 +127,8 @@ def serve_main(argv: Sequence[str]) -> int:
     check_files(config)
     workers = from_flags(ServeCommand, args).workers or os.cpu_count() or 1
     if workers == 1:
+        if args.pin_workers and (cpus := usable_cpus()):
+            pin_request_path(cpu_for(0, cpus))
         return _serve(config)
     supervision = from_flags(
         WorkersConfig,

@@ -47,6 +47,7 @@ from tensorflow_serving.apis import model_service_pb2, prediction_service_pb2
 from protos import prediction_pb2
 from serving.batching import Batcher
 from serving.config import ServerConfig, TlsConfig
+from serving.cpu_affinity import unpin_thread
 from serving.logs import configure_logging
 from serving.model_manager import ModelManager
 from serving.prometheus import Metrics
@@ -137,10 +138,12 @@ class PredictionServer:
         self.rest_api_port: int | None = None
         self.rest: RestApi | None = None
         self._serving = asyncio.Event()
+        # Model calls and loads (and TensorFlow's threads they start) run on any CPU, also
+        # when the request path is pinned (`ue serve --pin-workers`).
         self._executor = ThreadPoolExecutor(
-            config.batching.batch_threads, thread_name_prefix="model"
+            config.batching.batch_threads, thread_name_prefix="model", initializer=unpin_thread
         )
-        self._loader = ThreadPoolExecutor(1, thread_name_prefix="loader")
+        self._loader = ThreadPoolExecutor(1, thread_name_prefix="loader", initializer=unpin_thread)
         self.models = ModelManager(config.models, self._loader, on_version=self._on_version)
         self.batcher = Batcher(
             config.batching, self._executor, on_batch=self.metrics.batch_rows.observe

@@ -182,8 +182,9 @@ def test_workers_are_forked_before_grpc_exists() -> None:
 # The supervisor alone, over stand-in workers that import neither gRPC nor TensorFlow (fast):
 # a worker writes `<index>-<pid>` into OUT once it serves, a spare only once it is called on.
 _STAND_IN = """
-import asyncio, os, signal, sys
+import asyncio, json, os, signal, sys, threading
 from pathlib import Path
+from serving.cpu_affinity import unpin_thread
 from serving.logs import configure_logging
 from serving.workers import WorkersConfig, run_workers
 
@@ -192,6 +193,9 @@ mode, out, spares, metrics_port = sys.argv[1], Path(sys.argv[2]), *map(int, sys.
 def serve(turn, port):
     if mode == "crash":
         return 3
+    def freed(cpus):  # a model-call thread, started once the worker serves
+        unpin_thread()
+        cpus.append(sorted(os.sched_getaffinity(0)))
     async def main():
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
@@ -199,14 +203,18 @@ def serve(turn, port):
         stopped = asyncio.ensure_future(stop.wait())
         await asyncio.wait({called, stopped}, return_when=asyncio.FIRST_COMPLETED)
         if called.done():
-            (out / f"{called.result()}-{os.getpid()}").touch()
+            cpus = [sorted(os.sched_getaffinity(0))]
+            thread = threading.Thread(target=freed, args=(cpus,))
+            thread.start()
+            thread.join()
+            (out / f"{called.result()}-{os.getpid()}").write_text(json.dumps(cpus))
         await stopped
     asyncio.run(main())
     return 0
 
 configure_logging()
 config = WorkersConfig(2, port=0, metrics_port=metrics_port, stop_seconds=10, spares=spares,
-                       restart_backoff_seconds=0.05, max_crashes=3)
+                       restart_backoff_seconds=0.05, max_crashes=3, pin_workers=mode == "pin")
 sys.exit(run_workers(config, serve))
 """
 
@@ -277,6 +285,28 @@ def test_a_spare_takes_the_place_of_a_killed_worker(tmp_path: Path) -> None:
     new_spare = [e for e in logs if e["message"] == "worker started" and e["worker"] is None]
     assert len(new_spare) == 1  # forked after the backoff to be the next spare
     assert logs[-1]["exit_codes"] == [0, 0] and logs[-1]["spare_exit_codes"] == [0]
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="no CPU affinity here")
+def test_pinned_workers_and_the_spare_that_replaces_one_answer_on_their_own_cpu(
+    tmp_path: Path,
+) -> None:
+    cpus = sorted(os.sched_getaffinity(0))
+    parent = _stand_ins("pin", tmp_path, spares=1)
+    try:
+        _wait_for(lambda: set(_serving(tmp_path)) == {0, 1}, 30)
+        (killed,) = _serving(tmp_path)[1]
+        os.kill(killed, signal.SIGKILL)
+        _wait_for(lambda: len(_serving(tmp_path)[1]) == 2, 30)  # the spare serves as 1
+    finally:
+        logs = _stopped(parent)
+    assert parent.returncode == 0, logs
+    started = next(e for e in logs if e["message"] == "workers started")
+    assert started["pinned_to"] == cpus
+    for path in tmp_path.iterdir():
+        index = int(path.name.split("-")[0])
+        # the request path (main thread) on its CPU; a model-call thread free on them all
+        assert json.loads(path.read_text()) == [[cpus[index % len(cpus)]], cpus], path.name
 
 
 def test_a_crash_loop_stops_the_parent_with_one_line(tmp_path: Path) -> None:
@@ -390,6 +420,7 @@ def test_a_worker_killed_under_load_is_replaced_while_the_port_answers(exported_
         str(metrics_port),
         "--restart-backoff-seconds",
         "0.1",
+        "--pin-workers",
     )
     load = None
     try:
@@ -414,6 +445,7 @@ def test_a_worker_killed_under_load_is_replaced_while_the_port_answers(exported_
         os.kill(killed[1], signal.SIGKILL)
         _wait_for(lambda: set(_answers(server.target, 8)) == {0, 1}, 120)
         replaced = time.monotonic()
+        pinned = [_main_thread_cpus(server.pid(i)) for i in (0, 1)]  # the spares that took over
         time.sleep(0.5)
         load.stop()
         text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5)
@@ -434,6 +466,16 @@ def test_a_worker_killed_under_load_is_replaced_while_the_port_answers(exported_
     exited = [e for e in server.logs if "exited unasked" in e["message"]]
     assert [e["pid"] for e in exited] == killed and all(e["exit_code"] == -9 for e in exited)
     assert server.pid(0) not in killed and server.pid(1) not in killed
+    # `--pin-workers`: the spares that took over answer on their worker's CPU
+    cpus = next(e for e in server.logs if e["message"] == "workers started")["pinned_to"]
+    assert pinned == [str(cpus[i % len(cpus)]) for i in (0, 1)]
+
+
+def _main_thread_cpus(pid: int) -> str:
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return next(
+        line.split(":")[1].strip() for line in status if line.startswith("Cpus_allowed_list")
+    )
 
 
 @pytest.mark.parametrize("workers", [1, 2])
