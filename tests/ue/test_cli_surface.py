@@ -111,9 +111,12 @@ def test_ue_train_trains_what_trainjob_trains() -> None:
         "--steps",
         "7",
         "--overwrite",
+        "--table-learning-rate",
+        "0.3",
     ]
     job = training_cli.job_from(parser.parse_args(argv))
     assert (job.layout, job.optimizer.seed, job.model.dnn_units) == ("per_feature", 3, (64,))
+    assert (job.optimizer.table_learning_rate, job.optimizer.learning_rate) == (0.3, 5e-3)
     assert (job.steps, job.overwrite, job.model.dropout) == (7, True, DEFAULT_TRAIN_MODEL.dropout)
     embedding = next(a for a in parser._actions if a.dest == "layout")
     assert embedding.option_strings == ["--embedding"] and tuple(embedding.choices) == LAYOUTS
