@@ -202,6 +202,7 @@ TABLES: dict[str, tuple[str, tuple[Column, ...]]] = {
             DATE,
             NOTE,
             col("days x rows", "days", "rows_per_day"),
+            col("per-feature table learning rate", "table_learning_rates.per_feature"),
             col("`warm_vs_retrain_auc`", "warm_vs_retrain_auc", fmt=ratio),
             col("`warm_vs_retrain_seconds` (last day)", "warm_vs_retrain_seconds", fmt=ratio),
             col("`unified_vs_collisionless_new_ids`", "unified_vs_collisionless_new_ids"),
