@@ -180,7 +180,8 @@ def test_workers_are_forked_before_grpc_exists() -> None:
 
 
 # The supervisor alone, over stand-in workers that import neither gRPC nor TensorFlow (fast):
-# a worker writes `<index>-<pid>` into OUT once it serves, a spare only once it is called on.
+# a worker writes `<index>-<pid>` (holding its CPUs) into OUT once it serves, a spare only once
+# it is called on.
 _STAND_IN = """
 import asyncio, json, os, signal, sys, threading
 from pathlib import Path
