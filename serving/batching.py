@@ -50,7 +50,7 @@ class Batcher:
         self._executor = executor
         self._on_batch = on_batch
         self._queue: asyncio.Queue[_Item] = asyncio.Queue(config.max_queued_requests)
-        self._slots = asyncio.Semaphore(config.batch_threads)
+        self._slots = asyncio.Semaphore(config.threads)
         self._pending: _Item | None = None  # taken from the queue, belongs to the next batch
         self._task: asyncio.Task[None] | None = None
         self._calls: set[asyncio.Task[None]] = set()

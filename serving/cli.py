@@ -140,7 +140,12 @@ def serve_main(argv: Sequence[str]) -> int:
         stop_seconds=config.grace_seconds + 20,
     )
     # Each worker imports gRPC and TensorFlow after the fork; the parent serves the metrics.
-    worker = dataclasses.replace(config, metrics_port=None, reuse_port=True)
+    worker = dataclasses.replace(
+        config,
+        metrics_port=None,
+        reuse_port=True,
+        batching=config.batching.for_workers(workers),  # the workers share the CPUs
+    )
     with contextlib.ExitStack() as stack:
         if config.rest_api_port is not None:  # the workers share the REST port as the gRPC one
             rest = stack.enter_context(reserve_port(config.host, config.rest_api_port))

@@ -14,9 +14,11 @@ its `--batching_parameters_file` maps onto `BatchingConfig` (`serving.batching_p
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from serving.cpu_affinity import usable_cpus
 from serving.model_config import ModelConfig, VersionPolicy, load_model_config
 from unified_embedding.runtime.flags import option
 
@@ -46,25 +48,43 @@ class BatchingConfig:
         what is queued (batches still grow under load: they fill while the model runs).
     max_queued_requests: queue bound; beyond it requests get RESOURCE_EXHAUSTED.
     batch_threads: model calls in flight at once, each on its own thread (one per core with
-        single-threaded TensorFlow ops, see `runtime.threads.set_op_threads`).
+        single-threaded TensorFlow ops, see `runtime.threads.set_op_threads`). None: this
+        process's share of the CPUs, so that every worker's model calls together take each
+        core once (`for_workers`); more threads than cores measured slower under load.
     """
 
     enabled: bool = option(True, "merge concurrent requests into model calls", flag="--batching")
     max_batch_size: int = option(512, "rows per model call")
     max_wait_us: int = option(0, "wait this long for more rows to batch")
     max_queued_requests: int = option(1024, "requests waiting beyond it: RESOURCE_EXHAUSTED")
-    batch_threads: int = option(2, "model calls at once, one thread each")
+    batch_threads: int | None = option(
+        None, "model calls at once, one thread each (None: the CPUs over --workers)"
+    )
 
     def __post_init__(self) -> None:
         for name in ("max_batch_size", "max_queued_requests", "batch_threads"):
-            if getattr(self, name) < 1:
-                raise ValueError(
-                    f"`{name}` should be >= 1. Received: `{name}={getattr(self, name)}`"
-                )
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"`{name}` should be >= 1. Received: `{name}={value}`")
         if self.max_wait_us < 0:
             raise ValueError(
                 f"`max_wait_us` should be >= 0. Received: `max_wait_us={self.max_wait_us}`"
             )
+
+    def for_workers(self, workers: int) -> BatchingConfig:
+        """This config with `batch_threads` decided: as given, or one of `workers` server
+        processes' share of the CPUs this process may use (at least 1)."""
+        if self.batch_threads is not None:
+            return self
+        cpus = len(usable_cpus()) or os.cpu_count() or 1
+        return replace(self, batch_threads=max(1, cpus // workers))
+
+    @property
+    def threads(self) -> int:
+        """Model-call threads: `batch_threads`, or when not given one per CPU (one server)."""
+        threads = self.for_workers(1).batch_threads
+        assert threads is not None
+        return threads
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,11 @@ _free: set[int] | None = None  # the CPUs before the request path was pinned
 
 
 def usable_cpus() -> tuple[int, ...]:
-    """The CPUs this process may run on, in order; () where the platform does not say."""
+    """The CPUs this process may run on (those before its request path was pinned), in order;
+    () where the platform does not say."""
     if not hasattr(os, "sched_getaffinity"):
         return ()
-    return tuple(sorted(os.sched_getaffinity(0)))
+    return tuple(sorted(os.sched_getaffinity(0) if _free is None else _free))
 
 
 def cpu_for(index: int, cpus: Sequence[int]) -> int:

@@ -141,7 +141,7 @@ class PredictionServer:
         # Model calls and loads (and TensorFlow's threads they start) run on any CPU, also
         # when the request path is pinned (`ue serve --pin-workers`).
         self._executor = ThreadPoolExecutor(
-            config.batching.batch_threads, thread_name_prefix="model", initializer=unpin_thread
+            config.batching.threads, thread_name_prefix="model", initializer=unpin_thread
         )
         self._loader = ThreadPoolExecutor(1, thread_name_prefix="loader", initializer=unpin_thread)
         self.models = ModelManager(config.models, self._loader, on_version=self._on_version)

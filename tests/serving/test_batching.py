@@ -54,6 +54,19 @@ def test_concurrent_requests_merge_into_few_calls_and_get_their_own_rows() -> No
     assert sum(model.calls) == 20 and max(model.calls) <= 8 and len(model.calls) <= 4
 
 
+def test_model_call_threads_default_to_each_workers_share_of_the_cpus(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("serving.config.usable_cpus", lambda: (0, 1, 2, 3))
+    default = BatchingConfig()
+    assert default.batch_threads is None and default.threads == 4  # one server: every CPU
+    assert [default.for_workers(w).batch_threads for w in (1, 2, 3, 4, 8)] == [4, 2, 1, 1, 1]
+    given = BatchingConfig(batch_threads=3)  # a flag or TF Serving's num_batch_threads wins
+    assert given.for_workers(4) == given and given.threads == 3
+    with pytest.raises(ValueError, match="batch_threads"):
+        BatchingConfig(batch_threads=0)
+
+
 def test_a_full_queue_refuses_at_once() -> None:
     model = FakeModel(seconds=0.05)
 
@@ -101,7 +114,7 @@ def test_overload_answers_resource_exhausted_with_a_bounded_queue(  # type: igno
             score = prediction_pb2_grpc.RankingStub(channel).Score
             calls = [score.future(request, timeout=120) for _ in range(48)]
             # Held back: the batches in flight, the one waiting to start a batch, a full queue.
-            held = batching.batch_threads + 1 + batching.max_queued_requests
+            held = batching.threads + 1 + batching.max_queued_requests
             deadline = time.monotonic() + 60
             while sum(c.done() for c in calls) < len(calls) - held:
                 assert time.monotonic() < deadline, "requests were neither queued nor refused"

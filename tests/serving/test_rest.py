@@ -293,7 +293,7 @@ def test_overload_answers_429_and_a_slow_answer_504(server, rows, held_model) ->
         calls = [pool.submit(_http, server, "/v1/models/default:predict", body) for _ in range(24)]
         # Held back: the batches in flight, a full queue, and the one waiting to start a batch
         # if it arrived before the second batch formed (JSON requests arrive one by one).
-        held = BatchingConfig().batch_threads + QUEUE
+        held = BatchingConfig().threads + QUEUE
         deadline = time.monotonic() + 60
         while sum(c.done() for c in calls) < len(calls) - held - 1:
             assert time.monotonic() < deadline, "requests were neither queued nor refused"
