@@ -298,7 +298,10 @@ async def concurrent(
     load = Load(seconds)
 
     async def client(index: int) -> None:
-        async with grpc.aio.insecure_channel(target) as channel:
+        # Its own connection, as separate client processes would have: channels otherwise
+        # share one, and SO_REUSEPORT gives all of it to one worker.
+        options = [("grpc.use_local_subchannel_pool", 1)]
+        async with grpc.aio.insecure_channel(target, options=options) as channel:
             score = channel.unary_unary(
                 SCORE,
                 request_serializer=None,
