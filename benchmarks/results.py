@@ -196,6 +196,29 @@ TABLES: dict[str, tuple[str, tuple[Column, ...]]] = {
             ),
         ),
     ),
+    "step_profile": (
+        "step_profile",
+        (
+            DATE,
+            NOTE,
+            col(
+                "step CPU ms: float32 / bfloat16",
+                "float32.step_cpu_ms",
+                "mixed_bfloat16.step_cpu_ms",
+            ),
+            col(
+                "its matmuls",
+                "float32.matmuls_cpu_ms",
+                "mixed_bfloat16.matmuls_cpu_ms",
+            ),
+            col(
+                "matmul floor",
+                "float32.gemm_floor_cpu_ms",
+                "mixed_bfloat16.gemm_floor_cpu_ms",
+            ),
+            col("`gemm_share`", "float32.gemm_share", "mixed_bfloat16.gemm_share", fmt=ratio),
+        ),
+    ),
     "daily": (
         "daily",
         (
