@@ -137,6 +137,7 @@ TABLES: dict[str, tuple[str, tuple[Column, ...]]] = {
                 "in_process.threads_1_rows_per_second",
                 "in_process.threads_2_rows_per_second",
             ),
+            col("baseline before / after", "in_process.best.before", "in_process.best.after"),
             col("ranking, 2 workers: rows/s", "ranking.rows_per_second"),
             col("p50 / p99 ms", "ranking.p50_ms", "ranking.p99_ms"),
             col("`ranking_vs_in_process`", "ranking_vs_in_process", fmt=ratio),
