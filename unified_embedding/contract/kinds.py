@@ -52,12 +52,17 @@ class EmbeddingLayer(Protocol):
     def compute_dtype(self) -> tf.DType: ...
 
     def embed_fields(
-        self, fields: Sequence[FieldSpec], inputs: Sequence[tf.Tensor | tf.RaggedTensor]
+        self,
+        fields: Sequence[FieldSpec],
+        inputs: Sequence[tf.Tensor | tf.RaggedTensor],
+        width: int | None = None,
     ) -> list[tf.Tensor]: ...
 
     def embed_numeric(self, values: tf.Tensor) -> tf.Tensor: ...
 
-    def embed_pooled(self, field: FieldSpec, ids: tf.RaggedTensor) -> tf.Tensor: ...
+    def embed_pooled(
+        self, field: FieldSpec, ids: tf.RaggedTensor, width: int | None = None
+    ) -> tf.Tensor: ...
 
 
 Column = tuple[np.ndarray, str]  # values and the little-endian dtype they are stored as
@@ -154,9 +159,11 @@ class FieldKind:
         layer: EmbeddingLayer,
         fields: Sequence[FieldSpec],
         inputs: Sequence[tf.Tensor | tf.RaggedTensor],
+        width: int | None = None,
     ) -> list[tf.Tensor]:
-        """All fields of this kind at once -> one (batch, dim) vector each."""
-        return layer.embed_fields(fields, inputs)
+        """All fields of this kind at once -> one (batch, dim) vector each; `width`: read only
+        the first `width` columns of the embedding tables (a nested width; None: all)."""
+        return layer.embed_fields(fields, inputs, width)
 
 
 class Numeric(FieldKind):
@@ -196,6 +203,7 @@ class Numeric(FieldKind):
         layer: EmbeddingLayer,
         fields: Sequence[FieldSpec],
         inputs: Sequence[tf.Tensor | tf.RaggedTensor],
+        width: int | None = None,
     ) -> list[tf.Tensor]:
         values = tf.stack([tf.cast(x, layer.compute_dtype) for x in inputs], 1)
         vectors = layer.embed_numeric(values)  # (batch, numeric fields, dim)
@@ -250,8 +258,9 @@ class MultiValued(FieldKind):
         layer: EmbeddingLayer,
         fields: Sequence[FieldSpec],
         inputs: Sequence[tf.Tensor | tf.RaggedTensor],
+        width: int | None = None,
     ) -> list[tf.Tensor]:
-        return [layer.embed_pooled(f, ids) for f, ids in zip(fields, inputs, strict=True)]
+        return [layer.embed_pooled(f, ids, width) for f, ids in zip(fields, inputs, strict=True)]
 
 
 KINDS: dict[str, FieldKind] = {

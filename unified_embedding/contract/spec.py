@@ -189,7 +189,7 @@ class FeatureSpec:
         return cls.from_json(Path(path).read_text(encoding="utf-8"))
 
 
-_TABLE_KEYS = {"rows", "width", "num_tables"}
+_TABLE_KEYS = {f.name for f in dataclasses.fields(TableSpec)}
 _INPUT_FORMAT_KEYS = {f.name for f in dataclasses.fields(InputFormat)}
 _FIELD_KEYS = {f.name for f in dataclasses.fields(FieldSpec)}
 

@@ -24,6 +24,7 @@ from unified_embedding.contract.hashing import bucketize
 from unified_embedding.contract.spec import FieldSpec
 from unified_embedding.contract.vocabulary import lookup, vocabulary_fingerprints
 from unified_embedding.layers.field_embedding import FieldEmbedding, gather
+from unified_embedding.layers.served_table import mask_columns
 
 
 def first_probes(ids: tf.Tensor, probes: int) -> tf.Tensor:
@@ -52,14 +53,14 @@ class UnifiedEmbedding(FieldEmbedding):
         super().__init__(spec, **kwargs)
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
 
+    @property
+    def table_width(self) -> int:
+        return self.spec.table.width
+
     def build_tables(self) -> None:
         table, dim = self.spec.table, self.output_dim
         self.tables = [
-            self.add_weight(
-                f"shared_table_{i}",
-                (table.rows // table.num_tables, table.width),
-                initializer=self.table_initializer(),
-            )
+            self.add_table(f"shared_table_{i}", table.rows // table.num_tables, table.width)
             for i in range(table.num_tables)
         ]
         self.vocabularies: dict[str, tf.Tensor] = {}
@@ -82,7 +83,7 @@ class UnifiedEmbedding(FieldEmbedding):
                 )
 
     def embed_fields(
-        self, fields: Sequence[FieldSpec], ids: Sequence[tf.Tensor]
+        self, fields: Sequence[FieldSpec], ids: Sequence[tf.Tensor], width: int | None = None
     ) -> list[tf.Tensor]:
         out: dict[str, tf.Tensor] = {}
         hashed = [(f, i) for f, i in zip(fields, ids, strict=True) if f.is_hashed]
@@ -90,7 +91,7 @@ class UnifiedEmbedding(FieldEmbedding):
             probes = [f.probes for f, _ in hashed]
             fps = tf.concat([first_probes(i, f.probes) for f, i in hashed], axis=1)
             rows = bucketize(fps, self.spec.table.rows)
-            chunks = self.gather_rows(rows)  # (n, sum of probes, width)
+            chunks = mask_columns(self.gather_rows(rows), width)  # (n, sum of probes, c)
             for (f, _), chunk in zip(hashed, tf.split(chunks, probes, axis=1), strict=True):
                 vector = tf.reshape(chunk, [-1, f.probes * self.spec.table.width])
                 if f.name in self.projections:
@@ -111,7 +112,7 @@ class UnifiedEmbedding(FieldEmbedding):
         part = tf.cast(flat % count, tf.int32)
         local = tf.dynamic_partition(flat // count, part, count)
         positions = tf.dynamic_partition(tf.range(tf.size(flat)), part, count)
-        gathered = [tf.gather(t, r) for t, r in zip(self.tables, local, strict=True)]
+        gathered = [gather(t, r) for t, r in zip(self.tables, local, strict=True)]
         stitched = tf.dynamic_stitch(positions, gathered)
         return tf.reshape(stitched, tf.concat([tf.shape(rows), [self.spec.table.width]], 0))
 
