@@ -135,6 +135,8 @@ class AutoInt(tfrs.models.Model):
       dnn: AutoInt+'s parallel network from the embeddings to a `(batch, 1)` logit, added.
       task: defaults to `ranking_task()`; its loss reduction must be `NONE` or `SUM`.
       label_key: the feature holding the 0/1 label.
+      nested_widths: Matryoshka table widths (`AutoIntConfig.nested_widths`); the embedding
+        must take `width=` and the widths must divide its `table_width`, which is among them.
     """
 
     def __init__(
@@ -145,8 +147,11 @@ class AutoInt(tfrs.models.Model):
         dnn: keras.layers.Layer | None = None,
         task: tfrs.tasks.Ranking | None = None,
         label_key: str = "label",
+        nested_widths: tuple[int, ...] = (),
     ) -> None:
         super().__init__()
+        check_nested_widths(nested_widths, getattr(embedding, "table_width", None))
+        self.nested_widths = tuple(nested_widths)
         self.embedding = embedding
         self.interaction = interaction
         self.head = head
@@ -154,8 +159,11 @@ class AutoInt(tfrs.models.Model):
         self.task = task if task is not None else ranking_task()
         self.label_key = label_key
 
-    def call(self, features: Features, training: bool | None = None) -> tf.Tensor:
-        embeddings = self.embedding(features)  # (batch, fields, d)
+    def call(
+        self, features: Features, training: bool | None = None, width: int | None = None
+    ) -> tf.Tensor:
+        """Logits (batch, 1); `width`: with the table read at that nested width (None: all)."""
+        embeddings = self.embedding(features, width=width) if width else self.embedding(features)
         logits = self.head(self.interaction(embeddings))  # (batch, 1)
         if self.dnn is not None:
             logits += self.dnn(embeddings)
@@ -177,10 +185,30 @@ class AutoInt(tfrs.models.Model):
         labels = tf.reshape(features.pop(self.label_key), (-1, 1))
         logits = self(features, training=training)
         loss = self.task(labels=labels, predictions=logits, training=training)
+        for width in self.nested_widths[:-1]:  # the narrower widths: their loss, no metrics
+            narrow = self(features, training=training, width=width)
+            loss += self.task(labels, narrow, training=training, compute_metrics=False)
         # Mean over the *global* batch: under a strategy the replicas' gradients are summed.
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         global_batch = tf.cast(tf.shape(logits)[0] * replicas, loss.dtype)
         return tf.reduce_sum(loss) / global_batch
+
+
+def check_nested_widths(widths: tuple[int, ...], table_width: int | None) -> None:
+    """Nested widths must divide the table's width and include it (or be empty: off)."""
+    if not widths:
+        return
+    if table_width is None:
+        raise ValueError(
+            "`nested_widths` needs an embedding layer with a `table_width` (a layout of "
+            f"`layers`). Received: `nested_widths={widths}`"
+        )
+    wrong = [w for w in widths if table_width % w]
+    if wrong or max(widths) != table_width:
+        raise ValueError(
+            f"`nested_widths` should divide the table's width {table_width} and include it. "
+            f"Received: `nested_widths={widths}`"
+        )
 
 
 def _logit_network(
@@ -223,4 +251,4 @@ def build_autoint(embedding: keras.layers.Layer, config: AutoIntConfig | None = 
     )
     # One bias starts at the base rate's logit; AutoInt+'s DNN adds its own, starting at 0.
     head = _logit_network((), 0.0, "head", bias=config.output_bias)
-    return AutoInt(embedding, interaction, head=head, dnn=dnn)
+    return AutoInt(embedding, interaction, head=head, dnn=dnn, nested_widths=config.nested_widths)

@@ -37,6 +37,10 @@ class AutoIntConfig:
         CPUs with AVX-512 BF16 or AMX, on TPUs and on GPUs from Ampere on).
       output_bias: initial bias of the logit; `ue train` sets logit(training label rate) so the
         first predictions are the base rate (`output_bias_for`), not 0.5.
+      nested_widths: Matryoshka training of the embedding table (Kusupati et al., NeurIPS
+        2022): widths m, each dividing the table's width c and c among them, so that the first
+        m columns of every row serve as a table of their own (`ue export --table-width m`).
+        The loss is the sum of the model's loss read at each width, every batch; `()`: off.
     """
 
     num_layers: int = 3
@@ -52,6 +56,12 @@ class AutoIntConfig:
     dropout: float = 0.0
     precision: str = "float32"
     output_bias: float = 0.0
+    nested_widths: tuple[int, ...] = option(
+        (),
+        "train the table so its first m columns also serve alone, for each width m listed "
+        "(e.g. 2,4,8: divisors of the table's width, which is among them); the loss sums the "
+        "model's loss at every width; none: off",
+    )
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -67,6 +77,12 @@ class AutoIntConfig:
         if any(units < 1 for units in self.dnn_units):
             raise ValueError(
                 f"`dnn_units` should all be >= 1. Received: `dnn_units={self.dnn_units}`"
+            )
+        object.__setattr__(self, "nested_widths", tuple(sorted(set(self.nested_widths))))
+        if any(width < 1 for width in self.nested_widths):
+            raise ValueError(
+                f"`nested_widths` should all be >= 1. Received: "
+                f"`nested_widths={self.nested_widths}`"
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"`dropout` should be in [0, 1). Received: `dropout={self.dropout}`")

@@ -11,9 +11,10 @@ the dataclass field, and `--help` shows that default.
 
 A field becomes `--field-name` (or `flag`, plus any alias in `names`); its type gives the
 parsing: `int`, `float`, `str`, `Path`, `X | None` (default None), `bool` (`--x` / `--no-x`) and
-`tuple[X, ...]` (zero or more values). Fields without `help` metadata (nested configs, internal
-settings) get no flag. A nested config's flags take the enclosing config's values as defaults
-(`defaults=values_of(TrainJob().model)`), and `with_flags` sets them back on that value.
+`tuple[X, ...]` (zero or more values; numbers also comma-separated: `--nested-widths 2,4,8`).
+Fields without `help` metadata (nested configs, internal settings) get no flag. A nested config's
+flags take the enclosing config's values as defaults (`defaults=values_of(TrainJob().model)`),
+and `with_flags` sets them back on that value.
 Nothing here imports TensorFlow or Beam: a wrong flag is refused before either starts.
 """
 
@@ -159,6 +160,8 @@ def add_flags(
                 kwargs["action"] = "append"
             elif repeated:
                 kwargs["nargs"] = "*"
+                if kind in (int, float):
+                    kwargs["type"] = _comma_separated(kind)
             if meta[CHOICES] is not None:
                 kwargs["choices"] = list(meta[CHOICES])
             if meta[METAVAR] is not None:
@@ -170,6 +173,24 @@ def add_flags(
         parser.add_argument(*names, **kwargs)
 
 
+def _comma_separated(kind: type) -> Callable[[str], list[Any]]:
+    """Parses `2,4,8` (or `2`) into numbers of `kind`; argparse names `kind` when one is not."""
+
+    def parse(text: str) -> list[Any]:
+        return [kind(part) for part in text.split(",") if part.strip()]
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _flatten(values: Iterable[Any]) -> tuple[Any, ...]:
+    """Values of a repeated flag: lists from `_comma_separated` spread into one tuple."""
+    out: list[Any] = []
+    for value in values:
+        out.extend(value if isinstance(value, list) else [value])
+    return tuple(out)
+
+
 def _flag_values(cls: type, args: argparse.Namespace, skip: Iterable[str]) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     skipped = set(skip)
@@ -179,7 +200,7 @@ def _flag_values(cls: type, args: argparse.Namespace, skip: Iterable[str]) -> di
             continue
         value = getattr(args, field.name)
         if _parts(hints[field.name])[2] and value is not None:
-            value = tuple(value)
+            value = _flatten(value)
         kwargs[field.name] = value
     return kwargs
 
