@@ -163,3 +163,40 @@ def test_a_version_folder_as_base_path_serves_that_version(exported_model, tmp_p
         explained = client.score(rows[:2], explain_top_k=3)
         assert [len(e.pairs) for e in explained.explanations] == [3, 3]
         client.close()
+
+
+def test_hot_swaps_between_a_full_and_a_narrow_int8_table_without_a_failed_request(
+    exported_model, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from unified_embedding.exported.table_format import served_model
+    from unified_embedding.models.autoint import AutoInt
+
+    trained = exported_model.model
+    width = trained.embedding.table_width
+    nested = AutoInt(  # the fixture's model, read as if trained at half its width too
+        trained.embedding,
+        trained.interaction,
+        trained.head,
+        trained.dnn,
+        nested_widths=(width // 2, width),
+    )
+    narrow, narrow_spec = served_model(nested, exported_model.spec, width // 2, "int8")
+    base = tmp_path / "export"
+    shutil.copytree(exported_model.version, base / "100")
+    with BackgroundServer(_config(base)) as server:
+        rows = rows_from_file(
+            exported_model.rows_file, "criteo", RankingClient(server.target).model_info()
+        )
+        with Load(server.target, rows) as load:
+            _wait_for(lambda: load.count > 20)
+            served = []
+            for model, spec in [(narrow, narrow_spec), (trained, exported_model.spec)] * 2:
+                version = int(export(model, spec, base).name)
+                _wait_for(lambda v=version: bool(load.versions) and load.versions[-1] == v)
+                seen = load.count
+                _wait_for(lambda s=seen: load.count > s + 10)
+                served.append(version)
+        assert not load.errors, load.errors[:3]
+        assert set(load.versions) == {100, *served}
+        info = server.server.models.current
+        assert info.version == served[-1]

@@ -2,6 +2,7 @@
 export base; prints the version's path.
 
     ue export --model-dir runs/m1 --export-base export/   # -> export/<version>
+    ue export ... --table-width 4 --table-dtype int8      # the table's first 4 columns, int8
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from unified_embedding.contract.table import SERVED_DTYPES
 from unified_embedding.runtime.flags import add_flags, command_parser, from_flags, option
 
 
@@ -20,6 +22,17 @@ class ExportCommand:
     export_base: Path = option(
         help="versions go to <export-base>/<version>/ (the unix time, or one more than the "
         "newest version there)"
+    )
+    table_width: int | None = option(
+        None,
+        "serve only the first N columns of every table row: the table's width or one of the "
+        "run's --nested-widths; None: the whole row",
+    )
+    table_dtype: str = option(
+        "float32",
+        "how the served table is stored; int8: row-wise quantized (a float16 scale and offset "
+        "per row), dequantized in the graph",
+        choices=SERVED_DTYPES,
     )
 
 
@@ -38,9 +51,11 @@ def main(argv: Sequence[str]) -> int:
     from unified_embedding.runtime.startup import import_tensorflow_quietly
 
     import_tensorflow_quietly()
+    from unified_embedding.exported.table_format import served_model
     from unified_embedding.exported.writer import export
     from unified_embedding.training.run import load_trained
 
     model, run = load_trained(command.model_dir)
-    print(export(model, run.feature_spec(), command.export_base))
+    served, spec = served_model(model, run.feature_spec(), command.table_width, command.table_dtype)
+    print(export(served, spec, command.export_base))
     return 0

@@ -92,7 +92,14 @@ class WarmSource:
                 f"`--warm-start-from {given}` is neither a run directory (the --model-dir of "
                 f"`ue train`, with {RUN_FILE}) nor an export base or version"
             ) from None
-        return cls(given, Path(folder.path), EXPORT, read_spec(folder.path), folder.version)
+        spec = read_spec(folder.path)
+        if not spec.table.is_served_whole:
+            raise IncompatibleSource(
+                f"`--warm-start-from {given}` serves its table cut or quantized (width "
+                f"{spec.table.served_width}, {spec.table.served_dtype}): that is not the trained "
+                f"model. Warm-start from its run or from an export of the whole table"
+            )
+        return cls(given, Path(folder.path), EXPORT, spec, folder.version)
 
     @classmethod
     def own_run(cls, model_dir: Path, given: str) -> WarmSource:
