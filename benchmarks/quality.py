@@ -61,6 +61,7 @@ from unified_embedding.evaluation.study_data import REAL_SAMPLES, split_rows
 from unified_embedding.metrics.exact import log_loss, roc_auc
 from unified_embedding.models.autoint import (
     DEFAULT_TRAIN_MODEL,
+    AutoInt,
     AutoIntConfig,
     build_autoint,
     output_bias_for,
@@ -170,6 +171,33 @@ def fit(data: Split, candidate: Candidate, seed: int, score_on: RawRows) -> dict
     keras.utils.set_random_seed(seed)
     budget = BUDGET_PARAMS[data.name] * BYTES_PER_PARAM
     embedding = build_embedding("unified", data.spec, plan_budget(data.spec, budget))
+    model, run = train_kept(data, candidate, seed, embedding)
+    seconds = run.pop("seconds")
+    scores = predict(model, encode(data.spec, score_on), 4096)
+    labels = score_on.labels
+    return {
+        "dataset": data.name,
+        "candidate": candidate.name,
+        "seed": seed,
+        "embedding_params": int(embedding.count_params()),
+        **run,
+        "auc": roc_auc(labels, scores),
+        "logloss": log_loss(labels, scores),
+        "calibration": float(scores.mean() / labels.mean()),
+        "ece": expected_calibration_error(calibration_table(labels, scores)),
+        "seconds": round(seconds, 1),
+    }
+
+
+def train_kept(
+    data: Split,
+    candidate: Candidate,
+    seed: int,
+    embedding: keras.layers.Layer,
+    max_passes: int = MAX_PASSES,
+) -> tuple[AutoInt, dict[str, Any]]:
+    """AutoInt over `embedding` trained by `ue train`'s recipe (the caller seeds first); the
+    kept (best validation AUC) weights, and {passes, best_pass, seconds}."""
     # As `ue train`: the output bias starts at the logit of the training label rate.
     bias = output_bias_for(float(data.train.labels.mean()))
     model = build_autoint(embedding, dataclasses.replace(candidate.model, output_bias=bias))
@@ -191,7 +219,7 @@ def fit(data: Split, candidate: Candidate, seed: int, score_on: RawRows) -> dict
     decay = DecayOnPlateau(candidate.plateau_decay)  # after `stop`, as in `ue train`
     history = model.fit(
         train_set,
-        epochs=MAX_PASSES,
+        epochs=max_passes,
         validation_data=validation.batch(4096),
         callbacks=[stop, decay],
         verbose=0,
@@ -200,23 +228,9 @@ def fit(data: Split, candidate: Candidate, seed: int, score_on: RawRows) -> dict
     val_auc = history.history["val_auc"]
     best = int(np.argmax(val_auc))
     if best != len(val_auc) - 1 and stop.stopped_epoch == 0:  # ran out of passes
-        raise RuntimeError(f"{data.name}: no early stop in {MAX_PASSES} passes; raise MAX_PASSES")
+        raise RuntimeError(f"{data.name}: no early stop in {max_passes} passes; raise them")
     seconds = time.perf_counter() - started
-    scores = predict(model, encode(data.spec, score_on), 4096)
-    labels = score_on.labels
-    return {
-        "dataset": data.name,
-        "candidate": candidate.name,
-        "seed": seed,
-        "embedding_params": int(embedding.count_params()),
-        "passes": len(val_auc),
-        "best_pass": best + 1,
-        "auc": roc_auc(labels, scores),
-        "logloss": log_loss(labels, scores),
-        "calibration": float(scores.mean() / labels.mean()),
-        "ece": expected_calibration_error(calibration_table(labels, scores)),
-        "seconds": round(seconds, 1),
-    }
+    return model, {"passes": len(val_auc), "best_pass": best + 1, "seconds": seconds}
 
 
 def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -505,11 +505,105 @@ print(f"wrote {write_json(out / 'summary.json', summary)}")""",
     ),
 ]
 
-NOTEBOOKS = {
-    "01_model_quality.ipynb": QUALITY,
+ELASTIC = [
+    (
+        "markdown",
+        """\
+# One table, several sizes: nested widths and int8 tables
+
+`benchmarks/elastic.py` trains one nested (Matryoshka) model per dataset and seed
+(`ue train --nested-widths 2,4,8`), serves it at every table width in float32 and int8 (as
+`ue export --table-width --table-dtype` writes it), and trains a table of each narrower width on
+its own, plus today's model. This notebook runs it (or reads a line it printed) and plots the
+test AUC against the bytes of the table served: the Pareto front a deployment size is picked
+from. With the defaults it takes about an hour on 2 shared cores.""",
+    ),
+    ("code", SETUP),
+    (
+        "parameters",
+        """\
+# Run from the repo root (paths are relative to it). Lists: papermill -y 'seeds: [0]'
+output_dir = "out/elastic"  # pareto.png, elastic.json (the benchmark's line), summary.json
+result_file = ""  # a file holding the benchmark's JSON line (its last line): "" runs it now
+datasets = ["avazu", "criteo", "frappe", "generated"]  # samples absent from data_dir are skipped
+data_dir = "../shared/data"
+seeds = [0, 1, 2]
+generated_rows = 40_000""",
+    ),
+    (
+        "code",
+        """\
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+from IPython.display import Image, display
+
+from unified_embedding.evaluation import elastic_plots, plots
+from unified_embedding.evaluation.json_report import write_json
+
+pd.set_option("display.width", 200)
+out = Path(output_dir)
+out.mkdir(parents=True, exist_ok=True)
+
+if result_file:
+    lines = Path(result_file).read_text().splitlines()
+    line = json.loads([text for text in lines if text.startswith("{")][-1])
+else:
+    command = [sys.executable, "benchmarks/elastic.py", "--datasets", *datasets,
+               "--data-dir", data_dir, "--seeds", *map(str, seeds),
+               "--generated-rows", str(generated_rows)]
+    print(" ".join(command[1:]), flush=True)
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError("benchmarks/elastic.py failed:\\n" + done.stderr[-3000:])
+    line = json.loads(done.stdout.splitlines()[-1])
+(out / "elastic.json").write_text(json.dumps(line) + "\\n")
+if "skipped" in line:
+    raise RuntimeError(f"the benchmark measured nothing: {line['skipped']}")
+table = elastic_plots.elastic_table(line["runs"], line["nested_widths"][-1])
+table.pivot_table(index=["dataset", "width"], columns="model", values="auc", sort=False)""",
+    ),
+    ("markdown", "## Test AUC against the served table's bytes"),
+    (
+        "code",
+        """\
+plots.save(elastic_plots.pareto_figure(table), out / "pareto.png")
+display(Image(out / "pareto.png"))""",
+    ),
+    ("markdown", "## Per width: nested against trained alone, int8 against float32; targets"),
+    (
+        "code",
+        """\
+widths = pd.DataFrame(
+    [{"width": width, "baseline": w["baseline"],
+      "nested - baseline": w["nested_vs_baseline"]["mean"],
+      "standard error": w["nested_vs_baseline"]["se"],
+      "int8 - float32": w["int8_vs_float32"]["mean"],
+      "table bytes": w["table_bytes"], "int8 table bytes": w["int8_table_bytes"]}
+     for width, w in line["widths"].items()]
+)
+display(widths)
+summary = {
+    "targets": line["targets"],
+    "serving": line["serving"],
+    "points": table,
+    "pareto": {d: elastic_plots.pareto_front(table[table["dataset"] == d])[["model", "width"]]
+                  .to_dict("records") for d in table["dataset"].unique()},
+    "figures": ["pareto.png"],
+}
+print(json.dumps(line["targets"], indent=1))
+print(f"wrote {write_json(out / 'summary.json', summary)}")""",
+    ),
+]
+
+NOTEBOOKS = {    "01_model_quality.ipynb": QUALITY,
     "02_embedding_budget.ipynb": BUDGET,
     "03_compare_runs.ipynb": COMPARE,
     "04_daily.ipynb": DAILY,
+    "05_elastic_table.ipynb": ELASTIC,
 }
 
 

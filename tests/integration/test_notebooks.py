@@ -66,6 +66,7 @@ def test_committed_notebooks_have_no_outputs_and_match_the_builder() -> None:
         "02_embedding_budget.ipynb",
         "03_compare_runs.ipynb",
         "04_daily.ipynb",
+        "05_elastic_table.ipynb",
     ]
     for path in paths:
         notebook = nbformat.read(path, as_version=4)
@@ -344,3 +345,33 @@ def test_daily_notebook_runs_the_benchmark_and_plots_each_strategy_and_layout(
     figures = ["auc.png", "auc_by_strategy.png", "calibration.png", "new_id_auc.png"]
     assert summary["figures"] == figures
     assert_pngs(out, figures)
+
+
+def test_elastic_table_notebook(tmp_path: Path) -> None:
+    out = tmp_path / "elastic"
+    summary = execute(
+        "05_elastic_table.ipynb",
+        out,
+        datasets=["generated"],
+        seeds=[0],
+        generated_rows=2000,
+    )
+    line = json.loads((out / "elastic.json").read_text())
+    assert line["nested_widths"] == [2, 4, 8] and line["seeds"] == [0]
+    (run,) = line["runs"]
+    assert set(run["auc"]) == {
+        "today",
+        "independent_2",
+        "independent_4",
+        *(f"nested_{m}_{d}" for m in (2, 4, 8) for d in ("float32", "int8")),
+    }
+    assert all(0.4 < auc < 1.0 for auc in run["auc"].values()), run["auc"]
+    bytes_ = run["table_bytes"]
+    assert bytes_["nested_2_float32"] * 4 == bytes_["nested_8_float32"] == bytes_["today"]
+    assert bytes_["independent_2"] == bytes_["nested_2_float32"]
+    assert bytes_["nested_8_int8"] / bytes_["nested_8_float32"] == (8 + 4) / 32
+    assert abs(run["auc"]["nested_8_int8"] - run["auc"]["nested_8_float32"]) < 0.01
+    assert set(line["serving"]["generated"]["batch1_p50_ms"]) == {"float32", "int8"}
+    assert summary["figures"] == ["pareto.png"] and summary["pareto"]["generated"]
+    assert len(summary["points"]) == 3 + 3 + 3  # nested float32 / int8 and trained alone, 3 widths
+    assert_pngs(out, ["pareto.png"])
