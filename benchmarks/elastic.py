@@ -61,6 +61,8 @@ from unified_embedding.models.autoint import AutoInt
 from unified_embedding.training.experiment import encode, predict
 
 WIDTHS = (2, 4, 8)  # nested widths; the last is the table's width c
+# The issue's targets: nested at most 0.002 AUC behind a table of its width trained alone, full
+# width at most 0.001 behind today's model, int8 within 0.0005 of float32 (every run).
 TARGETS = {"nested_vs_independent": -0.002, "full_vs_today": 0.001, "int8_vs_float32": 0.0005}
 BATCH_ROWS, ROUNDS, SINGLE_CALLS, BATCHED_CALLS = 512, 5, 200, 10
 # Narrow tables trained alone can still gain after the quality protocol's 30 passes (Frappe).
@@ -194,6 +196,10 @@ def paired(runs: list[dict[str, Any]], ours: str, theirs: str) -> dict[str, floa
     }
 
 
+def share(run: dict[str, Any], key: str) -> float:
+    return round(run["table_bytes"][key] / run["table_bytes"]["today"], 4)
+
+
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Per width (a key each): the nested model against its baseline (the table of that width
     trained alone; at full width, today's model) and int8 against float32, paired by run."""
@@ -208,29 +214,29 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "baseline_auc": round(float(np.mean([r["auc"][baseline] for r in runs])), 5),
             "nested_vs_baseline": paired(runs, nested, baseline),
             "int8_vs_float32": paired(runs, f"nested_{m}_int8", nested),
-            "table_bytes": runs[0]["table_bytes"][nested],
-            "int8_table_bytes": runs[0]["table_bytes"][f"nested_{m}_int8"],
+            # of the whole float32 table's bytes (the same share on every dataset)
+            "bytes_share": share(runs[0], nested),
+            "int8_bytes_share": share(runs[0], f"nested_{m}_int8"),
         }
     narrow = [widths[str(m)]["nested_vs_baseline"]["mean"] for m in WIDTHS[:-1]]
     whole = widths[str(full)]
     full_diff, int8 = whole["nested_vs_baseline"]["mean"], whole["int8_vs_float32"]
     return {
         "widths": widths,
-        "targets": {
-            "nested_within_0.002_of_alone": all(
-                d >= TARGETS["nested_vs_independent"] for d in narrow
-            ),
-            "full_within_0.001_of_today": full_diff >= -TARGETS["full_vs_today"],
-            "int8_within_0.0005": max(abs(int8["min"]), abs(int8["max"]))
+        "targets": {  # thresholds: TARGETS
+            "narrow_near_alone": all(d >= TARGETS["nested_vs_independent"] for d in narrow),
+            "full_near_today": full_diff >= -TARGETS["full_vs_today"],
+            "int8_near_float32": max(abs(int8["min"]), abs(int8["max"]))
             <= TARGETS["int8_vs_float32"],
-            "int8_bytes_ratio": round(whole["int8_table_bytes"] / whole["table_bytes"], 4),
+            "int8_bytes_ratio": round(whole["int8_bytes_share"] / whole["bytes_share"], 4),
         },
     }
 
 
 def markdown(summary: dict[str, Any]) -> str:
     lines = [
-        "| width | table bytes (float32 / int8) | nested AUC | baseline AUC | nested - baseline "
+        "| width | bytes of the whole table (float32 / int8) | nested AUC | baseline AUC "
+        "| nested - baseline "
         "| int8 - float32 (largest) |",
         "|---|---|---|---|---|---|",
     ]
@@ -238,7 +244,7 @@ def markdown(summary: dict[str, Any]) -> str:
         d, q = w["nested_vs_baseline"], w["int8_vs_float32"]
         largest = max(abs(q["min"]), abs(q["max"]))
         lines.append(
-            f"| {width} | {w['table_bytes']:,} / {w['int8_table_bytes']:,} | "
+            f"| {width} | {w['bytes_share']} / {w['int8_bytes_share']} | "
             f"{w['nested_auc']:.4f} | {w['baseline_auc']:.4f} ({w['baseline']}) | "
             f"{d['mean']:+.4f} ± {d['se']:.4f} | {q['mean']:+.5f} ({largest:.5f}) |"
         )
@@ -272,6 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "nested_widths": list(WIDTHS),
         "loss": "sum over widths, every batch",
         **summary,
+        "target_thresholds": TARGETS,
         "serving": serving,
         "runs": runs,
         "seconds": round(time.perf_counter() - started),

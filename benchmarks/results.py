@@ -237,6 +237,41 @@ TABLES: dict[str, tuple[str, tuple[Column, ...]]] = {
             col("minutes", "minutes"),
         ),
     ),
+    "elastic": (
+        "elastic",
+        (
+            DATE,
+            NOTE,
+            col("seeds", "seeds", context=True),
+            col(
+                "nested - alone, width 2 / 4 (mean AUC)",
+                "widths.2.nested_vs_baseline.mean",
+                "widths.4.nested_vs_baseline.mean",
+            ),
+            col("nested 8 - today", "widths.8.nested_vs_baseline.mean"),
+            col(
+                "int8 - float32, width 8 (mean / min / max)",
+                "widths.8.int8_vs_float32.mean",
+                "widths.8.int8_vs_float32.min",
+                "widths.8.int8_vs_float32.max",
+            ),
+            col("int8 bytes / float32", "targets.int8_bytes_ratio", fmt=ratio),
+            col(
+                "int8 / float32 batch-1 p50, Criteo / Frappe",
+                "serving.criteo.batch1_int8_vs_float32",
+                "serving.frappe.batch1_int8_vs_float32",
+            ),
+            col(
+                "batched rows/s",
+                "serving.criteo.batched_int8_vs_float32",
+                "serving.frappe.batched_int8_vs_float32",
+            ),
+            col("narrow within 0.002", "targets.narrow_near_alone"),
+            col("full within 0.001", "targets.full_near_today"),
+            col("int8 within 0.0005", "targets.int8_near_float32"),
+            col("seconds", "seconds"),
+        ),
+    ),
     "faults": (
         "faults",
         (

@@ -582,7 +582,7 @@ widths = pd.DataFrame(
       "nested - baseline": w["nested_vs_baseline"]["mean"],
       "standard error": w["nested_vs_baseline"]["se"],
       "int8 - float32": w["int8_vs_float32"]["mean"],
-      "table bytes": w["table_bytes"], "int8 table bytes": w["int8_table_bytes"]}
+      "bytes share": w["bytes_share"], "int8 bytes share": w["int8_bytes_share"]}
      for width, w in line["widths"].items()]
 )
 display(widths)
@@ -599,7 +599,8 @@ print(f"wrote {write_json(out / 'summary.json', summary)}")""",
     ),
 ]
 
-NOTEBOOKS = {    "01_model_quality.ipynb": QUALITY,
+NOTEBOOKS = {
+    "01_model_quality.ipynb": QUALITY,
     "02_embedding_budget.ipynb": BUDGET,
     "03_compare_runs.ipynb": COMPARE,
     "04_daily.ipynb": DAILY,
