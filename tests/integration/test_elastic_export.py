@@ -46,7 +46,7 @@ def nested(tmp_path_factory: pytest.TempPathFactory) -> dict:
         batch_size=128,
         model=AutoIntConfig(num_layers=1, nested_widths=WIDTHS),
     )
-    train(job)
+    summary = train(job)
     model, run = load_trained(job.model_dir)
     assert model.nested_widths == WIDTHS and run.feature_spec().table.width == 8
     return {
@@ -55,7 +55,16 @@ def nested(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "model": model,
         "spec": run.feature_spec(),
         "job": job,
+        "summary": summary,
     }
+
+
+def test_the_training_summary_gives_the_auc_at_every_width(nested: dict) -> None:
+    evaluated = nested["summary"]["eval"]
+    aucs = [evaluated[f"auc_at_width_{w}"] for w in WIDTHS]
+    assert all(0.5 < auc <= 1.0 for auc in aucs), evaluated
+    # exact at full width; the training metric's AUC is within its histogram's bound of it
+    assert aucs[-1] == pytest.approx(evaluated["auc"], abs=evaluated["auc_bound"] + 1e-6)
 
 
 def export_cli(nested: dict, *flags: str) -> Path:

@@ -70,6 +70,7 @@ from unified_embedding.training.inputs import (
     fit_inputs,
 )
 from unified_embedding.training.job import TrainJob
+from unified_embedding.training.nested_eval import nested_aucs
 from unified_embedding.training.precision import resolve_precision
 from unified_embedding.training.recalibrate import refit_output_bias
 from unified_embedding.training.run import (
@@ -254,6 +255,10 @@ def _finish(
         return shift, evaluate_weights(job.model_dir, job.data_dir, job.eval_share or 0.0)
     final = model.evaluate(inputs.evaluation, return_dict=True, verbose=0)
     refine_auc(model, inputs.evaluation, None, final)
+    if job.strategy in ("default", "mirrored"):  # one process sees every evaluated row
+        final.update(
+            {f"auc_at_width_{w}": a for w, a in nested_aucs(model, inputs.evaluation).items()}
+        )
     return shift, final
 
 
