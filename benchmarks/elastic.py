@@ -7,7 +7,7 @@ Protocol (benchmarks/quality.py's: its split, budget, recipe and defaults, unifi
   as test); 80/10/10 train / validation / test for the samples, by `quality.SPLIT_SEED`.
 - For each dataset and seed (initialisation and shuffle order; same split, same table rows):
     today    `ue train`'s model with the budget's table (width c = 8), not nested
-    nested   the same with `--nested-widths 2,4,8`: one loss per width, summed each batch
+    nested   the same with `--nested-widths 2,4,8`: one loss per width, averaged each batch
     width m  for each narrower m: a table of width m with the same rows, trained on its own
 - The nested model is scored as its exports serve it (`exported.table_format.served_model`,
   which tests/integration/test_elastic_export.py holds equal to the SavedModel), at every width
@@ -276,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "datasets": {d.name: [len(d.train), len(d.validation), len(d.test)] for d in splits},
         "seeds": args.seeds,
         "nested_widths": list(WIDTHS),
-        "loss": "sum over widths, every batch",
+        "loss": "mean over widths, every batch",
         **summary,
         "target_thresholds": TARGETS,
         "serving": serving,

@@ -188,6 +188,8 @@ class AutoInt(tfrs.models.Model):
         for width in self.nested_widths[:-1]:  # the narrower widths: their loss, no metrics
             narrow = self(features, training=training, width=width)
             loss += self.task(labels, narrow, training=training, compute_metrics=False)
+        if self.nested_widths:  # the mean: one loss's gradient scale, for the tuned rates
+            loss /= len(self.nested_widths)
         # Mean over the *global* batch: under a strategy the replicas' gradients are summed.
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         global_batch = tf.cast(tf.shape(logits)[0] * replicas, loss.dtype)

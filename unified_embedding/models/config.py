@@ -40,7 +40,7 @@ class AutoIntConfig:
       nested_widths: Matryoshka training of the embedding table (Kusupati et al., NeurIPS
         2022): widths m, each dividing the table's width c and c among them, so that the first
         m columns of every row serve as a table of their own (`ue export --table-width m`).
-        The loss is the sum of the model's loss read at each width, every batch; `()`: off.
+        The loss is the mean of the model's loss read at each width, every batch; `()`: off.
     """
 
     num_layers: int = 3
@@ -59,8 +59,8 @@ class AutoIntConfig:
     nested_widths: tuple[int, ...] = option(
         (),
         "train the table so its first m columns also serve alone, for each width m listed "
-        "(e.g. 2,4,8: divisors of the table's width, which is among them); the loss sums the "
-        "model's loss at every width; none: off",
+        "(e.g. 2,4,8: divisors of the table's width, which is among them); the loss is the "
+        "mean of the model's loss at every width; none: off",
     )
 
     def __post_init__(self) -> None:

@@ -1,5 +1,5 @@
 """Matryoshka nested widths: off by default (today's model, variable for variable), a loss that
-sums the model's loss at every width, widths checked against the table, and `--nested-widths`."""
+averages the model's loss at every width, widths checked against the table, `--nested-widths`."""
 
 import dataclasses
 
@@ -49,13 +49,13 @@ def bce(labels: np.ndarray, logits: tf.Tensor) -> float:
 
 
 @pytest.mark.parametrize("layout", ["unified", "per_feature"])
-def test_the_nested_loss_sums_the_loss_at_every_width(layout: str) -> None:
+def test_the_nested_loss_is_the_mean_loss_over_the_widths(layout: str) -> None:
     full = 4 if layout == "unified" else 8
     model = nested_model(layout, (1, 2, full))
     spec = model.embedding.spec
     labels = np.array([[1.0], [0.0], [1.0]], np.float32)
     loss = float(model.compute_loss({**features(spec), "label": tf.constant(labels)}))
-    expected = sum(bce(labels, model(features(spec), width=w)) for w in (1, 2, full))
+    expected = sum(bce(labels, model(features(spec), width=w)) for w in (1, 2, full)) / 3
     assert loss == pytest.approx(expected, rel=1e-5)
     narrow = bce(labels, model(features(spec), width=1))
     assert narrow != pytest.approx(bce(labels, model(features(spec))), rel=1e-6)
