@@ -55,6 +55,12 @@ def quantize_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     rounded up, so every value lies on the row's grid: the error of `dequantize_rows` is at
     most half a scale (`max_error`)."""
     values = np.asarray(values, np.float32)
+    largest = float(np.abs(values).max(initial=0.0))
+    if not largest <= float(np.finfo(_FLOAT16).max):  # NaN fails too
+        raise ValueError(
+            f"a table row holds a value float16's scale and offset cannot store (beyond "
+            f"+-65504, or NaN). Received: largest magnitude {largest}"
+        )
     offset = _round_down(values.min(axis=1))
     spread = values.max(axis=1) - offset.astype(np.float32)
     scale = _round_up(np.maximum(spread / LEVELS, np.finfo(_FLOAT16).smallest_subnormal))

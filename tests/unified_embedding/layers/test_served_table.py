@@ -44,6 +44,14 @@ def test_int8_round_trip_error_is_at_most_half_a_step_per_row(scale: float) -> N
     assert error[0] == 0.0
 
 
+@pytest.mark.parametrize("bad", [1e5, np.nan])
+def test_a_row_float16_cannot_store_is_refused(bad: float) -> None:
+    rows = np.zeros((3, 4), np.float32)
+    rows[1, 2] = bad
+    with pytest.raises(ValueError, match="beyond"):
+        quantize_rows(rows)
+
+
 def test_mask_columns_zeroes_the_columns_from_the_width_on() -> None:
     rows = tf.constant(np.arange(12, dtype=np.float32).reshape(2, 6) + 1)
     np.testing.assert_array_equal(
