@@ -100,7 +100,7 @@ def train(
     return quality.train_kept(data, candidate, seed, table_embedding(data, width), MAX_PASSES)
 
 
-def test_auc(model: AutoInt, data: quality.Split) -> float:
+def held_out_auc(model: AutoInt, data: quality.Split) -> float:
     return roc_auc(data.test.labels, predict(model, encode(data.spec, data.test), 4096))
 
 
@@ -169,13 +169,13 @@ def measure(data: quality.Split, seed: int, speed: bool) -> dict[str, Any]:
         model, fit = train(data, seed, width, nested)
         run["passes"][name], run["seconds"][name] = fit["passes"], round(fit["seconds"], 1)
         if not nested:
-            auc[name], table[name] = test_auc(model, data), table_bytes(model)
+            auc[name], table[name] = held_out_auc(model, data), table_bytes(model)
             continue
         for m in WIDTHS:
             for dtype in ("float32", "int8"):
                 served, _ = served_model(model, data.spec, m, dtype)
                 key = f"nested_{m}_{dtype}"
-                auc[key], table[key] = test_auc(served, data), table_bytes(served)
+                auc[key], table[key] = held_out_auc(served, data), table_bytes(served)
         if speed:
             run["serving"] = serving_speed(model, data)
     run["auc"] = {k: round(v, 5) for k, v in auc.items()}
